@@ -1,0 +1,307 @@
+//! What a heap tells about itself: [`Stats`], [`Block`]s for `walk`, [`Capabilities`],
+//! and the two error types.
+
+use core::alloc::Layout;
+use core::fmt;
+
+/// Why an allocation was refused. Every refusal is an answer, never a panic or abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AllocError {
+    /// `layout.size()` was 0. heaplab heaps hand out no zero-sized blocks; wrappers that
+    /// must answer size 0 (the `Allocator` API) do it without asking the heap.
+    ZeroSize,
+    /// This heap can never serve the layout: the size or alignment is beyond its
+    /// [`Capabilities`], larger than its region, or overflows once headers and
+    /// rounding are added.
+    Unsupported,
+    /// Not enough memory in a suitable place right now; freeing blocks may help. Whether
+    /// the cause is exhaustion or fragmentation is told by [`AllocError::cause`].
+    Exhausted,
+}
+
+/// Why an [`AllocError::Exhausted`] happened, judged from the heap's [`Stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExhaustionCause {
+    /// Fewer free bytes than were asked for: the heap is simply full.
+    OutOfMemory,
+    /// Enough free bytes in total, but no single free block can hold the request:
+    /// external fragmentation.
+    Fragmentation,
+}
+
+impl AllocError {
+    /// Tells exhaustion from fragmentation for a refused `layout`, given the heap's
+    /// stats at the moment of the refusal. `None` for the other refusals.
+    pub fn cause(self, layout: Layout, stats: &Stats) -> Option<ExhaustionCause> {
+        match self {
+            AllocError::Exhausted if stats.free >= layout.size() => {
+                Some(ExhaustionCause::Fragmentation)
+            }
+            AllocError::Exhausted => Some(ExhaustionCause::OutOfMemory),
+            AllocError::ZeroSize | AllocError::Unsupported => None,
+        }
+    }
+}
+
+impl fmt::Display for AllocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AllocError::ZeroSize => "zero-sized allocation refused",
+            AllocError::Unsupported => "layout beyond what this heap can ever serve",
+            AllocError::Exhausted => "no free block large enough",
+        })
+    }
+}
+
+impl core::error::Error for AllocError {}
+
+/// A broken heap invariant, as found by [`RawHeap::check`](crate::RawHeap::check).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapError {
+    /// The invariant that does not hold, in words ("free blocks are never adjacent").
+    pub invariant: &'static str,
+    /// The address where it was found broken, when there is one.
+    pub addr: Option<usize>,
+}
+
+impl HeapError {
+    /// An invariant broken somewhere in the heap.
+    pub const fn new(invariant: &'static str) -> Self {
+        HeapError {
+            invariant,
+            addr: None,
+        }
+    }
+
+    /// The same error, pinned to an address.
+    pub const fn at(self, addr: usize) -> Self {
+        HeapError {
+            addr: Some(addr),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for HeapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "heap invariant broken: {}", self.invariant)?;
+        if let Some(addr) = self.addr {
+            write!(f, " (at {addr:#x})")?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for HeapError {}
+
+/// What a stretch of the region is, as reported by [`RawHeap::walk`](crate::RawHeap::walk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlockKind {
+    /// The usable bytes of a live block: starts at the pointer `allocate` returned and
+    /// is exactly `usable_size` bytes long.
+    Used,
+    /// Bytes a future request can be served from.
+    Free,
+    /// Bytes that are neither: headers, footers, alignment padding, the heap's own
+    /// metadata, and memory that cannot be reused (a bump heap's freed middle blocks).
+    Overhead,
+}
+
+/// One stretch of the region. `walk` reports stretches in address order and they tile
+/// the region exactly: no gap, no overlap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Block {
+    /// Address of the first byte.
+    pub addr: usize,
+    /// Length in bytes; never 0.
+    pub size: usize,
+    /// What the bytes are.
+    pub kind: BlockKind,
+}
+
+impl Block {
+    /// A used block.
+    pub const fn used(addr: usize, size: usize) -> Self {
+        Block {
+            addr,
+            size,
+            kind: BlockKind::Used,
+        }
+    }
+
+    /// A free block.
+    pub const fn free(addr: usize, size: usize) -> Self {
+        Block {
+            addr,
+            size,
+            kind: BlockKind::Free,
+        }
+    }
+
+    /// An overhead block.
+    pub const fn overhead(addr: usize, size: usize) -> Self {
+        Block {
+            addr,
+            size,
+            kind: BlockKind::Overhead,
+        }
+    }
+
+    /// One past the last byte.
+    pub const fn end(&self) -> usize {
+        self.addr + self.size
+    }
+}
+
+/// The heap's account of its memory. Every byte of the region is in exactly one of
+/// `usable`, `free` and [`overhead`](Stats::overhead), and `walk` reports the same
+/// split.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stats {
+    /// Bytes in the region the heap manages.
+    pub region: usize,
+    /// Blocks allocated and not yet freed.
+    pub live_blocks: usize,
+    /// Sum of `layout.size()` over live blocks: what the program asked for.
+    pub requested: usize,
+    /// Sum of `usable_size` over live blocks: what the program was given
+    /// (the `Used` bytes of `walk`).
+    pub usable: usize,
+    /// Bytes a future request can be served from (the `Free` bytes of `walk`).
+    pub free: usize,
+    /// The largest `Free` block of `walk`.
+    pub largest_free: usize,
+    /// The highest offset from the region's start that any block not free has ever
+    /// reached: the malloc lab's "heap size", the denominator of its utilization.
+    pub high_water: usize,
+}
+
+impl Stats {
+    /// Bytes neither given to the program nor free: headers, padding, metadata, lost.
+    pub const fn overhead(&self) -> usize {
+        self.region - self.usable - self.free
+    }
+
+    /// Bytes the heap holds that a new request cannot get: `region - free`.
+    pub const fn reserved(&self) -> usize {
+        self.region - self.free
+    }
+
+    /// Bytes reserved beyond what was asked for: `reserved - requested`.
+    pub const fn internal_fragmentation(&self) -> usize {
+        self.reserved() - self.requested
+    }
+
+    /// `1 - largest_free / free`: 0 when all free memory is one block, near 1 when it is
+    /// cut into crumbs. 0 for a full heap.
+    pub fn external_fragmentation(&self) -> f64 {
+        if self.free == 0 {
+            0.0
+        } else {
+            1.0 - self.largest_free as f64 / self.free as f64
+        }
+    }
+
+    /// Builds the byte counts from `walk`'s blocks and the per-block counts an
+    /// allocator keeps in a [`Usage`]. For heaps that do not keep the totals themselves.
+    pub fn from_walk(
+        region: usize,
+        usage: &Usage,
+        walk: impl FnOnce(&mut dyn FnMut(Block)),
+    ) -> Stats {
+        let mut stats = Stats {
+            region,
+            live_blocks: usage.live_blocks,
+            requested: usage.requested,
+            high_water: usage.high_water,
+            ..Stats::default()
+        };
+        walk(&mut |block| match block.kind {
+            BlockKind::Used => stats.usable += block.size,
+            BlockKind::Free => {
+                stats.free += block.size;
+                stats.largest_free = stats.largest_free.max(block.size);
+            }
+            BlockKind::Overhead => {}
+        });
+        stats
+    }
+}
+
+/// The counts only the allocator's callers know: how many blocks are live, how many
+/// bytes they asked for, and how high the heap has reached. Allocators keep one and
+/// update it in `allocate`, `deallocate` and `resize_in_place`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Blocks allocated and not yet freed.
+    pub live_blocks: usize,
+    /// Sum of `layout.size()` over live blocks.
+    pub requested: usize,
+    /// See [`Stats::high_water`].
+    pub high_water: usize,
+}
+
+impl Usage {
+    /// A block of `size` requested bytes was handed out; the heap now reaches
+    /// `end_offset` bytes into the region.
+    pub fn on_allocate(&mut self, size: usize, end_offset: usize) {
+        self.live_blocks += 1;
+        self.requested += size;
+        self.reach(end_offset);
+    }
+
+    /// A block of `size` requested bytes came back.
+    pub fn on_deallocate(&mut self, size: usize) {
+        self.live_blocks -= 1;
+        self.requested -= size;
+    }
+
+    /// A live block changed from `old_size` to `new_size` requested bytes in place.
+    pub fn on_resize(&mut self, old_size: usize, new_size: usize, end_offset: usize) {
+        self.requested = self.requested - old_size + new_size;
+        self.reach(end_offset);
+    }
+
+    /// The heap now reaches `end_offset` bytes into the region.
+    pub fn reach(&mut self, end_offset: usize) {
+        self.high_water = self.high_water.max(end_offset);
+    }
+}
+
+/// Which freed memory a heap can hand out again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reuse {
+    /// Freed memory is never reused (until an explicit reset).
+    Never,
+    /// Only the most recently allocated live block is reclaimed when freed: the stack
+    /// discipline. Freeing in reverse order of allocation reclaims everything.
+    MostRecent,
+    /// Any freed block can serve a later request.
+    Any,
+}
+
+/// The honest limits of a heap. The conformance suite reads them so that a heap that
+/// claims less is not failed for it, while a heap that claims more is held to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    /// Which freed memory comes back.
+    pub reuse: Reuse,
+    /// Whether freeing every live block (in an order `reuse` allows) brings `free` and
+    /// `largest_free` back to their values when the heap was new.
+    pub restores_when_empty: bool,
+    /// The largest `layout.size()` the heap can ever serve; `usize::MAX` when only the
+    /// region bounds it.
+    pub max_size: usize,
+    /// The largest `layout.align()` the heap can serve.
+    pub max_align: usize,
+    /// Whether `resize_in_place` can ever succeed.
+    pub resizes_in_place: bool,
+}
+
+impl Capabilities {
+    /// Whether `layout` is within `max_size` and `max_align`.
+    pub const fn admits(&self, layout: Layout) -> bool {
+        layout.size() <= self.max_size && layout.align() <= self.max_align
+    }
+}
