@@ -78,7 +78,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 #[cfg(feature = "std")]
-pub use arena::Arena;
+pub use arena::{Arena, Memory};
 pub use locked::{Locked, StaticHeap};
 pub use report::{
     AllocError, Block, BlockKind, Capabilities, ExhaustionCause, HeapError, Reuse, Stats, Usage,
