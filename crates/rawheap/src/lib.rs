@@ -84,6 +84,7 @@ pub use report::{
     AllocError, Block, BlockKind, Capabilities, ExhaustionCause, HeapError, Reuse, Stats, Usage,
 };
 
+// ANCHOR: raw_heap
 /// An allocator that manages one contiguous region handed to it at construction.
 ///
 /// # Safety
@@ -206,7 +207,9 @@ pub unsafe trait RawHeap {
     /// What this heap can and cannot do.
     fn capabilities(&self) -> Capabilities;
 }
+// ANCHOR_END: raw_heap
 
+// ANCHOR: check_walk
 /// Checks what every heap owes whatever its algorithm: `walk` tiles the region in
 /// address order with non-empty stretches, and `stats` agrees with it.
 pub fn check_walk<H: RawHeap + ?Sized>(heap: &H) -> Result<(), HeapError> {
@@ -264,6 +267,7 @@ pub fn check_walk<H: RawHeap + ?Sized>(heap: &H) -> Result<(), HeapError> {
     }
     Ok(())
 }
+// ANCHOR_END: check_walk
 
 /// The offset of `addr` from the start of `region`.
 pub fn offset_in(region: NonNull<[u8]>, addr: usize) -> usize {
