@@ -1,0 +1,52 @@
+//! # trace: malloc-lab traces for heaplab
+//!
+//! A trace is a program's allocation calls written down, so that any allocator can be
+//! run on exactly the same requests and compared. heaplab uses the `.rep` format of the
+//! CS:APP malloc lab, so course staff can replay the traces they already have:
+//!
+//! ```text
+//! 65536        suggested heap size, bytes
+//! 2            number of ids
+//! 4            number of operations
+//! 1            weight
+//! a 0 24       block 0 = malloc(24)
+//! a 1 100      block 1 = malloc(100)
+//! r 0 48       block 0 = realloc(block 0, 48)
+//! f 1          free(block 1)            (block 0 is left live here)
+//! ```
+//!
+//! * [`format`]: [`Trace`], [`Op`], parsing with errors that name file, line and reason,
+//!   and writing.
+//! * [`generate`]: seeded, deterministic [`Workload`]s written by this crate, so that
+//!   tests, benches and default runs need no trace from elsewhere.
+//! * [`replay`]: run a trace on any [`rawheap::RawHeap`], verifying every block's
+//!   contents; measure utilization two ways, internal and external fragmentation,
+//!   refused requests, throughput against the system allocator, and the malloc lab's
+//!   score [`replay::SCORE_FORMULA`].
+//! * [`report`]: measure a set of allocators on a set of traces and print Markdown tables
+//!   or JSON.
+//! * [`heapmap`] and [`plot`]: SVG and text pictures of a heap's `walk`, and
+//!   fragmentation over time.
+//!
+//! ```
+//! use trace::{Trace, Workload, generate};
+//!
+//! let trace = generate(Workload::Lifo, 7, 1);
+//! let text = trace.to_string();
+//! assert_eq!(Trace::parse(&text, "lifo.rep"), Ok(trace));
+//! ```
+
+pub mod format;
+pub mod generate;
+pub mod heapmap;
+pub mod plot;
+pub mod replay;
+pub mod report;
+mod svg;
+
+pub use format::{Op, ParseError, Trace};
+pub use generate::{Workload, generate};
+pub use replay::{ReplayOptions, ReplayReport, replay};
+
+#[cfg(test)]
+mod tests;
