@@ -73,6 +73,7 @@ pub mod align;
 mod arena;
 mod locked;
 mod report;
+pub mod tags;
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
