@@ -1,0 +1,436 @@
+//! What is particular to the free list: splitting, coalescing with both neighbours, the
+//! three placement policies, aligned blocks in odd regions, and resizing in place.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use free_list::{BestFit, FirstFit, FreeList, GRANULE, MIN_BLOCK, NextFit, Placement};
+use proptest::prelude::*;
+use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
+
+fn bytes(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+fn blocks<H: RawHeap>(heap: &H) -> Vec<Block> {
+    let mut out = Vec::new();
+    heap.walk(&mut |block| out.push(block));
+    out
+}
+
+fn free_blocks<H: RawHeap>(heap: &H) -> Vec<Block> {
+    blocks(heap)
+        .into_iter()
+        .filter(|block| block.kind == BlockKind::Free)
+        .collect()
+}
+
+fn alloc<H: RawHeap>(heap: &mut H, size: usize) -> NonNull<u8> {
+    let ptr = heap.allocate(bytes(size)).expect("room for the block");
+    heap.check().expect("heap consistent after allocate");
+    ptr
+}
+
+fn free<H: RawHeap>(heap: &mut H, ptr: NonNull<u8>, size: usize) {
+    // SAFETY: every test frees a block it allocated with this size, once.
+    unsafe { heap.deallocate(ptr, bytes(size)) };
+    heap.check().expect("heap consistent after deallocate");
+}
+
+/// The address of the header of the block whose payload is `ptr`.
+fn header(ptr: NonNull<u8>) -> usize {
+    ptr.as_ptr().addr() - 8
+}
+
+#[test]
+fn a_new_heap_is_one_free_block() {
+    let heap = Arena::<FreeList>::new(4096);
+    heap.check().unwrap();
+    let free = free_blocks(&*heap);
+    assert_eq!(free.len(), 1);
+    // A page-aligned region: the first header sits one word before the first granule.
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    assert_eq!(free[0].addr, start + GRANULE - 8);
+    let stats = heap.stats();
+    assert_eq!(stats.free, free[0].size);
+    assert_eq!(stats.largest_free, stats.free);
+    assert_eq!(stats.overhead(), 4096 - stats.free);
+}
+
+#[test]
+fn splitting_leaves_the_rest_free_unless_it_is_too_small() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let whole = heap.stats().free;
+    let a = alloc(&mut *heap, 24);
+    // 24 bytes + header round to one MIN_BLOCK; the rest stays one free block.
+    // SAFETY: `a` is live with this layout.
+    assert_eq!(unsafe { heap.usable_size(a, bytes(24)) }, MIN_BLOCK - 8);
+    assert_eq!(
+        free_blocks(&*heap),
+        [Block::free(header(a) + MIN_BLOCK, whole - MIN_BLOCK)]
+    );
+
+    // Ask for all but a sliver of the rest: the sliver cannot be a block, so the
+    // request gets it too and nothing is left free.
+    let rest = whole - MIN_BLOCK;
+    let greedy = rest - 8 - GRANULE;
+    let b = alloc(&mut *heap, greedy);
+    // SAFETY: `b` is live with this layout.
+    assert_eq!(unsafe { heap.usable_size(b, bytes(greedy)) }, rest - 8);
+    assert!(free_blocks(&*heap).is_empty());
+    assert_eq!(heap.allocate(bytes(1)), Err(AllocError::Exhausted));
+}
+
+#[test]
+fn freeing_merges_with_both_neighbours() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let [a, b, c, d] = [0; 4].map(|_| alloc(&mut *heap, 40));
+    free(&mut *heap, a, 40);
+    free(&mut *heap, c, 40);
+    // Two holes and the tail: nothing to merge yet.
+    assert_eq!(free_blocks(&*heap).len(), 3);
+    free(&mut *heap, b, 40);
+    // a, b and c are one block now, ending where d starts.
+    let free = free_blocks(&*heap);
+    assert_eq!(free.len(), 2);
+    assert_eq!(free[0], Block::free(header(a), header(d) - header(a)));
+    free_blocks_restore(&mut *heap, d, 40);
+}
+
+/// Freeing the last block merges it with the hole before and the tail after: the heap
+/// is one free block again.
+fn free_blocks_restore<H: RawHeap>(heap: &mut H, last: NonNull<u8>, size: usize) {
+    free(heap, last, size);
+    assert_eq!(free_blocks(heap).len(), 1);
+    assert_eq!(heap.stats().live_blocks, 0);
+}
+
+#[test]
+fn freeing_merges_with_one_neighbour() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let [a, b, c] = [0; 3].map(|_| alloc(&mut *heap, 40));
+    // Only the previous block is free.
+    free(&mut *heap, a, 40);
+    free(&mut *heap, b, 40);
+    assert_eq!(
+        free_blocks(&*heap)[0],
+        Block::free(header(a), header(c) - header(a))
+    );
+    // Fill the merged hole exactly; then only the block after `c` (the tail) is free.
+    let d = alloc(&mut *heap, 80);
+    assert_eq!(d, a, "the merged hole fits 80 bytes exactly");
+    free(&mut *heap, c, 40);
+    let free = free_blocks(&*heap);
+    assert_eq!(free.last().unwrap().addr, header(c));
+}
+
+/// Three holes of `hole` bytes each, separated by used blocks, freed in the order given;
+/// returns their payloads in address order.
+fn holes<P: Placement>(heap: &mut FreeList<P>, sizes: [usize; 3]) -> [NonNull<u8>; 3] {
+    let mut holes = [NonNull::dangling(); 3];
+    for (slot, size) in holes.iter_mut().zip(sizes) {
+        *slot = alloc(heap, size);
+        alloc(heap, 8); // a wall, so the holes never merge
+    }
+    for (ptr, size) in holes.iter().zip(sizes) {
+        free(heap, *ptr, size);
+    }
+    holes
+}
+
+#[test]
+fn first_fit_takes_the_most_recently_freed_hole_that_fits() {
+    let mut heap = Arena::<FreeList<FirstFit>>::new(4096);
+    let [small, large, larger] = holes(&mut heap, [40, 120, 200]);
+    // The list is LIFO: larger, large, small. 100 bytes fit the first one on it.
+    assert_eq!(alloc(&mut *heap, 100), larger);
+    // What is left of `larger` (96 bytes) took its place at the front, too small for
+    // 110 bytes; `large` comes next.
+    assert_eq!(alloc(&mut *heap, 110), large);
+    let _ = small;
+}
+
+#[test]
+fn best_fit_takes_the_tightest_hole() {
+    let mut heap = Arena::<FreeList<BestFit>>::new(4096);
+    let [tight, loose, looser] = holes(&mut heap, [104, 200, 152]);
+    // The list is LIFO (looser, loose, tight), but the tightest fit is `tight`.
+    assert_eq!(alloc(&mut *heap, 100), tight);
+    // Next tightest for 120 bytes: `looser` (152) beats `loose` (200) and the tail.
+    assert_eq!(alloc(&mut *heap, 120), looser);
+    let _ = loose;
+}
+
+#[test]
+fn next_fit_resumes_where_the_last_search_stopped() {
+    let mut next = Arena::<FreeList<NextFit>>::new(900);
+    let mut first = Arena::<FreeList<FirstFit>>::new(900);
+    let [_, b, c] = holes(&mut next, [200; 3]);
+    let [_, _, c_first] = holes(&mut first, [200; 3]);
+    // The list is c, b, a, tail. First fit starts at its front...
+    assert_eq!(alloc(&mut *first, 40), c_first);
+    // ...next fit where the last search stopped: the tail, which served the last wall.
+    let from_tail = alloc(&mut *next, 40);
+    assert!(from_tail > c);
+    // Too big for what is left of the tail: the search wraps round to the front.
+    assert!(free_blocks(&*next).last().unwrap().size < 200);
+    assert_eq!(alloc(&mut *next, 200), c);
+    // `c` fit exactly and left the list; the rover moved on to `b`. Freed again, `c`
+    // is at the front, where first fit would find it, but next fit goes on from `b`.
+    free(&mut *next, c, 200);
+    assert_eq!(alloc(&mut *next, 200), b);
+}
+
+#[test]
+fn aligned_blocks_leave_their_gap_free() {
+    for offset in [0, 1, 3, 8, 13] {
+        let mut heap = Arena::<FreeList>::with_placement(1 << 16, 4096, offset).unwrap();
+        heap.check().unwrap();
+        let mut live = Vec::new();
+        for shift in 0..=12 {
+            let layout = Layout::from_size_align(24, 1 << shift).unwrap();
+            let ptr = heap.allocate(layout).unwrap();
+            assert!(ptr.as_ptr().addr().is_multiple_of(layout.align()));
+            heap.check().unwrap();
+            live.push((ptr, layout));
+        }
+        // Alignment cost free blocks (gaps), not padding: the overhead is one header a
+        // block plus the region's two ends.
+        let stats = heap.stats();
+        // The edges: up to the first header on the granule grid, and from the epilogue
+        // header (the last such spot with room for it) to the end.
+        let start = heap.region().cast::<u8>().as_ptr().addr();
+        let end = start + heap.region().len();
+        let first = (start + 8).next_multiple_of(GRANULE) - 8;
+        let epilogue = end / GRANULE * GRANULE - 8;
+        let edges = (first - start) + (end - epilogue);
+        assert_eq!(
+            stats.overhead(),
+            live.len() * 8 + edges,
+            "{:#?}",
+            blocks(&*heap)
+        );
+        for (ptr, layout) in live {
+            // SAFETY: each block is live with its layout.
+            unsafe { heap.deallocate(ptr, layout) };
+            heap.check().unwrap();
+        }
+        assert_eq!(free_blocks(&*heap).len(), 1);
+    }
+}
+
+#[test]
+fn any_region_works_and_a_tiny_one_refuses_everything() {
+    for len in [0, 1, 31, 47, 48, 63, 64, 100, 333] {
+        for offset in 0..16 {
+            let mut heap = Arena::<FreeList>::with_placement(len, 4096, offset).unwrap();
+            heap.check().unwrap();
+            let stats = heap.stats();
+            assert_eq!(stats.region, len);
+            let one = heap.allocate(bytes(1));
+            if stats.free == 0 {
+                assert_eq!(
+                    one,
+                    Err(AllocError::Unsupported),
+                    "len {len} offset {offset}"
+                );
+            } else {
+                let ptr = one.unwrap();
+                heap.check().unwrap();
+                free(&mut *heap, ptr, 1);
+                let after = heap.stats();
+                assert_eq!(
+                    (after.free, after.largest_free),
+                    (stats.free, stats.largest_free)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn refusals_say_why() {
+    let mut heap = Arena::<FreeList>::new(1024);
+    assert_eq!(heap.allocate(bytes(0)), Err(AllocError::ZeroSize));
+    assert_eq!(heap.allocate(bytes(1024)), Err(AllocError::Unsupported));
+    // A page-aligned region's first 4096-aligned payload would lie past its end.
+    let page = Layout::from_size_align(8, 4096).unwrap();
+    assert_eq!(heap.allocate(page), Err(AllocError::Unsupported));
+    assert_eq!(
+        heap.allocate(Layout::from_size_align(isize::MAX as usize - 8, 8).unwrap()),
+        Err(AllocError::Unsupported)
+    );
+    let big = alloc(&mut *heap, 900);
+    assert_eq!(heap.allocate(bytes(200)), Err(AllocError::Exhausted));
+    free(&mut *heap, big, 900);
+    heap.check().unwrap();
+}
+
+fn fill(ptr: NonNull<u8>, len: usize, seed: u8) {
+    // SAFETY: callers pass a live block of at least `len` bytes.
+    unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), len) }
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, byte)| *byte = seed.wrapping_add(i as u8));
+}
+
+fn holds(ptr: NonNull<u8>, len: usize, seed: u8) -> bool {
+    // SAFETY: callers pass a live block of at least `len` bytes.
+    unsafe { core::slice::from_raw_parts(ptr.as_ptr(), len) }
+        .iter()
+        .enumerate()
+        .all(|(i, byte)| *byte == seed.wrapping_add(i as u8))
+}
+
+#[test]
+fn reallocate_grows_into_the_free_block_after_and_shrinks_in_place() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let a = alloc(&mut *heap, 40);
+    fill(a, 40, 7);
+    // The tail after `a` is free: growing stays in place.
+    // SAFETY: `a` is live with this layout; on success it stays the block's pointer.
+    let grown = unsafe { heap.reallocate(a, bytes(40), bytes(1000)) }.unwrap();
+    assert_eq!(grown, a);
+    assert!(holds(a, 40, 7));
+    heap.check().unwrap();
+    // Shrinking frees the tail, which merges with the free rest.
+    // SAFETY: `a` is live with 1000 bytes.
+    let shrunk = unsafe { heap.reallocate(a, bytes(1000), bytes(40)) }.unwrap();
+    assert_eq!(shrunk, a);
+    heap.check().unwrap();
+    assert_eq!(
+        free_blocks(&*heap),
+        [Block::free(header(a) + 48, heap.stats().free)]
+    );
+
+    // With a used block right after it, growing moves and keeps the contents.
+    let wall = alloc(&mut *heap, 8);
+    // SAFETY: `a` is live with 40 bytes.
+    let moved = unsafe { heap.reallocate(a, bytes(40), bytes(100)) }.unwrap();
+    assert_ne!(moved, a);
+    assert!(holds(moved, 40, 7));
+    heap.check().unwrap();
+    free(&mut *heap, moved, 100);
+    free(&mut *heap, wall, 8);
+    assert_eq!(free_blocks(&*heap).len(), 1);
+}
+
+#[test]
+fn growing_in_place_takes_a_whole_neighbour_when_the_rest_would_be_too_small() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let a = alloc(&mut *heap, 40);
+    let b = alloc(&mut *heap, 40);
+    let _wall = alloc(&mut *heap, 8);
+    free(&mut *heap, b, 40);
+    // `b`'s 48 bytes follow `a`'s 48: asking for 80 leaves 16, too small for a block.
+    // SAFETY: `a` is live with 40 bytes.
+    unsafe { heap.resize_in_place(a, bytes(40), bytes(80)) }.unwrap();
+    heap.check().unwrap();
+    // SAFETY: `a` is live with 80 bytes now.
+    assert_eq!(unsafe { heap.usable_size(a, bytes(80)) }, 96 - 8);
+    // Nothing free after `a` any more: growing further must fail and change nothing.
+    let before = heap.stats();
+    // SAFETY: as above.
+    let refused = unsafe { heap.resize_in_place(a, bytes(80), bytes(200)) };
+    assert_eq!(refused, Err(AllocError::Exhausted));
+    assert_eq!(heap.stats(), before);
+    heap.check().unwrap();
+}
+
+/// One step of a random workload.
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc { size: usize, align_shift: u32 },
+    Free { pick: usize },
+    Realloc { pick: usize, size: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (1usize..300, 0u32..8).prop_map(|(size, align_shift)| Op::Alloc { size, align_shift }),
+        2 => any::<usize>().prop_map(|pick| Op::Free { pick }),
+        1 => (any::<usize>(), 1usize..400).prop_map(|(pick, size)| Op::Realloc { pick, size }),
+    ]
+}
+
+/// Runs `ops` on a heap of policy `P`, checking the heap after every step and every
+/// block's contents at the end; then frees everything and expects the new heap back.
+fn run<P: Placement>(ops: &[Op], offset: usize) {
+    let mut heap = Arena::<FreeList<P>>::with_placement(8192, 4096, offset).unwrap();
+    let new = heap.stats();
+    let mut live: Vec<(NonNull<u8>, Layout, u8)> = Vec::new();
+    for (step, op) in ops.iter().enumerate() {
+        let seed = step as u8;
+        match *op {
+            Op::Alloc { size, align_shift } => {
+                let layout = Layout::from_size_align(size, 1 << align_shift).unwrap();
+                if let Ok(ptr) = heap.allocate(layout) {
+                    assert!(ptr.as_ptr().addr().is_multiple_of(layout.align()));
+                    fill(ptr, size, seed);
+                    live.push((ptr, layout, seed));
+                }
+            }
+            Op::Free { pick } if !live.is_empty() => {
+                let (ptr, layout, seed) = live.swap_remove(pick % live.len());
+                assert!(holds(ptr, layout.size(), seed));
+                // SAFETY: `ptr` is live with `layout`.
+                unsafe { heap.deallocate(ptr, layout) };
+            }
+            Op::Realloc { pick, size } if !live.is_empty() => {
+                let index = pick % live.len();
+                let (ptr, layout, seed) = live[index];
+                let new = Layout::from_size_align(size, layout.align()).unwrap();
+                // SAFETY: `ptr` is live with `layout`.
+                if let Ok(moved) = unsafe { heap.reallocate(ptr, layout, new) } {
+                    assert!(holds(moved, size.min(layout.size()), seed));
+                    fill(moved, size, seed);
+                    live[index] = (moved, new, seed);
+                }
+            }
+            Op::Free { .. } | Op::Realloc { .. } => {}
+        }
+        heap.check()
+            .unwrap_or_else(|e| panic!("step {step} ({op:?}): {e}"));
+        assert_eq!(heap.stats().live_blocks, live.len());
+    }
+    for (ptr, layout, seed) in live {
+        assert!(holds(ptr, layout.size(), seed));
+        // SAFETY: `ptr` is live with `layout`.
+        unsafe { heap.deallocate(ptr, layout) };
+        heap.check().unwrap();
+    }
+    let empty = heap.stats();
+    assert_eq!(
+        (empty.free, empty.largest_free),
+        (new.free, new.largest_free)
+    );
+}
+
+fn cases() -> u32 {
+    if cfg!(miri) { 4 } else { 64 }
+}
+
+proptest! {
+    // No regression files: Miri cannot reach the file system, and a failure prints its
+    // minimal case anyway.
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn first_fit_keeps_its_invariants(ops in prop::collection::vec(op(), 1..80), offset in 0usize..16) {
+        run::<FirstFit>(&ops, offset);
+    }
+
+    #[test]
+    fn next_fit_keeps_its_invariants(ops in prop::collection::vec(op(), 1..80), offset in 0usize..16) {
+        run::<NextFit>(&ops, offset);
+    }
+
+    #[test]
+    fn best_fit_keeps_its_invariants(ops in prop::collection::vec(op(), 1..80), offset in 0usize..16) {
+        run::<BestFit>(&ops, offset);
+    }
+}
