@@ -1,0 +1,292 @@
+//! What is particular to the bump heap: the pointer only moves up, only the top of the
+//! stack is reclaimed (with freed blocks right below it), reset, and resizing the most
+//! recent block in place.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use bump::Bump;
+use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
+
+/// Bytes of header in front of each block: two words.
+const HEADER: usize = 2 * size_of::<usize>();
+
+fn bytes(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+fn blocks(heap: &Bump) -> Vec<Block> {
+    let mut out = Vec::new();
+    heap.walk(&mut |block| out.push(block));
+    out
+}
+
+fn alloc(heap: &mut Bump, size: usize) -> NonNull<u8> {
+    let ptr = heap.allocate(bytes(size)).expect("room for the block");
+    heap.check().expect("heap consistent after allocate");
+    ptr
+}
+
+fn free(heap: &mut Bump, ptr: NonNull<u8>, size: usize) {
+    // SAFETY: every test frees a block it allocated with this size, once.
+    unsafe { heap.deallocate(ptr, bytes(size)) };
+    heap.check().expect("heap consistent after deallocate");
+}
+
+fn top(heap: &Bump) -> usize {
+    let free = blocks(heap)
+        .into_iter()
+        .find(|block| block.kind == BlockKind::Free);
+    free.expect("a free tail").addr
+}
+
+#[test]
+fn blocks_follow_each_other_with_a_header_in_between() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    let a = alloc(&mut heap, 24);
+    let b = alloc(&mut heap, 5);
+    let c = alloc(&mut heap, 8);
+    assert_eq!(a.as_ptr().addr(), start + HEADER);
+    assert_eq!(b.as_ptr().addr(), a.as_ptr().addr() + 24 + HEADER);
+    // 5 bytes round up to a word: the rounding is the block's, usable by its owner.
+    assert_eq!(c.as_ptr().addr(), b.as_ptr().addr() + 8 + HEADER);
+    // SAFETY: `b` is live with 5 bytes.
+    assert_eq!(unsafe { heap.usable_size(b, bytes(5)) }, 8);
+    assert_eq!(
+        blocks(&heap),
+        [
+            Block::overhead(start, HEADER),
+            Block::used(start + HEADER, 24),
+            Block::overhead(start + HEADER + 24, HEADER),
+            Block::used(b.as_ptr().addr(), 8),
+            Block::overhead(b.as_ptr().addr() + 8, HEADER),
+            Block::used(c.as_ptr().addr(), 8),
+            Block::free(
+                c.as_ptr().addr() + 8,
+                4096 - (c.as_ptr().addr() + 8 - start)
+            ),
+        ]
+    );
+    let stats = heap.stats();
+    assert_eq!(
+        (stats.live_blocks, stats.requested, stats.usable),
+        (3, 37, 40)
+    );
+    assert_eq!(stats.high_water, 3 * HEADER + 40);
+}
+
+#[test]
+fn only_the_most_recent_block_is_reclaimed() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let a = alloc(&mut heap, 32);
+    let b = alloc(&mut heap, 32);
+    let free_before = heap.stats().free;
+    // `a` is buried under `b`: freeing it reclaims nothing, it becomes overhead.
+    free(&mut heap, a, 32);
+    assert_eq!(heap.stats().free, free_before);
+    let dead = blocks(&heap)
+        .into_iter()
+        .find(|block| block.addr == a.as_ptr().addr() - HEADER)
+        .unwrap();
+    assert_eq!(dead, Block::overhead(dead.addr, HEADER + 32));
+    // `b` is the most recent: freeing it moves the top back down over it.
+    let c = alloc(&mut heap, 16);
+    free(&mut heap, c, 16);
+    assert_eq!(heap.stats().free, free_before);
+    assert_eq!(
+        alloc(&mut heap, 16),
+        c,
+        "the freed top block is handed out again"
+    );
+    let _ = b;
+}
+
+#[test]
+fn freeing_the_top_also_pops_freed_blocks_below_it() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let a = alloc(&mut heap, 40);
+    let b = alloc(&mut heap, 40);
+    let c = alloc(&mut heap, 40);
+    let d = alloc(&mut heap, 40);
+    free(&mut heap, b, 40);
+    free(&mut heap, c, 40);
+    // `d` goes, and with it `c` and `b`, which were only waiting for it: the top is
+    // back right after `a`.
+    free(&mut heap, d, 40);
+    assert_eq!(top(&heap), a.as_ptr().addr() + 40);
+    assert_eq!(alloc(&mut heap, 40), b);
+}
+
+#[test]
+fn freeing_everything_in_any_order_restores_the_new_heap() {
+    let orders: [[usize; 4]; 4] = [[3, 2, 1, 0], [0, 1, 2, 3], [1, 3, 0, 2], [2, 0, 3, 1]];
+    for order in orders {
+        let mut heap = Arena::<Bump>::with_placement(1000, 64, 3).unwrap();
+        let new = heap.stats();
+        let live = [10, 20, 30, 40].map(|size| (alloc(&mut heap, size), size));
+        for index in order {
+            let (ptr, size) = live[index];
+            free(&mut heap, ptr, size);
+        }
+        let empty = heap.stats();
+        assert_eq!(
+            (empty.free, empty.largest_free),
+            (new.free, new.largest_free)
+        );
+        assert_eq!(empty.live_blocks, 0);
+        assert!(empty.high_water > 100);
+    }
+}
+
+#[test]
+fn reset_frees_everything_and_keeps_the_high_water_mark() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let new = heap.stats();
+    let first = alloc(&mut heap, 100);
+    for _ in 0..10 {
+        alloc(&mut heap, 100);
+    }
+    let high = heap.stats().high_water;
+    // SAFETY: no block allocated so far is used again.
+    unsafe { heap.reset() };
+    heap.check().unwrap();
+    let after = heap.stats();
+    assert_eq!(
+        (after.free, after.live_blocks, after.usable),
+        (new.free, 0, 0)
+    );
+    assert_eq!(after.high_water, high);
+    assert_eq!(alloc(&mut heap, 100), first);
+}
+
+#[test]
+fn the_most_recent_block_grows_and_shrinks_in_place() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let a = alloc(&mut heap, 16);
+    let b = alloc(&mut heap, 16);
+    // SAFETY: `b` is live with 16 bytes; the contents are kept in place.
+    unsafe { b.as_ptr().write_bytes(0xAB, 16) };
+    // SAFETY: as above.
+    let grown = unsafe { heap.reallocate(b, bytes(16), bytes(2000)) }.unwrap();
+    assert_eq!(grown, b);
+    heap.check().unwrap();
+    assert_eq!(top(&heap), b.as_ptr().addr() + 2000);
+    // SAFETY: `b` has 2000 bytes now.
+    let kept = unsafe { core::slice::from_raw_parts(b.as_ptr(), 16) };
+    assert!(kept.iter().all(|&x| x == 0xAB));
+    // SAFETY: as above.
+    unsafe { heap.resize_in_place(b, bytes(2000), bytes(8)) }.unwrap();
+    heap.check().unwrap();
+    assert_eq!(top(&heap), b.as_ptr().addr() + 8);
+    // Past the region's end it cannot grow, and nothing changes.
+    // SAFETY: `b` has 8 bytes now.
+    let refused = unsafe { heap.resize_in_place(b, bytes(8), bytes(5000)) };
+    assert_eq!(refused, Err(AllocError::Exhausted));
+    assert_eq!(top(&heap), b.as_ptr().addr() + 8);
+
+    // `a` is buried: it may change only within its word rounding...
+    // SAFETY: `a` is live with 16 bytes.
+    unsafe { heap.resize_in_place(a, bytes(16), bytes(13)) }.unwrap();
+    // SAFETY: `a` is live with 13 bytes.
+    let refused = unsafe { heap.resize_in_place(a, bytes(13), bytes(17)) };
+    assert_eq!(refused, Err(AllocError::Exhausted));
+    heap.check().unwrap();
+    assert_eq!(heap.stats().requested, 13 + 8);
+    // ...so reallocating it moves it to the top and leaves its old place buried.
+    // SAFETY: `a` is live with 13 bytes.
+    let moved = unsafe { heap.reallocate(a, bytes(13), bytes(64)) }.unwrap();
+    assert!(moved > b);
+    heap.check().unwrap();
+}
+
+#[test]
+fn aligned_blocks_skip_a_gap_that_the_walk_reports() {
+    for offset in [0, 1, 8, 13, 24] {
+        let mut heap = Arena::<Bump>::with_placement(1 << 16, 4096, offset).unwrap();
+        let mut live = Vec::new();
+        for shift in [0, 3, 4, 5, 6, 9, 12, 2, 7] {
+            let layout = Layout::from_size_align(24, 1 << shift).unwrap();
+            let ptr = heap.allocate(layout).unwrap();
+            assert!(ptr.as_ptr().addr().is_multiple_of(layout.align()));
+            heap.check().unwrap();
+            live.push((ptr, layout));
+        }
+        let new_free = {
+            let fresh = Arena::<Bump>::with_placement(1 << 16, 4096, offset).unwrap();
+            fresh.stats().free
+        };
+        // Every byte below the top that is not used is a header, a gap or rounding.
+        let stats = heap.stats();
+        assert_eq!(stats.usable, live.len() * 24);
+        assert!(stats.overhead() >= live.len() * HEADER);
+        for (ptr, layout) in live.into_iter().rev() {
+            // SAFETY: each block is live with its layout, freed once, top first.
+            unsafe { heap.deallocate(ptr, layout) };
+            heap.check().unwrap();
+        }
+        assert_eq!(heap.stats().free, new_free);
+    }
+}
+
+#[test]
+fn any_region_works_and_a_tiny_one_refuses_everything() {
+    for len in [0, 1, 7, 16, 17, 23, 24, 25, 40, 100] {
+        for offset in 0..8 {
+            let mut heap = Arena::<Bump>::with_placement(len, 64, offset).unwrap();
+            heap.check().unwrap();
+            let new = heap.stats();
+            assert_eq!(new.region, len);
+            match heap.allocate(bytes(1)) {
+                Ok(ptr) => {
+                    heap.check().unwrap();
+                    free(&mut heap, ptr, 1);
+                    assert_eq!(heap.stats().free, new.free);
+                }
+                Err(error) => {
+                    assert_eq!(error, AllocError::Unsupported, "len {len} offset {offset}");
+                    assert!(new.free < HEADER + 1);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn refusals_say_why() {
+    let mut heap = Arena::<Bump>::new(1024);
+    assert_eq!(heap.allocate(bytes(0)), Err(AllocError::ZeroSize));
+    assert_eq!(
+        heap.allocate(bytes(1024 - HEADER + 1)),
+        Err(AllocError::Unsupported)
+    );
+    let huge = Layout::from_size_align(isize::MAX as usize - 8, 8).unwrap();
+    assert_eq!(heap.allocate(huge), Err(AllocError::Unsupported));
+    // A page-aligned region's first 4096-aligned payload would lie past its end.
+    let page = Layout::from_size_align(8, 4096).unwrap();
+    assert_eq!(heap.allocate(page), Err(AllocError::Unsupported));
+    let all = alloc(&mut heap, 1024 - HEADER);
+    let before = heap.stats();
+    assert_eq!(heap.allocate(bytes(1)), Err(AllocError::Exhausted));
+    assert_eq!(heap.stats(), before, "a refusal changes nothing");
+    free(&mut heap, all, 1024 - HEADER);
+}
+
+#[test]
+fn check_finds_a_broken_stack() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let a = alloc(&mut heap, 16);
+    let b = alloc(&mut heap, 16);
+    // Overwrite `b`'s link to the block below it, as a buffer overrun from `a` would.
+    let link = b
+        .as_ptr()
+        .with_addr(b.as_ptr().addr() - HEADER)
+        .cast::<usize>();
+    // SAFETY: the word is inside the region that the arena owns; the heap is not in use.
+    let saved = unsafe { link.replace(a.as_ptr().addr()) };
+    let error = heap.check().unwrap_err();
+    assert_eq!(error.invariant, "each block names the block before it");
+    // SAFETY: as above.
+    unsafe { link.write(saved) };
+    heap.check().unwrap();
+}
