@@ -5,7 +5,6 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use free_list::{BestFit, FirstFit, FreeList, GRANULE, MIN_BLOCK, NextFit, Placement};
-use proptest::prelude::*;
 use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
 
 fn bytes(size: usize) -> Layout {
@@ -335,102 +334,4 @@ fn growing_in_place_takes_a_whole_neighbour_when_the_rest_would_be_too_small() {
     assert_eq!(refused, Err(AllocError::Exhausted));
     assert_eq!(heap.stats(), before);
     heap.check().unwrap();
-}
-
-/// One step of a random workload.
-#[derive(Clone, Debug)]
-enum Op {
-    Alloc { size: usize, align_shift: u32 },
-    Free { pick: usize },
-    Realloc { pick: usize, size: usize },
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        3 => (1usize..300, 0u32..8).prop_map(|(size, align_shift)| Op::Alloc { size, align_shift }),
-        2 => any::<usize>().prop_map(|pick| Op::Free { pick }),
-        1 => (any::<usize>(), 1usize..400).prop_map(|(pick, size)| Op::Realloc { pick, size }),
-    ]
-}
-
-/// Runs `ops` on a heap of policy `P`, checking the heap after every step and every
-/// block's contents at the end; then frees everything and expects the new heap back.
-fn run<P: Placement>(ops: &[Op], offset: usize) {
-    let mut heap = Arena::<FreeList<P>>::with_placement(8192, 4096, offset).unwrap();
-    let new = heap.stats();
-    let mut live: Vec<(NonNull<u8>, Layout, u8)> = Vec::new();
-    for (step, op) in ops.iter().enumerate() {
-        let seed = step as u8;
-        match *op {
-            Op::Alloc { size, align_shift } => {
-                let layout = Layout::from_size_align(size, 1 << align_shift).unwrap();
-                if let Ok(ptr) = heap.allocate(layout) {
-                    assert!(ptr.as_ptr().addr().is_multiple_of(layout.align()));
-                    fill(ptr, size, seed);
-                    live.push((ptr, layout, seed));
-                }
-            }
-            Op::Free { pick } if !live.is_empty() => {
-                let (ptr, layout, seed) = live.swap_remove(pick % live.len());
-                assert!(holds(ptr, layout.size(), seed));
-                // SAFETY: `ptr` is live with `layout`.
-                unsafe { heap.deallocate(ptr, layout) };
-            }
-            Op::Realloc { pick, size } if !live.is_empty() => {
-                let index = pick % live.len();
-                let (ptr, layout, seed) = live[index];
-                let new = Layout::from_size_align(size, layout.align()).unwrap();
-                // SAFETY: `ptr` is live with `layout`.
-                if let Ok(moved) = unsafe { heap.reallocate(ptr, layout, new) } {
-                    assert!(holds(moved, size.min(layout.size()), seed));
-                    fill(moved, size, seed);
-                    live[index] = (moved, new, seed);
-                }
-            }
-            Op::Free { .. } | Op::Realloc { .. } => {}
-        }
-        heap.check()
-            .unwrap_or_else(|e| panic!("step {step} ({op:?}): {e}"));
-        assert_eq!(heap.stats().live_blocks, live.len());
-    }
-    for (ptr, layout, seed) in live {
-        assert!(holds(ptr, layout.size(), seed));
-        // SAFETY: `ptr` is live with `layout`.
-        unsafe { heap.deallocate(ptr, layout) };
-        heap.check().unwrap();
-    }
-    let empty = heap.stats();
-    assert_eq!(
-        (empty.free, empty.largest_free),
-        (new.free, new.largest_free)
-    );
-}
-
-fn cases() -> u32 {
-    if cfg!(miri) { 4 } else { 64 }
-}
-
-proptest! {
-    // No regression files: Miri cannot reach the file system, and a failure prints its
-    // minimal case anyway.
-    #![proptest_config(ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn first_fit_keeps_its_invariants(ops in prop::collection::vec(op(), 1..80), offset in 0usize..16) {
-        run::<FirstFit>(&ops, offset);
-    }
-
-    #[test]
-    fn next_fit_keeps_its_invariants(ops in prop::collection::vec(op(), 1..80), offset in 0usize..16) {
-        run::<NextFit>(&ops, offset);
-    }
-
-    #[test]
-    fn best_fit_keeps_its_invariants(ops in prop::collection::vec(op(), 1..80), offset in 0usize..16) {
-        run::<BestFit>(&ops, offset);
-    }
 }
