@@ -1,0 +1,130 @@
+//! The suite has teeth: each deliberately broken version of the teaching heap is
+//! rejected, and by the rule named for its bug, while the correct version passes (see
+//! `student.rs`, which runs the whole suite on it).
+
+mod support;
+
+use conformance::{Violation, property, rules};
+use support::*;
+
+fn rejected(result: Result<(), Violation>, rule: &str) -> Violation {
+    match result {
+        Ok(()) => panic!("the broken heap passed `{rule}`"),
+        Err(violation) => {
+            assert_eq!(
+                violation.rule, rule,
+                "the wrong rule caught it:\n{violation}"
+            );
+            violation
+        }
+    }
+}
+
+/// The violation must name `rule` and come with a sequence of at most three operations.
+fn rejected_with_a_short_sequence(result: Result<(), Violation>, rule: &str) {
+    let violation = rejected(result, rule);
+    let ops = violation.ops.as_ref().expect("a sequence");
+    assert!(ops.len() <= 3, "not shrunk: {violation}");
+}
+
+macro_rules! rejected_by {
+    ($($test:ident: $flaw:ident by $rule:ident;)*) => {$(
+        #[test]
+        fn $test() {
+            rejected(rules::$rule::<ListHeap<$flaw>>(REGION), stringify!($rule));
+        }
+    )*};
+}
+
+rejected_by! {
+    ignoring_alignment: IgnoresAlignment by alignment_is_honoured;
+    handing_out_a_live_block_again: IgnoresUsedFlag by blocks_never_overlap;
+    an_off_by_one_split: OffByOneSplit by blocks_never_overlap;
+    leaking_alignment_padding: LeaksAlignmentPadding by freeing_everything_restores_the_heap;
+    forgetting_to_coalesce: ForgetsToCoalesce by check_passes_after_every_operation;
+    realloc_that_does_not_copy: ReallocForgetsToCopy by reallocate_keeps_contents;
+    realloc_that_frees_first: ReallocFreesFirst by failed_reallocate_keeps_the_block;
+    zeroed_that_trusts_fresh_memory: TrustsFreshMemory by allocate_zeroed_gives_zeros;
+    stats_that_drift_on_resize: StatsForgetResize by stats_match_the_model;
+    panicking_on_exhaustion: PanicsOnExhaustion by exhaustion_is_an_error_not_a_crash;
+    walk_that_hides_a_block: WalkHidesFirstChunk by walk_shows_exactly_the_live_blocks;
+    usable_size_that_lies: UsableSizeLies by usable_size_is_truthful;
+    high_water_that_falls: HighWaterFalls by high_water_covers_every_block;
+    no_limit_on_alignment: NoAlignLimit by absurd_layouts_are_refused;
+}
+
+#[test]
+fn assuming_an_aligned_region_passes_in_one_and_fails_in_an_unaligned_one() {
+    assert_eq!(
+        rules::alignment_is_honoured::<ListHeap<AssumesAlignedRegion>>(REGION),
+        Ok(())
+    );
+    let violation = rejected(
+        rules::unaligned_regions_are_handled::<ListHeap<AssumesAlignedRegion>>(REGION),
+        "alignment_is_honoured",
+    );
+    assert_ne!(violation.offset, 0, "{violation}");
+    let text = violation.to_string();
+    assert!(
+        text.contains("conformance::replay_at::<ListHeap<AssumesAlignedRegion>>("),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_panic_is_a_violation_of_the_running_rule_with_the_ops_that_cause_it() {
+    let violation = rejected(
+        rules::exhaustion_is_an_error_not_a_crash::<ListHeap<PanicsOnExhaustion>>(REGION),
+        "exhaustion_is_an_error_not_a_crash",
+    );
+    assert!(
+        violation
+            .message
+            .contains("the heap panicked during `Op::Alloc"),
+        "{violation}"
+    );
+    assert!(violation.message.contains("out of memory"), "{violation}");
+    let ops = violation.ops.expect("a panic replays");
+    assert_eq!(
+        conformance::replay::<ListHeap<PanicsOnExhaustion>>(REGION, &ops)
+            .expect_err("the ops panic again")
+            .message,
+        violation.message
+    );
+}
+
+#[test]
+fn random_sequences_find_bugs_and_shrink_them_to_a_few_operations() {
+    for (result, rule) in [
+        (
+            property::check::<ListHeap<IgnoresUsedFlag>>(REGION),
+            "blocks_never_overlap",
+        ),
+        (
+            property::check::<ListHeap<StatsForgetResize>>(REGION),
+            "stats_match_the_model",
+        ),
+        (
+            property::check::<ListHeap<ReallocForgetsToCopy>>(REGION),
+            "reallocate_keeps_contents",
+        ),
+    ] {
+        rejected_with_a_short_sequence(result, rule);
+    }
+}
+
+#[test]
+fn quickcheck_finds_a_bug_and_shrinks_it() {
+    rejected_with_a_short_sequence(
+        conformance::quickcheck::<ListHeap<IgnoresUsedFlag>>(REGION),
+        "blocks_never_overlap",
+    );
+}
+
+#[test]
+fn scenario_failures_are_shrunk_too() {
+    rejected_with_a_short_sequence(
+        rules::contents_are_preserved::<ListHeap<IgnoresUsedFlag>>(REGION),
+        "blocks_never_overlap",
+    );
+}
