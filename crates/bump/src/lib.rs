@@ -4,7 +4,7 @@
 //! then moves past the new block: a few instructions, and no search. Memory comes back in
 //! only two ways: [`Bump::reset`] frees everything at once, and freeing the most recent
 //! block moves `top` back down over it (stack discipline). A block freed while a later
-//! block is live stays where it is, dead, until everything above it is freed too.
+//! block is live stays where it is, dead, until the heap is empty or reset.
 //!
 //! ## Beside static memory and the call stack
 //!
@@ -18,48 +18,53 @@
 //! frame, a return moves it back. The stack can do this because returns come in reverse
 //! order of calls; a frame's memory is gone when its function returns. A bump heap lets
 //! blocks outlive the code that made them and be freed in any order, at the price of not
-//! reclaiming a block freed out of order until the blocks above it are gone as well.
+//! reclaiming a block freed out of order until every block is gone.
 //!
 //! ## Block layout
 //!
-//! Each block records, in a two-word header right before its payload, the header of the
-//! block below it and where its payload ends. The headers form a stack (a linked list
-//! from `last` down), so freeing the most recent block can find the one below it, and
-//! skip over blocks that were freed earlier. Blocks start on word boundaries (`GRAIN`);
-//! when a payload needs more alignment than that, the bytes skipped in front of its
-//! header are a *gap*, whose first word says how long it is so that a walk can step
-//! over it.
+//! Each block keeps one word right before its payload: a header holding the requested
+//! size, with two flags in its top bits. `FREED` marks a block freed while it was buried
+//! (so `walk` can report it as overhead); `HAS_GAP` says that padding came before the
+//! header, because the payload needed more alignment than a word. Both ends of such a
+//! gap hold `HAS_GAP | length` (one word, when the gap is one word long), so a walk from
+//! the left and a pop from the right both find where the block starts.
 //!
 //! ```text
-//!  base                                                             top         limit
-//!  ┌──────────┬─────────────┬──┬─────┬──────────┬───────────┬──┬───┬────────────┐
-//!  │ header A │  payload A  │  │ gap │ header B │ payload B │  │...│    free    │
-//!  └──────────┴─────────────┴──┴─────┴──────────┴───────────┴──┴───┴────────────┘
-//!    below: 0   rounding ──┘    len    below: A   rounding ──┘
-//!    size: 20                          size: 40
-//!
-//!  header: [ below: the header of the block before (0: none) | size, top bit FREED ]
-//!  last ──> the most recent block's header; its `below` leads down the stack.
+//!  base                                                            top         limit
+//!  ┌────┬─────────────┬──┬───────┬──────┬───────────┬──┬─────┬──────────────────┐
+//!  │ 20 │  payload A  │  │G|24 ..│ 40|G │ payload B │  │ ... │       free       │
+//!  └────┴─────────────┴──┴───────┴──────┴───────────┴──┴─────┴──────────────────┘
+//!  header   rounding ──┘   gap    header   rounding ──┘
 //! ```
 //!
-//! `walk` reports each header, gap and freed-but-buried block as overhead, each live
-//! payload (rounded up to the next word) as used, and `[top, limit)` as free. The top bit
-//! of `size` marks a block freed out of order: freeing a buried block is one store.
+//! A block ends at the first word boundary after its payload: that rounding belongs to
+//! the block and is part of its `usable_size`. `walk` reports headers, gaps and buried
+//! freed blocks as overhead, live payloads as used and `[top, limit)` as free.
+//!
+//! Freeing the block that ends at `top` moves `top` back to where that block starts.
+//! Freeing any other block writes its header once (no read, when its alignment is at
+//! most a word: then it cannot have a gap). When the last live block goes, `top` returns
+//! to `base`, so a heap emptied in any order is as good as new.
+//!
+//! Why a header at all, when bumpalo keeps none? `walk` must show exactly the live
+//! blocks, and freeing must know whether a block is the most recent: both need each
+//! block's size and whether it was freed, and the region is the only memory the heap
+//! has. One word per block, written once, is the least that tells it.
 //!
 //! ## Invariants (checked by [`RawHeap::check`])
 //!
 //! 1. `base <= top <= limit`, and blocks tile `[base, top)` in allocation order, each
-//!    starting on a word boundary.
-//! 2. Each block's `below` names the block before it (0 for the first): the stack.
-//! 3. `last` names the last block, and that block is live: a freed block at the top is
-//!    popped at once, with every freed block right below it.
+//!    starting on a word boundary where the one before it ends.
+//! 2. A header holds its block's requested size; `HAS_GAP` is set exactly when a gap
+//!    precedes it, and then both ends of the gap hold its length.
+//! 3. `live` counts the blocks not marked `FREED`, and when it is 0, `top == base`.
 //!
 //! ## Cost of each operation
 //!
 //! | operation | cost |
 //! | --- | --- |
-//! | `allocate` | O(1): align, add, compare, two stores |
-//! | `deallocate` | O(1) to mark a buried block; popping is O(1) per block popped, so O(1) amortised |
+//! | `allocate` | O(1): align, add, compare, one store |
+//! | `deallocate` | O(1): a compare, then `top` moves down or one store marks the block |
 //! | `resize_in_place` | O(1); succeeds for the most recent block (within the region) or within a block's rounding |
 //! | `reset` | O(1) |
 //! | `walk`, `stats`, `check` | O(blocks) |
@@ -89,34 +94,27 @@
 #![no_std]
 
 use core::alloc::Layout;
-use core::mem::{align_of, size_of};
+use core::mem::size_of;
 use core::ptr::NonNull;
 
 use rawheap::{
     AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, align, check_walk, offset_in,
 };
 
-/// What each block records about itself, right before its payload.
-#[repr(C)]
-struct Header {
-    /// The header of the block below this one, or 0 for the first block.
-    below: usize,
-    /// The requested size; the top bit ([`FREED`]) is set when the block was freed while
-    /// a later one was live. Sizes never reach it (a `Layout`'s size is at most
-    /// `isize::MAX`), and freeing writes the whole word, which needs no read first.
-    size: usize,
-}
-
-/// Blocks start on multiples of this: a word, so headers and gap words are aligned.
-const GRAIN: usize = align_of::<Header>();
+/// Bytes in a word: the header, and the grain blocks start on.
+const WORD: usize = size_of::<usize>();
+/// Blocks start on multiples of this, so headers and gap words are aligned.
+const GRAIN: usize = WORD;
 /// Bytes of bookkeeping right before each payload.
-const HEADER: usize = size_of::<Header>();
-/// The bit of [`Header::size`] that marks a freed block.
+const HEADER: usize = WORD;
+/// Header bit: the block was freed while a later block was live.
 const FREED: usize = 1 << (usize::BITS - 1);
-/// The bit that marks the first word of a gap rather than a header: the rest of the word
-/// is the gap's length. A header's first word never has it, since `below` is a
-/// word-aligned address.
-const GAP: usize = 0b10;
+/// Header bit: a gap comes before the header. Also the tag of the words at both ends of
+/// a gap (`HAS_GAP | length`); a block with no gap starts with its header, which then
+/// lacks the bit, so a walk can tell a gap from a header.
+const HAS_GAP: usize = 1 << (usize::BITS - 2);
+/// The bits of a header or gap word that hold a size; also the largest block size.
+const SIZE: usize = HAS_GAP - 1;
 
 /// A bump heap; see the [crate documentation](crate).
 pub struct Bump {
@@ -125,14 +123,14 @@ pub struct Bump {
     /// Where the first block starts: the region's first word boundary (its end when it
     /// has none).
     base: usize,
-    /// How far blocks may reach: the region's last word boundary, and `base <= limit`.
+    /// How far blocks may reach: the region's last word boundary, `base <= limit`, and
+    /// `limit - base <= SIZE`, so any size that fits also fits in a header.
     limit: usize,
     /// Where the next block starts: `base <= top <= limit`, `top - base` a multiple of
-    /// `GRAIN`; the blocks tile `[base, top)` and `[top, limit)` is free.
+    /// `GRAIN`; blocks tile `[base, top)` and `[top, limit)` is free.
     top: usize,
-    /// The header of the last block, which is live, or 0 when there is no block (then
-    /// `top == base`).
-    last: usize,
+    /// How many blocks are live (not marked `FREED`); when it is 0, `top == base`.
+    live: usize,
     /// The highest `top` before it was last lowered (`base` at first): `stats` reports
     /// the larger of this and the current `top` as the high-water mark.
     peak: usize,
@@ -146,6 +144,7 @@ impl core::fmt::Debug for Bump {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Bump")
             .field("region_len", &self.region.len())
+            .field("live", &self.live)
             .field("used", &(self.top - self.base))
             .field("free", &(self.limit - self.top))
             .finish_non_exhaustive()
@@ -169,6 +168,13 @@ fn block_end(end: usize) -> usize {
     (end + (GRAIN - 1)) & !(GRAIN - 1)
 }
 
+/// Whether a block allocated with `layout` may have a gap: only when its payload needs
+/// more than a word of alignment, since `top + HEADER` is always word-aligned.
+#[inline(always)]
+fn may_have_gap(layout: Layout) -> bool {
+    layout.align() > GRAIN
+}
+
 /// One block as a walk meets it.
 #[derive(Clone, Copy, Debug)]
 struct Placed {
@@ -176,9 +182,8 @@ struct Placed {
     start: usize,
     /// Its header.
     header: usize,
-    /// What the header says.
-    below: usize,
-    size: usize,
+    /// What the header holds.
+    word: usize,
 }
 
 impl Placed {
@@ -187,11 +192,15 @@ impl Placed {
     }
 
     fn is_freed(&self) -> bool {
-        self.size & FREED != 0
+        self.word & FREED != 0
+    }
+
+    fn has_gap(&self) -> bool {
+        self.word & HAS_GAP != 0
     }
 
     fn requested(&self) -> usize {
-        self.size & !FREED
+        self.word & SIZE
     }
 
     fn stop(&self) -> usize {
@@ -203,17 +212,8 @@ impl Bump {
     /// A raw pointer to `addr` with the region's provenance. Reading or writing through
     /// it is sound only for an `addr` inside the region.
     #[inline(always)]
-    fn at<T>(&self, addr: usize) -> *mut T {
+    fn at(&self, addr: usize) -> *mut usize {
         self.region.cast::<u8>().as_ptr().with_addr(addr).cast()
-    }
-
-    /// # Safety
-    /// `addr` is the header of a block of this heap.
-    #[inline(always)]
-    unsafe fn header(&self, addr: usize) -> &Header {
-        // SAFETY: the caller's promise: a header lies at `addr`, written by `allocate`;
-        // no payload overlaps it.
-        unsafe { &*self.at::<Header>(addr) }
     }
 
     /// Remembers how high `top` is before lowering it.
@@ -246,34 +246,51 @@ impl Bump {
     /// no lifetime tied to the heap. Wrappers hand them to safe code: a `Vec` allocating
     /// through a [`rawheap::Locked`] keeps its buffer while `Locked::with` lends the heap
     /// out, and a safe `reset` called there would leave the `Vec` reading freed memory.
+    // ANCHOR: reset
     pub unsafe fn reset(&mut self) {
         self.note_peak();
         self.top = self.base;
-        self.last = 0;
+        self.live = 0;
     }
+    // ANCHOR_END: reset
 
-    // ANCHOR: pop
-    /// Takes the most recent block off the stack, and with it every freed block that is
-    /// then on top, so `top` comes down to the highest live block.
-    #[inline]
-    fn pop(&mut self) {
-        self.note_peak();
-        // SAFETY: `last` is a block of this heap (invariant 3), and each `below` names
-        // the block before it (invariant 2).
+    /// Writes the words at both ends of the gap `[start, header)`.
+    ///
+    /// # Safety
+    ///
+    /// The gap is free region memory, a whole number of words, at least one.
+    #[inline(never)]
+    unsafe fn mark_gap(&mut self, start: usize, header: usize) {
+        let word = HAS_GAP | (header - start);
+        // SAFETY: the caller's promise: both words lie in the gap (they are the same word
+        // when the gap is one word long).
         unsafe {
-            let mut last = self.header(self.last).below;
-            while last != 0 && self.header(last).size & FREED != 0 {
-                last = self.header(last).below;
-            }
-            self.last = last;
-            self.top = if last == 0 {
-                self.base
-            } else {
-                block_end(last + HEADER + self.header(last).size)
-            };
+            self.at(start).write(word);
+            self.at(header - WORD).write(word);
         }
     }
-    // ANCHOR_END: pop
+
+    /// Where the live block at `ptr` starts: at its header, or at its gap.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is a live block of this heap allocated with `layout`'s alignment.
+    #[inline(always)]
+    unsafe fn block_start(&self, ptr: usize, layout: Layout) -> usize {
+        let header = ptr - HEADER;
+        if !may_have_gap(layout) {
+            return header;
+        }
+        // SAFETY: the caller's promise: the header is ours (invariant 2).
+        let word = unsafe { self.at(header).read() };
+        if word & HAS_GAP == 0 {
+            return header;
+        }
+        // SAFETY: the header says a gap comes first, so the word before it is the gap's
+        // last, which holds its length (invariant 2).
+        let gap = unsafe { self.at(header - WORD).read() } & SIZE;
+        header - gap
+    }
 
     /// Why `layout` cannot be served: too big for even an empty heap, or not now.
     #[cold]
@@ -287,32 +304,30 @@ impl Bump {
         }
     }
 
-    /// The blocks from `base` to `top`, in address order. Stops early at a header that
-    /// does not move forward, so a broken heap's walk still ends.
+    /// The blocks from `base` to `top`, in address order. Stops early at a word that
+    /// does not describe a block inside `[base, top)`, so a broken heap's walk still ends.
     fn blocks(&self) -> impl Iterator<Item = Placed> + '_ {
         let mut start = self.base;
         core::iter::from_fn(move || {
             if start >= self.top {
                 return None;
             }
-            // SAFETY: `[base, top)` is tiled by blocks (invariant 1), so a word boundary
-            // below `top` where a block starts holds its gap word or its header.
-            let first = unsafe { self.at::<usize>(start).read() };
-            let header = if first & GAP != 0 {
-                start + (first & !GAP)
-            } else {
-                start
+            // SAFETY: blocks tile `[base, top)` (invariant 1), so a block starts at
+            // `start` with its header or a gap word.
+            let first = unsafe { self.at(start).read() };
+            let header = match first & HAS_GAP {
+                0 => start,
+                _ => start.checked_add(first & SIZE)?,
             };
             if header.checked_add(HEADER)? > self.top {
                 return None;
             }
             // SAFETY: as above; the header lies below `top`.
-            let Header { below, size } = unsafe { self.at::<Header>(header).read() };
+            let word = unsafe { self.at(header).read() };
             let placed = Placed {
                 start,
                 header,
-                below,
-                size,
+                word,
             };
             if placed.requested() > self.top - placed.payload() || placed.stop() > self.top {
                 return None;
@@ -335,13 +350,15 @@ unsafe impl RawHeap for Bump {
         let base = align::align_up(start, GRAIN)
             .filter(|&base| base <= end)
             .unwrap_or(end);
-        let limit = align::align_down(end, GRAIN).max(base);
+        let limit = align::align_down(end, GRAIN)
+            .min(align::align_down(base.saturating_add(SIZE), GRAIN))
+            .max(base);
         Bump {
             region,
             base,
             limit,
             top: base,
-            last: 0,
+            live: 0,
             peak: base,
         }
     }
@@ -354,33 +371,43 @@ unsafe impl RawHeap for Bump {
             return Err(self.refusal(layout));
         };
         let header = ptr - HEADER;
+        let mut word = layout.size();
         if header != start {
-            // SAFETY: the gap `[start, header)` is at least a word of free region.
-            unsafe { self.at::<usize>(start).write(GAP | (header - start)) };
+            // SAFETY: `[start, header)` is free: it lies in `[top, limit)`. Both ends are
+            // word boundaries, since `top` and `ptr` are.
+            unsafe { self.mark_gap(start, header) };
+            word |= HAS_GAP;
         }
-        let below = self.last;
-        let size = layout.size();
-        // SAFETY: `[start, end)` lies in `[top, limit)`, which is free. `top` is a word
-        // boundary, and so is `ptr` (`top + HEADER`, or a multiple of an alignment above a
-        // word), so the header and a gap word are aligned.
-        unsafe { self.at::<Header>(header).write(Header { below, size }) };
-        self.last = header;
+        // SAFETY: the header lies in `[top, limit)`, which is free, on a word boundary.
+        unsafe { self.at(header).write(word) };
+        self.live += 1;
         self.top = block_end(end);
         // SAFETY: `ptr > start >= base > 0`.
-        Ok(unsafe { NonNull::new_unchecked(self.at(ptr)) })
+        Ok(unsafe { NonNull::new_unchecked(self.at(ptr).cast()) })
     }
     // ANCHOR_END: allocate
 
     // ANCHOR: deallocate
     #[inline]
     unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        let header = ptr.as_ptr().addr() - HEADER;
-        if header == self.last {
-            self.pop();
+        let ptr = ptr.as_ptr().addr();
+        self.live -= 1;
+        if self.live == 0 {
+            // The heap is empty: start over, whatever was freed in which order.
+            self.note_peak();
+            self.top = self.base;
+        } else if block_end(ptr + layout.size()) == self.top {
+            // The most recent block: `top` comes down to where it starts.
+            self.note_peak();
+            // SAFETY: the caller's promise: `ptr` is live here with `layout`.
+            self.top = unsafe { self.block_start(ptr, layout) };
+        } else if may_have_gap(layout) {
+            // SAFETY: the caller's promise; the header keeps its `HAS_GAP` bit.
+            unsafe { *self.at(ptr - HEADER) |= FREED };
         } else {
-            // SAFETY: the caller's promise: `ptr` is a live block of ours with `layout`,
-            // so its header lies right before it and holds this size.
-            unsafe { (*self.at::<Header>(header)).size = layout.size() | FREED };
+            // SAFETY: the caller's promise; with no gap possible, the header is exactly
+            // the size, so it can be written without being read.
+            unsafe { self.at(ptr - HEADER).write(layout.size() | FREED) };
         }
     }
     // ANCHOR_END: deallocate
@@ -392,22 +419,27 @@ unsafe impl RawHeap for Bump {
         old: Layout,
         new: Layout,
     ) -> Result<(), AllocError> {
+        if may_have_gap(old) && !may_have_gap(new) {
+            // `deallocate` trusts a small alignment to mean "no gap": keep it true.
+            return Err(AllocError::Unsupported);
+        }
         let ptr = ptr.as_ptr().addr();
-        let header = ptr - HEADER;
         let end = ptr.checked_add(new.size()).ok_or(AllocError::Unsupported)?;
-        if header == self.last {
-            // The most recent block ends at `top`: move `top` with it.
+        let stop = block_end(ptr + old.size());
+        if stop == self.top {
+            // The most recent block: `top` moves with its end.
             if end > self.limit {
                 return Err(AllocError::Exhausted);
             }
             self.note_peak();
             self.top = block_end(end);
-        } else if block_end(end) != block_end(ptr + old.size()) {
-            // A block below others can change only within its rounding.
+        } else if block_end(end) != stop {
+            // A buried block can change only within its rounding.
             return Err(AllocError::Exhausted);
         }
-        // SAFETY: the caller's promise: `ptr` is a live block of ours.
-        unsafe { (*self.at::<Header>(header)).size = new.size() };
+        // SAFETY: the caller's promise: `ptr` is a live block of ours; the new size fits
+        // `SIZE` because the block stays below `limit`.
+        unsafe { *self.at(ptr - HEADER) = (*self.at(ptr - HEADER) & HAS_GAP) | new.size() };
         Ok(())
     }
     // ANCHOR_END: resize_in_place
@@ -475,28 +507,34 @@ unsafe impl RawHeap for Bump {
         {
             return Err(HeapError::new("base <= top <= limit, inside the region").at(self.top));
         }
-        let mut below = 0;
-        let mut reached = self.base;
+        let (mut reached, mut live) = (self.base, 0);
         for block in self.blocks() {
             let at = |invariant| HeapError::new(invariant).at(block.header);
             if block.start != reached || !align::is_aligned(block.start - self.base, GRAIN) {
                 return Err(at("blocks tile [base, top), each on a word boundary"));
             }
-            if block.below != below {
-                return Err(at("each block names the block before it"));
+            let gap = block.header - block.start;
+            let gap_marked = gap == 0 || {
+                // SAFETY: the gap lies inside `[base, top)` and is at least a word long.
+                let last_word = unsafe { self.at(block.header - WORD).read() };
+                last_word == HAS_GAP | gap
+            };
+            if block.has_gap() != (gap > 0) || !gap_marked {
+                return Err(at(
+                    "HAS_GAP is set exactly when a gap, marked at both ends, comes first",
+                ));
             }
-            below = block.header;
+            live += usize::from(!block.is_freed());
             reached = block.stop();
         }
         if reached != self.top {
             return Err(HeapError::new("blocks tile [base, top)").at(reached));
         }
-        if self.last != below {
-            return Err(HeapError::new("last names the last block").at(self.last));
+        if live != self.live {
+            return Err(HeapError::new("live counts the blocks not freed"));
         }
-        // SAFETY: `last` is the last block's header, just checked.
-        if self.last != 0 && unsafe { self.header(self.last) }.size & FREED != 0 {
-            return Err(HeapError::new("the last block is live").at(self.last));
+        if live == 0 && self.top != self.base {
+            return Err(HeapError::new("an empty heap starts over at base").at(self.top));
         }
         Ok(())
     }
@@ -506,7 +544,7 @@ unsafe impl RawHeap for Bump {
         Capabilities {
             reuse: Reuse::MostRecent,
             restores_when_empty: true,
-            max_size: usize::MAX,
+            max_size: SIZE,
             max_align: 1 << (usize::BITS - 1),
             resizes_in_place: true,
         }

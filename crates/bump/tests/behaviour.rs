@@ -1,6 +1,6 @@
-//! What is particular to the bump heap: the pointer only moves up, only the top of the
-//! stack is reclaimed (with freed blocks right below it), reset, and resizing the most
-//! recent block in place.
+//! What is particular to the bump heap: the pointer only moves up, only the most recent
+//! block is reclaimed (and everything once the heap is empty), reset, and resizing the
+//! most recent block in place.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -8,8 +8,8 @@ use core::ptr::NonNull;
 use bump::Bump;
 use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
 
-/// Bytes of header in front of each block: two words.
-const HEADER: usize = 2 * size_of::<usize>();
+/// Bytes of header in front of each block: one word.
+const HEADER: usize = size_of::<usize>();
 
 fn bytes(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
@@ -103,19 +103,22 @@ fn only_the_most_recent_block_is_reclaimed() {
 }
 
 #[test]
-fn freeing_the_top_also_pops_freed_blocks_below_it() {
+fn a_buried_freed_block_waits_for_the_heap_to_empty() {
     let mut heap = Arena::<Bump>::new(4096);
     let a = alloc(&mut heap, 40);
     let b = alloc(&mut heap, 40);
     let c = alloc(&mut heap, 40);
-    let d = alloc(&mut heap, 40);
     free(&mut heap, b, 40);
+    // `c` is the most recent: the top comes back to where it started, and `b` stays
+    // buried overhead below it.
     free(&mut heap, c, 40);
-    // `d` goes, and with it `c` and `b`, which were only waiting for it: the top is
-    // back right after `a`.
-    free(&mut heap, d, 40);
-    assert_eq!(top(&heap), a.as_ptr().addr() + 40);
-    assert_eq!(alloc(&mut heap, 40), b);
+    assert_eq!(top(&heap), b.as_ptr().addr() + 40);
+    assert_eq!(heap.stats().live_blocks, 1);
+    assert_eq!(alloc(&mut heap, 40), c);
+    free(&mut heap, c, 40);
+    // Freeing the last live block empties the heap: everything is free again.
+    free(&mut heap, a, 40);
+    assert_eq!(alloc(&mut heap, 40), a);
 }
 
 #[test]
@@ -273,20 +276,40 @@ fn refusals_say_why() {
 }
 
 #[test]
-fn check_finds_a_broken_stack() {
+fn check_finds_a_header_that_lies() {
     let mut heap = Arena::<Bump>::new(4096);
     let a = alloc(&mut heap, 16);
-    let b = alloc(&mut heap, 16);
-    // Overwrite `b`'s link to the block below it, as a buffer overrun from `a` would.
-    let link = b
+    let _b = alloc(&mut heap, 16);
+    // Mark `a` freed behind the heap's back, as a stray write before `a` would.
+    let header = a
         .as_ptr()
-        .with_addr(b.as_ptr().addr() - HEADER)
+        .with_addr(a.as_ptr().addr() - HEADER)
         .cast::<usize>();
     // SAFETY: the word is inside the region that the arena owns; the heap is not in use.
-    let saved = unsafe { link.replace(a.as_ptr().addr()) };
+    let saved = unsafe { header.replace(16 | 1 << (usize::BITS - 1)) };
     let error = heap.check().unwrap_err();
-    assert_eq!(error.invariant, "each block names the block before it");
+    assert_eq!(error.invariant, "live counts the blocks not freed");
     // SAFETY: as above.
-    unsafe { link.write(saved) };
+    unsafe { header.write(saved) };
+    heap.check().unwrap();
+}
+
+#[test]
+fn a_block_with_a_gap_keeps_its_large_alignment_when_resized_in_place() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let _a = alloc(&mut heap, 8);
+    let wide = Layout::from_size_align(32, 64).unwrap();
+    let b = heap.allocate(wide).unwrap();
+    // The gap in front of `b` is overhead; `b` itself can grow in place at the top...
+    let grown = Layout::from_size_align(200, 64).unwrap();
+    // SAFETY: `b` is live with `wide`.
+    unsafe { heap.resize_in_place(b, wide, grown) }.unwrap();
+    heap.check().unwrap();
+    // ...but not give up its alignment, which freeing relies on to find the gap.
+    // SAFETY: `b` is live with `grown`.
+    let narrow = unsafe { heap.resize_in_place(b, grown, bytes(200)) };
+    assert_eq!(narrow, Err(AllocError::Unsupported));
+    // SAFETY: `b` is live with `grown`.
+    unsafe { heap.deallocate(b, grown) };
     heap.check().unwrap();
 }
