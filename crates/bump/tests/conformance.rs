@@ -1,0 +1,5 @@
+//! The conformance suite.
+
+use bump::Bump;
+
+conformance::suite!(suite, Bump);
