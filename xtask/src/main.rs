@@ -3,7 +3,10 @@
 //! Run `cargo xtask --help` for the list. Each subcommand prints the commands it runs,
 //! stops at the first failure and exits non-zero.
 
+mod bench;
 mod checks;
+mod demo;
+mod replay;
 mod shell;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Every allocator on one generated workload: heap maps and a table of their stats.
+    Demo(demo::DemoArgs),
     /// Everything CI runs, in order: fmt, clippy, tests, rustdoc, Miri.
     Ci(checks::CiArgs),
     /// The whole test suite (unit, integration, doc tests) on stable.
@@ -24,12 +29,23 @@ enum Command {
     /// The conformance suite of every allocator under Miri (nightly; installs miri and
     /// rust-src if missing).
     Miri(checks::MiriArgs),
+    /// Write every generated workload as a .rep trace.
+    Traces(replay::TracesArgs),
+    /// Measure every allocator on a directory of .rep traces: utilization, fragmentation,
+    /// throughput and the malloc lab's performance index.
+    Replay(replay::ReplayArgs),
+    /// Run the criterion benches (every allocator beside its peers) and write the ratio table.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Demo(args) => demo::demo(&args),
         Command::Ci(args) => checks::ci(&args),
         Command::Test => checks::test(),
         Command::Miri(args) => checks::miri(&args),
+        Command::Traces(args) => replay::traces(args),
+        Command::Replay(args) => replay::replay(args),
+        Command::Bench(args) => bench::bench(&args),
     }
 }

@@ -1,0 +1,260 @@
+//! The machinery of heaplab's benches: every contender behind one small interface, and
+//! workloads turned from traces into flat step lists, so that a heaplab allocator and its
+//! peer run exactly the same instructions around their own `alloc` and `free`.
+//!
+//! The criterion benches in `benches/allocators.rs` time [`run`] for every contender on
+//! every generated workload; `cargo xtask bench` runs them and writes the ratio table.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+pub mod peers;
+
+/// An allocator as the benches see it: built over a region of a given size, then asked
+/// to allocate, free and reallocate.
+pub trait Contender {
+    /// A fresh allocator managing `bytes` bytes.
+    fn with_region(bytes: usize) -> Self
+    where
+        Self: Sized;
+
+    /// A block for `layout`, or `None` when refused.
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>>;
+
+    /// Gives back a block.
+    ///
+    /// # Safety
+    /// `ptr` is live in this allocator with `layout`.
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout);
+
+    /// Resizes a block, moving it if needed; `None` leaves it untouched. The default
+    /// allocates, copies and frees, for allocators with no resizing of their own.
+    ///
+    /// # Safety
+    /// `ptr` is live in this allocator with `old`; `new` has the same alignment.
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        let moved = self.alloc(new)?;
+        // SAFETY: both blocks are live and distinct, each at least `min(old, new)` bytes.
+        unsafe {
+            moved
+                .as_ptr()
+                .copy_from_nonoverlapping(ptr.as_ptr(), old.size().min(new.size()))
+        };
+        // SAFETY: the caller's promise.
+        unsafe { self.free(ptr, old) };
+        Some(moved)
+    }
+}
+
+/// Every heaplab allocator is a contender through its `Arena`.
+impl<H: heaplab::RawHeap> Contender for heaplab::Arena<H> {
+    fn with_region(bytes: usize) -> Self {
+        heaplab::Arena::new(bytes)
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.allocate(layout).ok()
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.deallocate(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's promise.
+        unsafe { self.reallocate(ptr, old, new) }.ok()
+    }
+}
+
+/// The alignment every traced request gets: traces record no alignment, and 8 bytes is
+/// what the malloc lab asks of its allocators.
+pub const TRACE_ALIGN: usize = 8;
+
+/// Bytes added per request when sizing a region for a heap that never reuses memory:
+/// room for a two-word header and rounding to a word on a 64-bit machine.
+const PER_REQUEST_ALLOWANCE: usize = 32;
+
+/// One step of a workload. Slots name blocks the way trace ids do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Allocate `layout` into the empty `slot`.
+    #[allow(missing_docs)]
+    Alloc { slot: u32, layout: Layout },
+    /// Free the block in `slot`.
+    #[allow(missing_docs)]
+    Free { slot: u32 },
+    /// Resize the block in `slot` to `layout`.
+    #[allow(missing_docs)]
+    Realloc { slot: u32, layout: Layout },
+}
+
+/// A trace flattened for timing.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// The trace's name.
+    pub name: String,
+    /// What to do, in order.
+    pub steps: Vec<Step>,
+    /// How many slots the steps use.
+    pub slots: usize,
+    /// A region large enough for every contender, including one that never reuses
+    /// memory: the trace's suggested size or the sum of all requests, whichever is larger.
+    pub region: usize,
+}
+
+impl Workload {
+    /// Flattens `trace`, serving sizes as replay does ([`trace::format::served_size`]).
+    pub fn from_trace(name: &str, trace: &trace::Trace) -> Workload {
+        let layout = |size: usize| {
+            Layout::from_size_align(trace::format::served_size(size), TRACE_ALIGN)
+                .expect("trace sizes fit in a Layout")
+        };
+        let slot = |id: usize| u32::try_from(id).expect("trace ids fit in u32");
+        let mut total_requested = 0usize;
+        let steps = trace
+            .ops()
+            .iter()
+            .map(|op| match *op {
+                trace::Op::Alloc { id, size } => {
+                    total_requested += size + PER_REQUEST_ALLOWANCE;
+                    Step::Alloc {
+                        slot: slot(id),
+                        layout: layout(size),
+                    }
+                }
+                trace::Op::Free { id } => Step::Free { slot: slot(id) },
+                trace::Op::Realloc { id, size } => {
+                    total_requested += size + PER_REQUEST_ALLOWANCE;
+                    Step::Realloc {
+                        slot: slot(id),
+                        layout: layout(size),
+                    }
+                }
+            })
+            .collect();
+        Workload {
+            name: name.to_owned(),
+            steps,
+            slots: trace.num_ids(),
+            region: trace.suggested_heap().max(total_requested).max(1 << 16),
+        }
+    }
+
+    /// Runs every step on `heap`, using `slots` (at least `self.slots` long, all `None`)
+    /// for the live blocks, and leaves them `None` again when the trace is balanced.
+    ///
+    /// # Panics
+    ///
+    /// If the contender refuses a request: a benchmark whose allocator failed would time
+    /// less work than its peer, so it must not produce a number.
+    #[inline]
+    pub fn run<C: Contender>(&self, heap: &mut C, slots: &mut [Option<(NonNull<u8>, Layout)>]) {
+        for (index, step) in self.steps.iter().enumerate() {
+            match *step {
+                Step::Alloc { slot, layout } => {
+                    let Some(ptr) = heap.alloc(layout) else {
+                        panic!(
+                            "{}: step {index}: allocation of {} bytes refused",
+                            self.name,
+                            layout.size()
+                        )
+                    };
+                    slots[slot as usize] = Some((ptr, layout));
+                }
+                Step::Free { slot } => {
+                    if let Some((ptr, layout)) = slots[slot as usize].take() {
+                        // SAFETY: the slot held a live block of this heap with this layout.
+                        unsafe { heap.free(ptr, layout) };
+                    }
+                }
+                Step::Realloc { slot, layout } => {
+                    let (ptr, old) = slots[slot as usize].expect("trace reallocates live ids only");
+                    // SAFETY: the slot holds a live block of this heap; same alignment.
+                    let Some(moved) = (unsafe { heap.realloc(ptr, old, layout) }) else {
+                        panic!(
+                            "{}: step {index}: reallocation to {} bytes refused",
+                            self.name,
+                            layout.size()
+                        )
+                    };
+                    slots[slot as usize] = Some((moved, layout));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::{BuddySystem, Bumpalo, LinkedList, Rlsf, System, Talc};
+    use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
+
+    /// Runs `workload` twice on a fresh `C` and checks that every block was freed: the
+    /// bench would time exactly this, so it must complete for every contender.
+    fn completes<C: Contender>(workload: &Workload) {
+        let mut heap = C::with_region(workload.region);
+        let mut slots = vec![None; workload.slots];
+        workload.run(&mut heap, &mut slots);
+        assert!(
+            slots.iter().all(Option::is_none),
+            "{}: the trace is balanced",
+            workload.name
+        );
+    }
+
+    struct EveryHeaplabHeap<'w>(&'w Workload);
+
+    impl HeapVisitor for EveryHeaplabHeap<'_> {
+        fn visit<H: heaplab::RawHeap + Send + 'static>(&mut self, _: &Entry) {
+            completes::<heaplab::Arena<H>>(self.0);
+        }
+    }
+
+    #[test]
+    fn every_contender_completes_every_workload() {
+        for generator in trace::Workload::ALL {
+            let workload =
+                Workload::from_trace(generator.name(), &trace::generate(generator, 7, 1));
+            for_each_heap(&mut EveryHeaplabHeap(&workload));
+            completes::<Bumpalo>(&workload);
+            completes::<LinkedList>(&workload);
+            completes::<BuddySystem>(&workload);
+            completes::<Talc>(&workload);
+            completes::<Rlsf>(&workload);
+            completes::<System>(&workload);
+        }
+    }
+
+    #[test]
+    fn a_refused_request_stops_the_run_with_its_step() {
+        let trace = trace::generate(trace::Workload::SmallFixed, 7, 1);
+        let mut workload = Workload::from_trace("tiny", &trace);
+        workload.region = 256;
+        let mut heap = heaplab::Arena::<heaplab::free_list::FreeList>::with_region(workload.region);
+        let mut slots = vec![None; workload.slots];
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            workload.run(&mut heap, &mut slots)
+        }));
+        let message = outcome.expect_err("a 256-byte region cannot hold the trace");
+        let message = message
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(message.starts_with("tiny: step "), "{message}");
+        assert!(message.contains("refused"), "{message}");
+    }
+}

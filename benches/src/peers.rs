@@ -1,0 +1,282 @@
+//! The peer crates and the system allocator as [`Contender`]s.
+//!
+//! Each peer gets its memory the way a heaplab [`Arena`](heaplab::Arena) does: one
+//! page-aligned block from the system allocator, handed over whole at construction.
+//! `bumpalo` is the exception: it asks the system for chunks itself, so it is given its
+//! whole capacity up front.
+
+use core::alloc::Layout;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+
+use crate::Contender;
+
+/// Page-aligned memory from the system allocator, freed on drop.
+pub struct Region {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Region {
+    /// `bytes` fresh bytes aligned to a page.
+    pub fn new(bytes: usize) -> Region {
+        let layout =
+            Layout::from_size_align(bytes.max(1), 4096).expect("region size fits a Layout");
+        // SAFETY: the layout's size is non-zero.
+        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) })
+            .expect("the system allocator gave no region");
+        Region { ptr, layout }
+    }
+
+    /// The region as raw bytes.
+    pub fn as_slice_ptr(&self) -> NonNull<[u8]> {
+        NonNull::slice_from_raw_parts(self.ptr, self.layout.size())
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `alloc` with `layout` and is freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// `bumpalo::Bump` with its whole capacity reserved up front.
+pub struct Bumpalo(bumpalo::Bump);
+
+impl Contender for Bumpalo {
+    fn with_region(bytes: usize) -> Self {
+        Bumpalo(bumpalo::Bump::with_capacity(bytes))
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.try_alloc_layout(layout).ok()
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise; bumpalo reclaims the block if it is the last one.
+        unsafe { bumpalo_api::alloc::Allocator::deallocate(&&self.0, ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        use bumpalo_api::alloc::Allocator;
+        let bump = &self.0;
+        let block = if new.size() >= old.size() {
+            // SAFETY: the caller's promise: `ptr` is live here with `old`.
+            unsafe { bump.grow(ptr, old, new) }
+        } else {
+            // SAFETY: the caller's promise: `ptr` is live here with `old`.
+            unsafe { bump.shrink(ptr, old, new) }
+        };
+        block.ok().map(NonNull::cast)
+    }
+}
+
+/// `linked_list_allocator::Heap`: an address-ordered singly linked list, first fit.
+pub struct LinkedList {
+    heap: linked_list_allocator::Heap,
+    _region: Region,
+}
+
+impl Contender for LinkedList {
+    fn with_region(bytes: usize) -> Self {
+        let region = Region::new(bytes);
+        // SAFETY: the region is fresh, owned by this value and outlives the heap.
+        let heap = unsafe {
+            linked_list_allocator::Heap::new(region.as_slice_ptr().cast().as_ptr(), bytes)
+        };
+        LinkedList {
+            heap,
+            _region: region,
+        }
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.heap.allocate_first_fit(layout).ok()
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.heap.deallocate(ptr, layout) }
+    }
+}
+
+/// `buddy_system_allocator::Heap` with 32 orders.
+pub struct BuddySystem {
+    heap: buddy_system_allocator::Heap<32>,
+    _region: Region,
+}
+
+impl Contender for BuddySystem {
+    fn with_region(bytes: usize) -> Self {
+        let region = Region::new(bytes);
+        let mut heap = buddy_system_allocator::Heap::<32>::new();
+        let start = region.as_slice_ptr().cast::<u8>().as_ptr().addr();
+        // SAFETY: the region is fresh, owned by this value and outlives the heap.
+        unsafe { heap.add_to_heap(start, start + bytes) };
+        BuddySystem {
+            heap,
+            _region: region,
+        }
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.heap.alloc(layout).ok()
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.heap.dealloc(ptr, layout) }
+    }
+}
+
+/// `talc::Talc` over one claimed region.
+pub struct Talc {
+    heap: talc::base::Talc<talc::source::Manual, talc::DefaultBinning>,
+    _region: Region,
+}
+
+impl Contender for Talc {
+    fn with_region(bytes: usize) -> Self {
+        let region = Region::new(bytes);
+        let mut heap = talc::base::Talc::new(talc::source::Manual);
+        // SAFETY: the region is fresh, owned by this value and outlives the heap.
+        unsafe { heap.claim(region.as_slice_ptr().cast().as_ptr(), bytes) }
+            .expect("talc claims the region");
+        Talc {
+            heap,
+            _region: region,
+        }
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: workloads never ask for size 0.
+        unsafe { self.heap.allocate(layout) }
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.heap.deallocate(ptr.as_ptr(), layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        if new.size() <= old.size() {
+            // SAFETY: the caller's promise; shrinking never moves.
+            unsafe { self.heap.shrink(ptr.as_ptr(), old, new.size()) };
+            return Some(ptr);
+        }
+        // SAFETY: the caller's promise.
+        if unsafe { self.heap.try_grow_in_place(ptr.as_ptr(), old, new.size()) } {
+            return Some(ptr);
+        }
+        let moved = self.alloc(new)?;
+        // SAFETY: both blocks are live and distinct.
+        unsafe {
+            moved
+                .as_ptr()
+                .copy_from_nonoverlapping(ptr.as_ptr(), old.size())
+        };
+        // SAFETY: the caller's promise.
+        unsafe { self.free(ptr, old) };
+        Some(moved)
+    }
+}
+
+/// `rlsf::Tlsf` with rlsf's usual parameters for a heap of up to 4 GiB blocks.
+pub struct Rlsf {
+    heap: rlsf::Tlsf<'static, u32, u32, 28, 32>,
+    _region: Region,
+}
+
+impl Contender for Rlsf {
+    fn with_region(bytes: usize) -> Self {
+        let region = Region::new(bytes);
+        let mut heap = rlsf::Tlsf::new();
+        let block = NonNull::slice_from_raw_parts(
+            region.as_slice_ptr().cast::<MaybeUninit<u8>>().cast::<u8>(),
+            bytes,
+        );
+        // SAFETY: the region is fresh, owned by this value and outlives the heap.
+        unsafe { heap.insert_free_block_ptr(block) }.expect("rlsf takes the region");
+        Rlsf {
+            heap,
+            _region: region,
+        }
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.heap.allocate(layout)
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.heap.deallocate(ptr, layout.align()) }
+    }
+
+    #[inline]
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        _old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's promise; the alignment is unchanged.
+        unsafe { self.heap.reallocate(ptr, new) }
+    }
+}
+
+/// The system allocator (`std::alloc::System`): the yardstick for everyone.
+pub struct System;
+
+impl Contender for System {
+    fn with_region(_bytes: usize) -> Self {
+        System
+    }
+
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: workloads never ask for size 0.
+        NonNull::new(unsafe { std::alloc::GlobalAlloc::alloc(&std::alloc::System, layout) })
+    }
+
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { std::alloc::GlobalAlloc::dealloc(&std::alloc::System, ptr.as_ptr(), layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's promise.
+        NonNull::new(unsafe {
+            std::alloc::GlobalAlloc::realloc(&std::alloc::System, ptr.as_ptr(), old, new.size())
+        })
+    }
+}

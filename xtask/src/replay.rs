@@ -1,0 +1,201 @@
+//! `cargo xtask traces` writes the generated workloads as `.rep` files;
+//! `cargo xtask replay` measures every allocator on a directory of them.
+//!
+//! The measuring and the tables live in the `trace` crate (`trace::report`), so the book
+//! can show the same numbers; this module only turns arguments into calls.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
+use indicatif::{ProgressBar, ProgressStyle};
+use rawheap::RawHeap;
+use trace::Trace;
+use trace::generate::{Workload, generate};
+use trace::replay::{DEFAULT_ALIGN, time_system_replay};
+use trace::report::{MeasureOptions, Run, TraceReport, measure};
+
+/// The seed of the generated traces unless told otherwise.
+const DEFAULT_SEED: u64 = 1;
+/// The scale of the generated traces unless told otherwise: 10 to 25 thousand ops each.
+const DEFAULT_SCALE: usize = 4;
+
+/// Writes every generated workload as DIR/NAME.rep (`cargo xtask traces`).
+#[derive(Args, Debug)]
+pub struct TracesArgs {
+    /// Directory to write NAME.rep into [default: traces/generated in the workspace]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed of the generators: the same seed writes the same traces
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Length of the traces: operations grow linearly with it
+    #[arg(long, default_value_t = DEFAULT_SCALE)]
+    pub scale: usize,
+}
+
+/// Measures every allocator on every .rep trace of a directory (`cargo xtask replay`):
+/// utilization, fragmentation, throughput and the malloc lab's score.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Directory of .rep traces [default: traces/generated, generated first if it has none]
+    #[arg(long, value_name = "DIR")]
+    pub traces: Option<PathBuf>,
+    /// Measure only this allocator (repeat for several) [default: all]
+    #[arg(long = "heap", value_name = "NAME")]
+    pub heaps: Vec<String>,
+    /// Print the results as JSON instead of Markdown tables
+    #[arg(long)]
+    pub json: bool,
+    /// Region size in bytes for every trace [default: each trace's suggested heap size]
+    #[arg(long, value_name = "BYTES")]
+    pub region: Option<usize>,
+}
+
+/// Where generated traces go unless told otherwise (git-ignored).
+fn generated_dir() -> PathBuf {
+    crate::shell::root().join("traces").join("generated")
+}
+
+/// `cargo xtask traces`.
+pub fn traces(args: TracesArgs) -> anyhow::Result<()> {
+    let out = args.out.unwrap_or_else(generated_dir);
+    write_traces(&out, args.seed, args.scale)
+}
+
+fn write_traces(out: &Path, seed: u64, scale: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for workload in Workload::ALL {
+        let trace = generate(workload, seed, scale);
+        let path = out.join(format!("{}.rep", workload.name()));
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        trace
+            .write(std::io::BufWriter::new(file))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {} ({} ops)", path.display(), trace.ops().len());
+    }
+    Ok(())
+}
+
+/// The `.rep` files of `dir`, sorted by name.
+fn rep_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "rep") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `cargo xtask replay`.
+pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let dir = match args.traces {
+        Some(dir) => dir,
+        None => {
+            let dir = generated_dir();
+            if !dir.is_dir() || rep_files(&dir)?.is_empty() {
+                eprintln!("no generated traces yet: writing them (cargo xtask traces)");
+                write_traces(&dir, DEFAULT_SEED, DEFAULT_SCALE)?;
+            }
+            dir
+        }
+    };
+    let files = rep_files(&dir)?;
+    if files.is_empty() {
+        bail!("no .rep files in {}", dir.display());
+    }
+    let heaps = selected_heaps(&args.heaps)?;
+    let options = MeasureOptions {
+        region: args.region,
+        align: DEFAULT_ALIGN,
+        check_every: None,
+    };
+
+    let progress = ProgressBar::new((files.len() * heaps.len()) as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .context("progress bar template")?
+            .progress_chars("=> "),
+    );
+    let mut reports = Vec::new();
+    for path in &files {
+        let trace = Trace::read(path)?;
+        let name = path.file_stem().map_or_else(
+            || path.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        let system = time_system_replay(&trace, options.align)
+            .with_context(|| format!("timing the system allocator on {name}"))?;
+        let mut visitor = Measure {
+            name: &name,
+            trace: &trace,
+            options: &options,
+            heaps: &heaps,
+            report: TraceReport::new(&name, &trace, system),
+            progress: &progress,
+        };
+        for_each_heap(&mut visitor);
+        reports.push(visitor.report);
+    }
+    progress.finish_and_clear();
+
+    let run = Run::new(reports);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        print!("{}", run.markdown());
+    }
+    Ok(())
+}
+
+/// The names to measure: `asked`, checked against the registry, or every name in it.
+fn selected_heaps(asked: &[String]) -> anyhow::Result<Vec<&'static str>> {
+    struct Names(Vec<&'static str>);
+    impl HeapVisitor for Names {
+        fn visit<H: RawHeap + 'static>(&mut self, entry: &Entry) {
+            self.0.push(entry.name);
+        }
+    }
+    let mut known = Names(Vec::new());
+    for_each_heap(&mut known);
+    let known = known.0;
+    if asked.is_empty() {
+        return Ok(known);
+    }
+    asked
+        .iter()
+        .map(|name| match known.iter().find(|k| *k == name) {
+            Some(k) => Ok(*k),
+            None => bail!("unknown heap `{name}`; known: {}", known.join(", ")),
+        })
+        .collect()
+}
+
+/// Measures each selected heap on one trace.
+struct Measure<'a> {
+    name: &'a str,
+    trace: &'a Trace,
+    options: &'a MeasureOptions,
+    heaps: &'a [&'static str],
+    report: TraceReport,
+    progress: &'a ProgressBar,
+}
+
+impl HeapVisitor for Measure<'_> {
+    fn visit<H: RawHeap + 'static>(&mut self, entry: &Entry) {
+        if !self.heaps.contains(&entry.name) {
+            return;
+        }
+        self.progress
+            .set_message(format!("{} on {}", entry.name, self.name));
+        self.report
+            .measurements
+            .push(measure::<H>(entry.name, self.trace, self.options));
+        self.progress.inc(1);
+    }
+}
