@@ -335,3 +335,32 @@ fn growing_in_place_takes_a_whole_neighbour_when_the_rest_would_be_too_small() {
     assert_eq!(heap.stats(), before);
     heap.check().unwrap();
 }
+
+/// Replaces the `T` at `addr` (inside `heap`'s region) and returns what it held. Links
+/// are poked as pointers, so that putting one back keeps its provenance.
+fn poke<T>(heap: &Arena<FreeList>, addr: usize, value: T) -> T {
+    let ptr = heap.region().cast::<u8>().as_ptr().with_addr(addr).cast::<T>();
+    // SAFETY: `addr` is a word inside the region that the arena owns, and holds a `T`;
+    // the heap is not in use while the test holds it.
+    unsafe { ptr.replace(value) }
+}
+
+#[test]
+fn check_finds_broken_tags_and_links() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let [a, _wall, c, _wall2] = [0; 4].map(|_| alloc(&mut *heap, 40));
+    free(&mut *heap, a, 40);
+    free(&mut *heap, c, 40);
+    // `a`'s block: 48 bytes, header one word before `a`, footer in its last word.
+    let footer = header(a) + 48 - 8;
+    let saved = poke(&heap, footer, 64usize);
+    assert_eq!(heap.check().unwrap_err().invariant, "a free block's footer equals its size");
+    poke(&heap, footer, saved);
+    heap.check().unwrap();
+    // The list is c, a, tail: cut it after `c`, so `a` and the tail drop off it.
+    let next_link = header(c) + 8;
+    let saved = poke(&heap, next_link, core::ptr::null_mut::<u8>());
+    assert_eq!(heap.check().unwrap_err().invariant, "every free block is on the free list");
+    poke(&heap, next_link, saved);
+    heap.check().unwrap();
+}
