@@ -54,7 +54,9 @@ pub trait Contender {
 /// Every heaplab allocator is a contender through its `Arena`.
 impl<H: heaplab::RawHeap> Contender for heaplab::Arena<H> {
     fn with_region(bytes: usize) -> Self {
-        heaplab::Arena::new(bytes)
+        let memory = heaplab::Memory::new(bytes).expect("memory for the benchmark heap");
+        touch_pages(memory.region());
+        heaplab::Arena::over(memory)
     }
 
     #[inline]
@@ -77,6 +79,19 @@ impl<H: heaplab::RawHeap> Contender for heaplab::Arena<H> {
     ) -> Option<NonNull<u8>> {
         // SAFETY: the caller's promise.
         unsafe { self.reallocate(ptr, old, new) }.ok()
+    }
+}
+
+/// Writes one byte per page of `region`, so that the operating system maps its pages
+/// during setup rather than inside the timed loop. Without it, an allocator that writes
+/// headers pays a page fault per fresh page while one that writes nothing (bumpalo) does
+/// not, and the benchmark measures the kernel instead of the algorithm.
+pub fn touch_pages(region: NonNull<[u8]>) {
+    let start = region.cast::<u8>();
+    for offset in (0..region.len()).step_by(4096) {
+        // SAFETY: `offset < region.len()`, and the caller owns the region and has not
+        // handed it to any heap yet.
+        unsafe { start.add(offset).write(0) };
     }
 }
 

@@ -46,7 +46,16 @@ pub struct Bumpalo(bumpalo::Bump);
 
 impl Contender for Bumpalo {
     fn with_region(bytes: usize) -> Self {
-        Bumpalo(bumpalo::Bump::with_capacity(bytes))
+        let mut bump = bumpalo::Bump::with_capacity(bytes);
+        // Map the chunk's pages now, as every other contender's are (see `touch_pages`):
+        // take the whole chunk once, touch it, and give it back; `reset` keeps the chunk.
+        if let Ok(chunk) = bump
+            .try_alloc_layout(Layout::from_size_align(bytes, 1).expect("capacity fits a Layout"))
+        {
+            crate::touch_pages(NonNull::slice_from_raw_parts(chunk, bytes));
+        }
+        bump.reset();
+        Bumpalo(bump)
     }
 
     #[inline]

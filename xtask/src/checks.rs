@@ -8,7 +8,8 @@ use crate::shell::{cargo, output, run};
 
 /// Crates whose unsafe code runs under Miri: the contract, the suite, every allocator.
 /// A new allocator joins by adding its package name here.
-const MIRI_PACKAGES: &[&str] = &["rawheap", "conformance", "bump", "free-list"];
+/// (`heaplab` holds the tests of rawheap's `Locked`, `StaticHeap` and `Arena`.)
+const MIRI_PACKAGES: &[&str] = &["rawheap", "conformance", "bump", "free-list", "heaplab"];
 
 /// The nightly toolchain Miri runs on.
 const NIGHTLY: &str = "nightly";
@@ -52,6 +53,10 @@ pub fn ci(args: &CiArgs) -> anyhow::Result<()> {
     run(
         "rustdoc, warnings denied",
         cargo(&["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    run(
+        "benches compile (they run with `cargo xtask bench`)",
+        &mut cargo(&["bench", "--workspace", "--no-run", "--locked"]),
     )?;
     if !args.no_miri {
         miri(&MiriArgs {
