@@ -6,6 +6,35 @@
 //! workspace crates. Listings of allocator code are not pasted into the book but included
 //! from the crates by anchor; they are fenced as ```` ```rust,ignore ```` here because they
 //! are fragments, and they are tested as the crate code they are. [`links`] checks that
-//! every include, anchor, figure and local link of the book resolves.
+//! every include, anchor, figure and local link of the book resolves, [`figures`]
+//! computes everything the book shows from real runs, and [`scenario`] is the chapters'
+//! step-by-step demo.
 
+pub mod figures;
 pub mod links;
+pub mod scenario;
+
+/// Each chapter's examples, as doctests (`cargo test -p book-tests --doc`).
+#[cfg(doctest)]
+mod chapters {
+    #[doc = include_str!("../../../book/src/introduction.md")]
+    struct Introduction;
+
+    #[doc = include_str!("../../../book/src/contract.md")]
+    struct Contract;
+
+    #[doc = include_str!("../../../book/src/measuring.md")]
+    struct Measuring;
+
+    #[doc = include_str!("../../../book/src/bump.md")]
+    struct Bump;
+
+    #[doc = include_str!("../../../book/src/free-list.md")]
+    struct FreeList;
+
+    #[doc = include_str!("../../../book/src/testing.md")]
+    struct Testing;
+
+    #[doc = include_str!("../../../book/src/comparison.md")]
+    struct Comparison;
+}

@@ -37,10 +37,11 @@ static ANCHOR_END: LazyLock<Regex> =
 
 /// How to treat targets inside `src/generated/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Generated {
-    /// The figures were just generated: every generated target must exist, and every
-    /// generated file must be used by some chapter (a figure no page shows is stale).
-    Required,
+pub enum Generated<'a> {
+    /// The figures were just generated into this folder (`src/generated/` itself, or a
+    /// stand-in for it in tests): every generated target must exist there, and every
+    /// file there must be used by some chapter (a figure no page shows is stale).
+    In(&'a Path),
     /// The figures may not have been generated yet (a fresh clone running `cargo test`):
     /// generated targets are not looked at. Everything else is still checked.
     Skipped,
@@ -92,34 +93,53 @@ impl fmt::Display for Problem {
 
 /// Checks every chapter under `src` (the book's source folder) and returns what is broken.
 /// An empty list means every include, anchor, image and local link resolves.
-pub fn check(src: &Path, generated: Generated) -> std::io::Result<Vec<Problem>> {
-    let generated_dir = normalize(&src.join(GENERATED));
+pub fn check(src: &Path, generated: Generated<'_>) -> std::io::Result<Vec<Problem>> {
+    // Where chapters point, and where the generated files really are.
+    let pointed_at = normalize(&src.join(GENERATED));
+    let generated_dir = match generated {
+        Generated::In(dir) => Some(normalize(dir)),
+        Generated::Skipped => None,
+    };
+    let mut files: Vec<PathBuf> = markdown_files(src)?
+        .into_iter()
+        .filter(|file| !file.starts_with(&pointed_at))
+        .collect();
+    if let Some(dir) = &generated_dir {
+        files.extend(markdown_files(dir)?);
+    }
     let mut problems = Vec::new();
     let mut used_generated = Vec::new();
-    for chapter in chapters(src)? {
-        let text = std::fs::read_to_string(&chapter)?;
-        for reference in references(&chapter, &text) {
-            if reference.target.starts_with(&generated_dir) {
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        // A generated Markdown file is pasted into a chapter, so its links are read from
+        // the chapter's folder, not its own.
+        let from_generated = generated_dir
+            .as_ref()
+            .is_some_and(|dir| file.starts_with(dir));
+        let base = if from_generated {
+            src
+        } else {
+            file.parent().unwrap_or(src)
+        };
+        for mut reference in references(&file, base, &text) {
+            if let Ok(name) = reference.target.strip_prefix(&pointed_at) {
+                let Some(dir) = &generated_dir else { continue };
+                reference.target = dir.join(name);
                 used_generated.push(reference.target.clone());
-                if generated == Generated::Skipped {
-                    continue;
-                }
             }
             if let Err(what) = resolve(&reference) {
-                problems.push(Problem {
-                    place: format!(
-                        "{}:{}: `{}`",
-                        reference.chapter.display(),
-                        reference.line,
-                        reference.text
-                    ),
-                    what,
-                });
+                let place = format!(
+                    "{}:{}: `{}`",
+                    reference.chapter.display(),
+                    reference.line,
+                    reference.text
+                );
+                problems.push(Problem { place, what });
             }
         }
     }
-    if generated == Generated::Required {
-        for file in files_under(&generated_dir)? {
+    if let Some(dir) = &generated_dir {
+        for file in files_under(dir)? {
             if !used_generated.contains(&file) {
                 problems.push(Problem {
                     place: file.display().to_string(),
@@ -131,10 +151,9 @@ pub fn check(src: &Path, generated: Generated) -> std::io::Result<Vec<Problem>> 
     Ok(problems)
 }
 
-/// Every reference in `text`, the contents of `chapter`: includes anywhere, links and
-/// images outside code blocks.
-pub fn references(chapter: &Path, text: &str) -> Vec<Reference> {
-    let folder = chapter.parent().unwrap_or(Path::new(""));
+/// Every reference in `text`, the contents of `chapter`, resolved from the folder
+/// `base`: includes anywhere, links and images outside code blocks.
+pub fn references(chapter: &Path, base: &Path, text: &str) -> Vec<Reference> {
     let mut found = Vec::new();
     let mut in_code = false;
     for (index, line) in text.lines().enumerate() {
@@ -142,7 +161,7 @@ pub fn references(chapter: &Path, text: &str) -> Vec<Reference> {
             chapter: chapter.to_path_buf(),
             line: index + 1,
             text: text.to_owned(),
-            target: normalize(&folder.join(raw)),
+            target: normalize(&base.join(raw)),
             part,
         };
         for capture in INCLUDE.captures_iter(line) {
@@ -234,12 +253,11 @@ pub fn anchored_lines(text: &str, name: &str) -> Result<usize, String> {
     Err(format!("`ANCHOR: {name}` has no `ANCHOR_END: {name}`"))
 }
 
-/// The chapters: every Markdown file under `src` except the generated ones.
-fn chapters(src: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let generated = src.join(GENERATED);
-    let mut found: Vec<PathBuf> = files_under(src)?
+/// Every Markdown file under `dir`, sorted.
+fn markdown_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = files_under(dir)?
         .into_iter()
-        .filter(|path| !path.starts_with(&generated) && path.extension().is_some_and(|e| e == "md"))
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
         .collect();
     found.sort();
     Ok(found)
@@ -290,7 +308,7 @@ mod tests {
     fn parses_the_include_forms_mdbook_knows() {
         let text = "```rust,ignore\n{{#include ../../crates/a/src/lib.rs:alloc}}\n```\n\
                     {{#rustdoc_include x.rs:3:9}}\n{{#include all.md}}\n\\{{#include escaped.rs}}\n";
-        let refs = references(Path::new("book/src/ch.md"), text);
+        let refs = references(Path::new("book/src/ch.md"), Path::new("book/src"), text);
         let parts: Vec<(&Path, &Part)> =
             refs.iter().map(|r| (r.target.as_path(), &r.part)).collect();
         assert_eq!(
@@ -311,7 +329,7 @@ mod tests {
     fn links_and_images_count_outside_code_only() {
         let text = "See [bump](bump.md#cost) and <img src=\"generated/map.svg\">, [web](https://x.org).\n\
                     ```rust\nlet a = v[i](x);\n```\n";
-        let targets: Vec<PathBuf> = references(Path::new("src/ch.md"), text)
+        let targets: Vec<PathBuf> = references(Path::new("src/ch.md"), Path::new("src"), text)
             .into_iter()
             .map(|r| r.target)
             .collect();
@@ -357,7 +375,12 @@ mod tests {
         )
         .unwrap();
         std::fs::write(src.join(GENERATED).join("unused.md"), "x").unwrap();
-        std::fs::write(src.join(GENERATED).join("table.md"), "x").unwrap();
+        std::fs::write(
+            src.join(GENERATED).join("table.md"),
+            "<img src=\"generated/map.svg\">",
+        )
+        .unwrap();
+        std::fs::write(src.join(GENERATED).join("map.svg"), "<svg/>").unwrap();
         std::fs::write(
             src.join("ch.md"),
             "{{#include ../code.rs:here}}\n{{#include ../code.rs:gone}}\n{{#include ../nothing.rs}}\n\
@@ -365,7 +388,7 @@ mod tests {
         )
         .unwrap();
         let skipped = check(&src, Generated::Skipped).unwrap();
-        let required = check(&src, Generated::Required).unwrap();
+        let required = check(&src, Generated::In(&src.join(GENERATED))).unwrap();
         std::fs::remove_dir_all(&root).unwrap();
 
         let whats =

@@ -1,0 +1,606 @@
+//! Everything the book shows from real runs: heap maps, fragmentation plots, result
+//! tables, the chapter demos and the numbers the prose quotes, computed here and written
+//! into one folder (`book/src/generated/`) by the `figures` program.
+//!
+//! Nothing in the book is typed in by hand: a chapter that needs a number includes a
+//! small generated Markdown file that states it. The allocators come from
+//! [`heaplab::registry`], so a new allocator appears in every table and figure without
+//! a change here.
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use heaplab::free_list::FreeList;
+use heaplab::registry::{self, Entry, HeapVisitor};
+use heaplab::{Arena, BlockKind, Capabilities, RawHeap, Reuse};
+use trace::replay::{self, ReplayOptions};
+use trace::report::{self, MeasureOptions, Run, TraceReport};
+use trace::{Trace, Workload, heapmap, plot};
+
+use crate::scenario;
+
+/// The seed of every generated trace unless told otherwise.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// The scale of every generated trace unless told otherwise (a few thousand ops each).
+pub const DEFAULT_SCALE: usize = 1;
+
+/// Width of the SVG heap maps, in pixels.
+const MAP_WIDTH: usize = 720;
+
+/// Programs of `crates/book-tests/examples/` whose output a chapter shows: each one's
+/// standard output is `generated/NAME.txt`. They run as their own processes (the output
+/// is about the process's memory), so the caller of [`generate`] runs them.
+pub const EXAMPLES: &[&str] = &["where_things_live"];
+
+/// Workloads drawn as heap maps and fragmentation plots, one of each per allocator.
+pub const PICTURED: [Workload; 2] = [Workload::RandomMixed, Workload::FirstFitAdversary];
+
+/// How the figures are made.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Seed of the generated traces.
+    pub seed: u64,
+    /// Scale of the generated traces.
+    pub scale: usize,
+    /// The Markdown table `cargo xtask bench` writes, if it exists.
+    pub bench_summary: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seed: DEFAULT_SEED,
+            scale: DEFAULT_SCALE,
+            bench_summary: None,
+        }
+    }
+}
+
+/// The folder being written, and the names written so far.
+pub struct Output {
+    dir: PathBuf,
+    written: Vec<String>,
+}
+
+impl Output {
+    /// Writes into `dir`, which must exist.
+    pub fn new(dir: &Path) -> Self {
+        Output {
+            dir: dir.to_path_buf(),
+            written: Vec::new(),
+        }
+    }
+
+    /// Writes `contents` as `dir/name`.
+    pub fn write(&mut self, name: &str, contents: impl AsRef<[u8]>) -> io::Result<()> {
+        std::fs::write(self.dir.join(name), contents)?;
+        self.written.push(name.to_owned());
+        Ok(())
+    }
+
+    /// The file names written, in order.
+    pub fn written(&self) -> &[String] {
+        &self.written
+    }
+}
+
+/// Computes and writes every generated file of the book into `out`.
+pub fn generate(out: &mut Output, options: &Options) -> io::Result<()> {
+    let started = Instant::now();
+    let traces: Vec<(Workload, Trace)> = Workload::ALL
+        .iter()
+        .map(|&w| (w, trace::generate(w, options.seed, options.scale)))
+        .collect();
+    let mut every = EveryHeap::new(&traces);
+    registry::for_each_heap(&mut every);
+
+    out.write("capabilities.md", every.capabilities)?;
+    out.write("reserved.md", every.reserved)?;
+    out.write("workloads.md", workloads_table(&traces, options))?;
+    for (name, text) in every.files.iter().chain(&every.maps) {
+        out.write(name, text)?;
+    }
+    out.write("conformance.md", conformance_table(&every.conformance))?;
+    out.write("conformance-rules.md", rules_table())?;
+    conformance_failure(out)?;
+    let run = Run::new(every.reports);
+    out.write("results.md", run.markdown())?;
+    out.write("summary.md", run.summary_markdown())?;
+    out.write("free-list-fits.md", family_table(&run, "free-list"))?;
+    out.write("bump-results.md", family_table(&run, "bump"))?;
+    for workload in PICTURED {
+        let series: Vec<(String, Vec<(usize, f64)>)> = run
+            .traces
+            .iter()
+            .filter(|t| t.trace == workload.name())
+            .flat_map(|t| &t.measurements)
+            .map(|m| (m.allocator.clone(), m.external_fragmentation.clone()))
+            .collect();
+        out.write(
+            &format!("fragmentation-{workload}.svg"),
+            plot::fragmentation_svg(&series),
+        )?;
+    }
+    contract_walk(out)?;
+    fragmentation_failure(out)?;
+    leak_report(out)?;
+    out.write("bench.md", bench_table(options.bench_summary.as_deref()))?;
+    out.write(
+        "score-formula.md",
+        format!("> `{}`\n", replay::SCORE_FORMULA),
+    )?;
+    out.write(
+        "run-parameters.md",
+        format!(
+            "The traces were generated with seed {} at scale {}, each replayed in a region of its \
+             suggested heap size, by an optimised build, on the machine that built this book; \
+             computing every figure took {:.1} s.\n",
+            options.seed,
+            options.scale,
+            started.elapsed().as_secs_f64()
+        ),
+    )?;
+    Ok(())
+}
+
+/// What is collected from every allocator of the registry.
+struct EveryHeap<'t> {
+    traces: &'t [(Workload, Trace)],
+    /// One report per trace, gaining a row per allocator.
+    reports: Vec<TraceReport>,
+    capabilities: String,
+    reserved: String,
+    /// Heap maps and demos, by file name.
+    files: Vec<(String, String)>,
+    /// The Markdown files that show the heap maps, by file name.
+    maps: Vec<(String, String)>,
+    /// Each allocator's result on each conformance rule (in `rules::RULES` order).
+    conformance: Vec<(&'static str, Vec<bool>)>,
+}
+
+/// The requests of the "reserved vs requested" table: (size, alignment).
+const REQUESTS: [(usize, usize); 5] = [(1, 8), (24, 8), (100, 8), (1000, 8), (24, 64)];
+
+/// The region of the single-request measurements.
+const PROBE_REGION: usize = 64 * 1024;
+
+impl<'t> EveryHeap<'t> {
+    fn new(traces: &'t [(Workload, Trace)]) -> Self {
+        let reports = traces
+            .iter()
+            .map(|(workload, trace)| {
+                let system = replay::time_system_replay(trace, replay::DEFAULT_ALIGN)
+                    .expect("generated traces replay with the default alignment");
+                TraceReport::new(workload.name(), trace, system)
+            })
+            .collect();
+        EveryHeap {
+            traces,
+            reports,
+            capabilities: String::from(
+                "| allocator | reuses freed memory | empty again when all is freed | largest size | largest alignment | resizes in place |\n\
+                 | --- | --- | --- | ---: | ---: | --- |\n",
+            ),
+            reserved: String::from(
+                "| allocator | request (size, align) | usable | taken from free | internal fragmentation |\n\
+                 | --- | --- | ---: | ---: | ---: |\n",
+            ),
+            files: Vec::new(),
+            maps: Vec::new(),
+            conformance: Vec::new(),
+        }
+    }
+}
+
+impl HeapVisitor for EveryHeap<'_> {
+    fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
+        let name = entry.name;
+        let chapter = scenario::chapter_of::<H>();
+        capabilities_row(
+            &mut self.capabilities,
+            name,
+            Arena::<H>::new(PROBE_REGION).capabilities(),
+        );
+        for (size, align) in REQUESTS {
+            reserved_row::<H>(&mut self.reserved, name, size, align);
+        }
+        for ((workload, trace), report) in self.traces.iter().zip(&mut self.reports) {
+            report.measurements.push(report::measure::<H>(
+                name,
+                trace,
+                &MeasureOptions::default(),
+            ));
+            if PICTURED.contains(workload) {
+                let file = format!("heapmap-{workload}-{name}.svg");
+                self.files
+                    .push((file.clone(), heap_map_at_half::<H>(trace)));
+                let figure =
+                    figure_html(&file, &format!("{name} after half of the {workload} trace"));
+                push_to(&mut self.maps, &format!("maps-{workload}.md"), &figure);
+                push_to(&mut self.maps, &format!("maps-{chapter}.md"), &figure);
+            }
+        }
+        self.files
+            .push((format!("demo-{name}.txt"), scenario::run::<H>(name)));
+        let results = conformance::run_all::<H>(conformance::DEFAULT_REGION);
+        self.conformance.push((
+            name,
+            results
+                .into_iter()
+                .map(|(_, result)| result.is_ok())
+                .collect(),
+        ));
+    }
+}
+
+/// Appends `text` to the file called `name` in `files`, creating it if needed.
+fn push_to(files: &mut Vec<(String, String)>, name: &str, text: &str) {
+    match files.iter_mut().find(|(file, _)| file == name) {
+        Some((_, contents)) => contents.push_str(text),
+        None => files.push((name.to_owned(), text.to_owned())),
+    }
+}
+
+/// An SVG from the generated folder as a figure with a caption, for a chapter to include.
+fn figure_html(file: &str, caption: &str) -> String {
+    format!(
+        "<img class=\"figure\" src=\"generated/{file}\" alt=\"Heap map: {caption}\">\n<p class=\"caption\">{caption}</p>\n\n"
+    )
+}
+
+fn capabilities_row(table: &mut String, name: &str, c: Capabilities) {
+    let reuse = match c.reuse {
+        Reuse::Never => "never",
+        Reuse::MostRecent => "the most recent block",
+        Reuse::Any => "any block",
+    };
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let _ = writeln!(
+        table,
+        "| {name} | {reuse} | {} | {} | {} | {} |",
+        yes(c.restores_when_empty),
+        limit(c.max_size, " B"),
+        limit(c.max_align, ""),
+        yes(c.resizes_in_place),
+    );
+}
+
+/// A size or alignment limit in words: powers of two (and one less) as powers.
+fn limit(n: usize, unit: &str) -> String {
+    match n {
+        usize::MAX => "only the region".to_owned(),
+        n if n.is_power_of_two() => format!("2^{}{unit}", n.ilog2()),
+        n if (n + 1).is_power_of_two() => format!("2^{} − 1{unit}", (n + 1).ilog2()),
+        n => format!("{n}{unit}"),
+    }
+}
+
+/// One request on a fresh heap: what the caller may use, and what it cost the heap's
+/// free memory (payload, header, rounding and padding together).
+fn reserved_row<H: RawHeap>(table: &mut String, name: &str, size: usize, align: usize) {
+    let layout =
+        core::alloc::Layout::from_size_align(size, align).expect("the table's layouts are valid");
+    let mut heap = Arena::<H>::new(PROBE_REGION);
+    let before = heap.stats();
+    let cells = match heap.allocate(layout) {
+        Ok(ptr) => {
+            // SAFETY: `ptr` was just allocated with `layout` and is live.
+            let usable = unsafe { heap.usable_size(ptr, layout) };
+            let taken = before.free - heap.stats().free;
+            format!("{usable} B | {taken} B | {} B", taken - size)
+        }
+        Err(error) => format!("refused: {error} | | "),
+    };
+    let _ = writeln!(table, "| {name} | {size} B, {align} | {cells} |");
+}
+
+/// The heap's map after half of the trace's operations, as an SVG.
+fn heap_map_at_half<H: RawHeap>(trace: &Trace) -> String {
+    let half = trace.ops().len() / 2;
+    let options = ReplayOptions {
+        snapshots: vec![half],
+        ..ReplayOptions::default()
+    };
+    match replay::replay::<H>(trace, &options) {
+        Ok(report) => match report.snapshots.first() {
+            Some(snap) => heapmap::svg(&snap.blocks, snap.region_start, snap.region_len, MAP_WIDTH),
+            None => heapmap::svg(&[], 0, 0, MAP_WIDTH),
+        },
+        Err(error) => panic!("replay failed while drawing a heap map: {error}"),
+    }
+}
+
+/// The traces: what each workload does, in numbers.
+fn workloads_table(traces: &[(Workload, Trace)], options: &Options) -> String {
+    let mut table = format!(
+        "Seed {}, scale {}.\n\n| workload | ops | allocate | free | reallocate | peak live bytes | largest request | suggested region |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        options.seed, options.scale
+    );
+    for (workload, trace) in traces {
+        let p = trace.profile();
+        let _ = writeln!(
+            table,
+            "| {workload} | {} | {} | {} | {} | {} | {} | {} |",
+            trace.ops().len(),
+            p.allocs,
+            p.frees,
+            p.reallocs,
+            p.peak_live_bytes,
+            p.max_size,
+            trace.suggested_heap()
+        );
+    }
+    table
+}
+
+/// The allocators whose names start with `family`, side by side on every workload:
+/// utilization both ways, throughput and refused requests.
+fn family_table(run: &Run, family: &str) -> String {
+    let members: Vec<&str> = run
+        .summary
+        .iter()
+        .map(|s| s.allocator.as_str())
+        .filter(|name| name.starts_with(family))
+        .collect();
+    let mut table = String::from(
+        "| workload | allocator | util (high water) | util (min region) | Kops/s | refused |\n| --- | --- | ---: | ---: | ---: | ---: |\n",
+    );
+    for trace in &run.traces {
+        for m in trace
+            .measurements
+            .iter()
+            .filter(|m| members.contains(&m.allocator.as_str()))
+        {
+            let percent =
+                |f: Option<f64>| f.map_or("-".to_owned(), |f| format!("{:.1}%", f * 100.0));
+            let _ = writeln!(
+                table,
+                "| {} | {} | {} | {} | {} | {} |",
+                trace.trace,
+                m.allocator,
+                percent(m.utilization),
+                percent(m.min_region.map(|r| r.utilization)),
+                m.throughput
+                    .map_or("-".to_owned(), |t| format!("{:.0}", t.ops_per_sec / 1000.0)),
+                m.failed_requests
+            );
+        }
+    }
+    table
+}
+
+/// The contract chapter's picture: a free-list heap partway through the demo script.
+fn contract_walk(out: &mut Output) -> io::Result<()> {
+    const STEPS: usize = 10;
+    let mut demo = scenario::Demo::<FreeList>::new();
+    let mut caption = String::from("The operations, in order:\n\n");
+    for op in &scenario::SCRIPT[..STEPS] {
+        let _ = writeln!(caption, "1. `{}`", demo.step(*op));
+    }
+    let mut blocks = Vec::new();
+    demo.heap().walk(&mut |block| blocks.push(block));
+    let region = demo.heap().region();
+    let _ = write!(
+        caption,
+        "\nThe stretches `walk` reported, in address order: {}.\n\n`stats()`: `{}`\n",
+        blocks
+            .iter()
+            .map(|b| format!("{} {} B", heapmap::kind_name(b.kind), b.size))
+            .collect::<Vec<_>>()
+            .join(", "),
+        scenario::stats_line(demo.heap())
+    );
+    out.write(
+        "contract-walk.svg",
+        heapmap::svg(
+            &blocks,
+            region.as_ptr().cast::<u8>().addr(),
+            region.len(),
+            MAP_WIDTH,
+        ),
+    )?;
+    out.write("contract-walk.md", caption)
+}
+
+// ANCHOR: fragmentation_failure
+/// The measuring chapter's failure: a request refused although enough bytes are free.
+/// Fill a first-fit heap with small blocks, free every other one, and ask for a block
+/// a few times larger than the holes.
+fn fragmentation_failure(out: &mut Output) -> io::Result<()> {
+    const REGION: usize = 4096;
+    const SMALL: usize = 48;
+    const LARGE: usize = 4 * SMALL;
+    let small = core::alloc::Layout::from_size_align(SMALL, 8).expect("valid");
+    let large = core::alloc::Layout::from_size_align(LARGE, 8).expect("valid");
+    let mut heap = Arena::<FreeList>::new(REGION);
+    let mut blocks = Vec::new();
+    while let Ok(block) = heap.allocate(small) {
+        blocks.push(block);
+    }
+    for block in blocks.iter().step_by(2) {
+        // SAFETY: every block came from this heap with `small`, and each is freed once.
+        unsafe { heap.deallocate(*block, small) };
+    }
+    let stats = heap.stats();
+    let refusal = heap.allocate(large).expect_err("no hole is large enough");
+    let cause = refusal.cause(large, &stats);
+    let mut walked = Vec::new();
+    heap.walk(&mut |block| walked.push(block));
+    let holes = walked.iter().filter(|b| b.kind == BlockKind::Free).count();
+    let region = heap.region();
+    out.write(
+        "fragmentation-failure.svg",
+        heapmap::svg(
+            &walked,
+            region.as_ptr().cast::<u8>().addr(),
+            region.len(),
+            MAP_WIDTH,
+        ),
+    )?;
+    out.write(
+        "fragmentation-failure.md",
+        format!(
+            "A first-fit free-list heap of {REGION} bytes was filled with {} blocks of {SMALL} bytes, \
+             and every other block was freed. Then:\n\n\
+             | | |\n| --- | --- |\n\
+             | request | {LARGE} bytes |\n\
+             | free bytes | {} |\n\
+             | free stretches | {holes} |\n\
+             | largest free stretch | {} bytes |\n\
+             | external fragmentation, 1 − largest / free | {:.3} |\n\
+             | answer | `Err({refusal:?})` |\n\
+             | `AllocError::cause` | `{cause:?}` |\n",
+            blocks.len(),
+            stats.free,
+            stats.largest_free,
+            stats.external_fragmentation(),
+        ),
+    )
+}
+// ANCHOR_END: fragmentation_failure
+
+/// Every rule of the suite with what it asks, in the words of the suite itself.
+fn rules_table() -> String {
+    let mut table = String::from("| rule | what it asks of a heap |\n| --- | --- |\n");
+    for rule in conformance::rules::RULES {
+        let _ = writeln!(table, "| `{}` | {} |", rule.name, rule.explanation);
+    }
+    table
+}
+
+/// Every rule of the suite, and whether each allocator keeps it.
+fn conformance_table(results: &[(&str, Vec<bool>)]) -> String {
+    let mut table = String::from("| rule |");
+    for (name, _) in results {
+        let _ = write!(table, " {name} |");
+    }
+    table.push_str("\n| --- |");
+    table.push_str(&" :---: |".repeat(results.len()));
+    table.push('\n');
+    for (index, rule) in conformance::rules::RULES.iter().enumerate() {
+        let _ = write!(table, "| `{}` |", rule.name);
+        for (_, passed) in results {
+            let _ = write!(
+                table,
+                " {} |",
+                if passed.get(index) == Some(&true) {
+                    "pass"
+                } else {
+                    "**fail**"
+                }
+            );
+        }
+        table.push('\n');
+    }
+    table
+}
+
+/// The heaps of the conformance crate's own tests: a small correct heap, and the same
+/// heap with one bug switched on per type, which the suite is proven to catch.
+#[path = "../../conformance/tests/support/mod.rs"]
+mod broken;
+
+/// The testing chapter's failure: the whole suite on a heap whose split puts the rest
+/// of a block one granule too early, over the end of the block just handed out.
+fn conformance_failure(out: &mut Output) -> io::Result<()> {
+    type Heap = broken::ListHeap<broken::OffByOneSplit>;
+    let results = conformance::run_all::<Heap>(broken::REGION);
+    let mut summary = String::from("| rule | result |\n| --- | --- |\n");
+    for (rule, result) in &results {
+        let verdict = match result {
+            Ok(()) => "pass".to_owned(),
+            Err(violation) if violation.rule == *rule => "**fail**".to_owned(),
+            Err(violation) => format!("**fail**, as `{}`", violation.rule),
+        };
+        let _ = writeln!(summary, "| `{rule}` | {verdict} |");
+    }
+    let first = results.iter().find_map(|(_, result)| result.as_ref().err());
+    out.write("conformance-failure.md", summary)?;
+    out.write(
+        "conformance-failure.txt",
+        first.map_or_else(|| "every rule passed".to_owned(), ToString::to_string),
+    )
+}
+
+/// The leak report of `Checked`: two blocks allocated and never freed.
+fn leak_report(out: &mut Output) -> io::Result<()> {
+    let mut heap = Arena::<conformance::Checked<FreeList>>::new(4096);
+    let kept = core::alloc::Layout::from_size_align(24, 8).expect("valid");
+    let freed = core::alloc::Layout::from_size_align(64, 8).expect("valid");
+    let lost = core::alloc::Layout::from_size_align(100, 8).expect("valid");
+    let (first, second, third) = (
+        heap.allocate(kept),
+        heap.allocate(freed),
+        heap.allocate(lost),
+    );
+    if let (Ok(_), Ok(second), Ok(_)) = (first, second, third) {
+        // SAFETY: `second` came from this heap with `freed` and is freed once.
+        unsafe { heap.deallocate(second, freed) };
+    }
+    let report = panic_message(|| heap.assert_no_leaks());
+    out.write(
+        "leak-report.txt",
+        report.unwrap_or_else(|| "no leak reported".to_owned()),
+    )
+}
+
+/// The message `f` panics with, if it panics; the panic is not printed.
+pub fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(f);
+    std::panic::set_hook(hook);
+    let payload = result.err()?;
+    Some(match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload.downcast::<&str>().map_or_else(
+            |_| "a panic without a message".to_owned(),
+            |m| m.to_string(),
+        ),
+    })
+}
+
+/// The bench ratio table, or how to make it.
+fn bench_table(summary: Option<&Path>) -> String {
+    match summary.map(std::fs::read_to_string) {
+        Some(Ok(table)) => table,
+        _ => "No benchmark results were found when this book was built. Run `cargo xtask bench` \
+              (criterion, a few minutes), then `cargo xtask book`: the table of nanoseconds per \
+              operation, beside each allocator's peer crate and the system allocator, appears here.\n"
+            .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_caught_and_returned() {
+        assert_eq!(
+            panic_message(|| panic!("boom {}", 1)),
+            Some("boom 1".to_owned())
+        );
+        assert_eq!(
+            panic_message(|| panic!("static")),
+            Some("static".to_owned())
+        );
+        assert_eq!(panic_message(|| ()), None);
+    }
+
+    #[test]
+    fn the_fragmentation_scenario_is_refused_for_fragmentation() {
+        let dir = std::env::temp_dir().join(format!("book-frag-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut out = Output::new(&dir);
+        fragmentation_failure(&mut out).unwrap();
+        let text = std::fs::read_to_string(dir.join("fragmentation-failure.md")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.contains("`Some(Fragmentation)`"), "{text}");
+        assert!(text.contains("`Err(Exhausted)`"), "{text}");
+    }
+}
