@@ -107,8 +107,11 @@ pub fn generate(out: &mut Output, options: &Options) -> io::Result<()> {
     out.write("conformance-rules.md", rules_table())?;
     conformance_failure(out)?;
     let run = Run::new(every.reports);
-    out.write("results.md", run.markdown())?;
-    out.write("summary.md", run.summary_markdown())?;
+    // Each trace's table under its own heading; the summary goes where a chapter puts
+    // it, under the chapter's heading rather than its own.
+    let per_trace: Vec<String> = run.traces.iter().map(TraceReport::markdown).collect();
+    out.write("results.md", per_trace.join("\n"))?;
+    out.write("summary.md", without_heading(&run.summary_markdown()))?;
     out.write("free-list-fits.md", family_table(&run, "free-list"))?;
     out.write("bump-results.md", family_table(&run, "bump"))?;
     for workload in PICTURED {
@@ -214,13 +217,19 @@ impl HeapVisitor for EveryHeap<'_> {
                 &MeasureOptions::default(),
             ));
             if PICTURED.contains(workload) {
-                let file = format!("heapmap-{workload}-{name}.svg");
-                self.files
-                    .push((file.clone(), heap_map_at_half::<H>(trace)));
-                let figure =
-                    figure_html(&file, &format!("{name} after half of the {workload} trace"));
-                push_to(&mut self.maps, &format!("maps-{workload}.md"), &figure);
-                push_to(&mut self.maps, &format!("maps-{chapter}.md"), &figure);
+                let peak = peak_moment(trace);
+                let caption =
+                    format!("{name} at the peak of the {workload} trace, after {peak} operations");
+                let shown = match heap_map_after::<H>(trace, peak) {
+                    Ok(svg) => {
+                        let file = format!("heapmap-{workload}-{name}.svg");
+                        self.files.push((file.clone(), svg));
+                        figure_html(&file, &caption)
+                    }
+                    Err(error) => format!("{caption}: no map, the replay failed: {error}\n\n"),
+                };
+                push_to(&mut self.maps, &format!("maps-{workload}.md"), &shown);
+                push_to(&mut self.maps, &format!("maps-{chapter}.md"), &shown);
             }
         }
         self.files
@@ -233,6 +242,14 @@ impl HeapVisitor for EveryHeap<'_> {
                 .map(|(_, result)| result.is_ok())
                 .collect(),
         ));
+    }
+}
+
+/// Markdown without its first line if that line is a heading.
+fn without_heading(markdown: &str) -> String {
+    match markdown.split_once('\n') {
+        Some((first, rest)) if first.starts_with('#') => rest.trim_start().to_owned(),
+        _ => markdown.to_owned(),
     }
 }
 
@@ -297,20 +314,43 @@ fn reserved_row<H: RawHeap>(table: &mut String, name: &str, size: usize, align: 
     let _ = writeln!(table, "| {name} | {size} B, {align} | {cells} |");
 }
 
-/// The heap's map after half of the trace's operations, as an SVG.
-fn heap_map_at_half<H: RawHeap>(trace: &Trace) -> String {
-    let half = trace.ops().len() / 2;
+/// How many operations of `trace` run before its live bytes first reach their peak:
+/// the moment a heap map shows the most. The peak of a prefix only grows with its
+/// length, so a bisection over prefixes finds it.
+pub fn peak_moment(trace: &Trace) -> usize {
+    let peak = trace.profile().peak_live_bytes;
+    let prefix_peak = |len: usize| {
+        Trace::new(
+            trace.suggested_heap(),
+            trace.num_ids(),
+            trace.weight(),
+            trace.ops()[..len].to_vec(),
+        )
+        .map_or(0, |prefix| prefix.profile().peak_live_bytes)
+    };
+    let (mut short, mut long) = (0, trace.ops().len());
+    while short < long {
+        let mid = short + (long - short) / 2;
+        if prefix_peak(mid) >= peak {
+            long = mid;
+        } else {
+            short = mid + 1;
+        }
+    }
+    long
+}
+
+/// The heap's map after `ops` operations of `trace`, as an SVG.
+fn heap_map_after<H: RawHeap>(trace: &Trace, ops: usize) -> Result<String, replay::ReplayError> {
     let options = ReplayOptions {
-        snapshots: vec![half],
+        snapshots: vec![ops],
         ..ReplayOptions::default()
     };
-    match replay::replay::<H>(trace, &options) {
-        Ok(report) => match report.snapshots.first() {
-            Some(snap) => heapmap::svg(&snap.blocks, snap.region_start, snap.region_len, MAP_WIDTH),
-            None => heapmap::svg(&[], 0, 0, MAP_WIDTH),
-        },
-        Err(error) => panic!("replay failed while drawing a heap map: {error}"),
-    }
+    let report = replay::replay::<H>(trace, &options)?;
+    Ok(match report.snapshots.first() {
+        Some(snap) => heapmap::svg(&snap.blocks, snap.region_start, snap.region_len, MAP_WIDTH),
+        None => heapmap::svg(&[], 0, 0, MAP_WIDTH),
+    })
 }
 
 /// The traces: what each workload does, in numbers.
@@ -578,6 +618,35 @@ fn bench_table(summary: Option<&Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peak_moment_is_the_first_op_that_reaches_the_peak() {
+        use trace::Op;
+        let ops = vec![
+            Op::Alloc { id: 0, size: 10 },
+            Op::Alloc { id: 1, size: 30 },
+            Op::Free { id: 0 },
+            Op::Alloc { id: 2, size: 10 },
+            Op::Free { id: 1 },
+            Op::Free { id: 2 },
+        ];
+        let trace = Trace::new(4096, 3, 1, ops).unwrap();
+        assert_eq!(
+            peak_moment(&trace),
+            2,
+            "10 + 30 live after two ops; 40 again later"
+        );
+        assert_eq!(peak_moment(&Trace::new(4096, 0, 1, Vec::new()).unwrap()), 0);
+    }
+
+    #[test]
+    fn only_a_leading_heading_is_dropped() {
+        assert_eq!(without_heading("### Summary\n\ntext\n"), "text\n");
+        assert_eq!(
+            without_heading("text\n### not first\n"),
+            "text\n### not first\n"
+        );
+    }
 
     #[test]
     fn panic_messages_are_caught_and_returned() {
