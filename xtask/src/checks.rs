@@ -58,6 +58,8 @@ pub fn ci(args: &CiArgs) -> anyhow::Result<()> {
         "benches compile (they run with `cargo xtask bench`)",
         &mut cargo(&["bench", "--workspace", "--no-run", "--locked"]),
     )?;
+    println!("\n==> the book: figures from real runs, includes and anchors, build");
+    crate::book::check()?;
     if !args.no_miri {
         miri(&MiriArgs {
             cases: 8,

@@ -4,15 +4,18 @@
 //! stops at the first failure and exits non-zero.
 
 mod bench;
+mod book;
+mod chapter;
 mod checks;
 mod demo;
+mod figures;
 mod replay;
 mod shell;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Chores of the heaplab workspace", long_about = None)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Chores of the heaplab workspace", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,7 +25,13 @@ struct Cli {
 enum Command {
     /// Every allocator on one generated workload: heap maps and a table of their stats.
     Demo(demo::DemoArgs),
-    /// Everything CI runs, in order: fmt, clippy, tests, rustdoc, Miri.
+    /// Build the book (after regenerating its figures); --serve or --open to read it.
+    Book(book::Args),
+    /// Regenerate the book's figures and tables from real runs into book/src/generated.
+    Figures(figures::Args),
+    /// Run a chapter's demo: a short scenario, step by step, with heap maps and stats.
+    Chapter(chapter::Args),
+    /// Everything CI runs, in order: fmt, clippy, tests, rustdoc, benches built, book, Miri.
     Ci(checks::CiArgs),
     /// The whole test suite (unit, integration, doc tests) on stable.
     Test,
@@ -41,6 +50,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo(args) => demo::demo(&args),
+        Command::Book(args) => book::run(&args),
+        Command::Figures(args) => figures::run(&args),
+        Command::Chapter(args) => chapter::run(&args),
         Command::Ci(args) => checks::ci(&args),
         Command::Test => checks::test(),
         Command::Miri(args) => checks::miri(&args),
