@@ -13,11 +13,19 @@ use anyhow::Context;
 
 use crate::shell::{cargo, root};
 
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Default)]
+pub struct Args {
+    /// Seed of the generated traces (default: the book's, so the book's numbers are
+    /// reproducible).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Scale of the generated traces: longer traces, slower figures (default: the book's).
+    #[arg(long)]
+    scale: Option<usize>,
+}
 
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    generate()
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    generate(args)
 }
 
 /// The folder the book includes generated files from.
@@ -26,28 +34,33 @@ pub fn out_dir() -> PathBuf {
 }
 
 /// Regenerates every generated file of the book, from scratch.
-pub fn generate() -> anyhow::Result<()> {
+pub fn generate(args: &Args) -> anyhow::Result<()> {
     let out = out_dir();
     if out.exists() {
         std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let bench_summary = root().join("target/bench/summary.md");
+    let mut figures = cargo(&[
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "book-tests",
+        "--bin",
+        "figures",
+        "--",
+    ]);
+    figures.arg(&out).arg("--bench-summary").arg(&bench_summary);
+    if let Some(seed) = args.seed {
+        figures.args(["--seed", &seed.to_string()]);
+    }
+    if let Some(scale) = args.scale {
+        figures.args(["--scale", &scale.to_string()]);
+    }
     crate::shell::run(
         "figures and tables from real runs (optimised build)",
-        cargo(&[
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "book-tests",
-            "--bin",
-            "figures",
-            "--",
-        ])
-        .arg(&out)
-        .arg("--bench-summary")
-        .arg(&bench_summary),
+        &mut figures,
     )?;
     for example in book_tests::figures::EXAMPLES {
         let mut command = cargo(&[
