@@ -30,6 +30,7 @@ pub enum ExhaustionCause {
     Fragmentation,
 }
 
+// ANCHOR: cause
 impl AllocError {
     /// Tells exhaustion from fragmentation for a refused `layout`, given the heap's
     /// stats at the moment of the refusal. `None` for the other refusals.
@@ -43,6 +44,7 @@ impl AllocError {
         }
     }
 }
+// ANCHOR_END: cause
 
 impl fmt::Display for AllocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,6 +156,7 @@ impl Block {
     }
 }
 
+// ANCHOR: stats
 /// The heap's account of its memory. Every byte of the region is in exactly one of
 /// `usable`, `free` and [`overhead`](Stats::overhead), and `walk` reports the same
 /// split.
@@ -203,6 +206,7 @@ impl Stats {
         }
     }
 
+    // ANCHOR_END: stats
     /// Builds the byte counts from `walk`'s blocks and the per-block counts an
     /// allocator keeps in a [`Usage`]. For heaps that do not keep the totals themselves.
     pub fn from_walk(
