@@ -206,7 +206,6 @@ impl Stats {
         }
     }
 
-    // ANCHOR_END: stats
     /// Builds the byte counts from `walk`'s blocks and the per-block counts an
     /// allocator keeps in a [`Usage`]. For heaps that do not keep the totals themselves.
     pub fn from_walk(
@@ -232,6 +231,7 @@ impl Stats {
         stats
     }
 }
+// ANCHOR_END: stats
 
 /// The counts only the allocator's callers know: how many blocks are live, how many
 /// bytes they asked for, and how high the heap has reached. Allocators keep one and
