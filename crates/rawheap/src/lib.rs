@@ -219,10 +219,6 @@ pub fn check_walk<H: RawHeap + ?Sized>(heap: &H) -> Result<(), HeapError> {
     let end = start + region.len();
     let mut next = start;
     let mut result = Ok(());
-    let mut totals = Stats {
-        region: region.len(),
-        ..Stats::default()
-    };
     heap.walk(&mut |block| {
         if result.is_err() {
             return;
@@ -238,20 +234,13 @@ pub fn check_walk<H: RawHeap + ?Sized>(heap: &H) -> Result<(), HeapError> {
             result = Err(HeapError::new("walk stays inside the region").at(block.addr));
         }
         next = block.end();
-        match block.kind {
-            BlockKind::Used => totals.usable += block.size,
-            BlockKind::Free => {
-                totals.free += block.size;
-                totals.largest_free = totals.largest_free.max(block.size);
-            }
-            BlockKind::Overhead => {}
-        }
     });
     result?;
     if next != end {
         return Err(HeapError::new("walk covers the whole region").at(next));
     }
     let stats = heap.stats();
+    let totals = Stats::from_walk(region.len(), &Usage::default(), |visit| heap.walk(visit));
     if stats.region != totals.region
         || stats.usable != totals.usable
         || stats.free != totals.free
