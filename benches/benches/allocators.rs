@@ -1,39 +1,37 @@
 //! Every heaplab allocator beside its peer crates and the system allocator, on the same
 //! workloads, in one run. `cargo xtask bench` runs this and writes the ratio table.
 //!
-//! Each benchmark replays one generated trace from start to end on a fresh heap (built
-//! outside the timed part); criterion's throughput is in trace operations, so
-//! `time / operations` is the cost of one `alloc`, `free` or `realloc`.
+//! Each benchmark replays one generated trace from start to end, again and again, on
+//! one heap per contender, the way a long-running program reuses its heap: the trace is
+//! balanced, so the heap is empty between passes, and its memory is warm after
+//! criterion's warm-up. Criterion's throughput is in trace operations, so
+//! `time / operations` is the cost of one `alloc`, `free` or `realloc`. The first byte
+//! of every block handed out is written, for every contender alike (see
+//! `heaplab_benches::Workload::run`).
 
 use std::ptr::NonNull;
 
 use criterion::measurement::WallTime;
-use criterion::{
-    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use heaplab::RawHeap;
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
 use heaplab_benches::peers::{BuddySystem, Bumpalo, LinkedList, Rlsf, System, Talc};
 use heaplab_benches::{Contender, Workload};
 use trace::Workload as Generator;
 
-/// Trace size for the benches: large enough that setup is noise, small enough that every
-/// contender runs in a couple of seconds.
+/// Trace size for the benches: a few thousand operations a pass, so that one pass is
+/// long against the timer and short enough for every contender to run many.
 const SCALE: usize = 4;
 const SEED: u64 = 2026;
 
 fn time<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, workload: &Workload) {
+    let mut heap = C::with_region(workload.region);
+    let mut slots = vec![None::<(NonNull<u8>, core::alloc::Layout)>; workload.slots];
     group.bench_function(name, |bencher| {
-        bencher.iter_batched_ref(
-            || {
-                (
-                    C::with_region(workload.region),
-                    vec![None::<(NonNull<u8>, core::alloc::Layout)>; workload.slots],
-                )
-            },
-            |(heap, slots)| workload.run(heap, slots),
-            BatchSize::LargeInput,
-        )
+        bencher.iter(|| {
+            workload.run(&mut heap, &mut slots);
+            heap.trace_done();
+        })
     });
 }
 

@@ -9,36 +9,13 @@ use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
+use heaplab::Memory;
+
 use crate::Contender;
 
-/// Page-aligned memory from the system allocator, freed on drop.
-pub struct Region {
-    ptr: NonNull<u8>,
-    layout: Layout,
-}
-
-impl Region {
-    /// `bytes` fresh bytes aligned to a page.
-    pub fn new(bytes: usize) -> Region {
-        let layout =
-            Layout::from_size_align(bytes.max(1), 4096).expect("region size fits a Layout");
-        // SAFETY: the layout's size is non-zero.
-        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) })
-            .expect("the system allocator gave no region");
-        Region { ptr, layout }
-    }
-
-    /// The region as raw bytes.
-    pub fn as_slice_ptr(&self) -> NonNull<[u8]> {
-        NonNull::slice_from_raw_parts(self.ptr, self.layout.size())
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `alloc` with `layout` and is freed once.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
-    }
+/// Page-aligned memory for a peer, the same kind an [`Arena`](heaplab::Arena) gets.
+fn region(bytes: usize) -> Memory {
+    Memory::new(bytes).expect("memory for the benchmark heap")
 }
 
 /// `bumpalo::Bump` with its whole capacity reserved up front.
@@ -46,16 +23,11 @@ pub struct Bumpalo(bumpalo::Bump);
 
 impl Contender for Bumpalo {
     fn with_region(bytes: usize) -> Self {
-        let mut bump = bumpalo::Bump::with_capacity(bytes);
-        // Map the chunk's pages now, as every other contender's are (see `touch_pages`):
-        // take the whole chunk once, touch it, and give it back; `reset` keeps the chunk.
-        if let Ok(chunk) = bump
-            .try_alloc_layout(Layout::from_size_align(bytes, 1).expect("capacity fits a Layout"))
-        {
-            crate::touch_pages(NonNull::slice_from_raw_parts(chunk, bytes));
-        }
-        bump.reset();
-        Bumpalo(bump)
+        Bumpalo(bumpalo::Bump::with_capacity(bytes))
+    }
+
+    fn trace_done(&mut self) {
+        self.0.reset();
     }
 
     #[inline]
@@ -92,16 +64,15 @@ impl Contender for Bumpalo {
 /// `linked_list_allocator::Heap`: an address-ordered singly linked list, first fit.
 pub struct LinkedList {
     heap: linked_list_allocator::Heap,
-    _region: Region,
+    _region: Memory,
 }
 
 impl Contender for LinkedList {
     fn with_region(bytes: usize) -> Self {
-        let region = Region::new(bytes);
+        let region = region(bytes);
         // SAFETY: the region is fresh, owned by this value and outlives the heap.
-        let heap = unsafe {
-            linked_list_allocator::Heap::new(region.as_slice_ptr().cast().as_ptr(), bytes)
-        };
+        let heap =
+            unsafe { linked_list_allocator::Heap::new(region.region().cast().as_ptr(), bytes) };
         LinkedList {
             heap,
             _region: region,
@@ -123,14 +94,14 @@ impl Contender for LinkedList {
 /// `buddy_system_allocator::Heap` with 32 orders.
 pub struct BuddySystem {
     heap: buddy_system_allocator::Heap<32>,
-    _region: Region,
+    _region: Memory,
 }
 
 impl Contender for BuddySystem {
     fn with_region(bytes: usize) -> Self {
-        let region = Region::new(bytes);
+        let region = region(bytes);
         let mut heap = buddy_system_allocator::Heap::<32>::new();
-        let start = region.as_slice_ptr().cast::<u8>().as_ptr().addr();
+        let start = region.region().cast::<u8>().as_ptr().addr();
         // SAFETY: the region is fresh, owned by this value and outlives the heap.
         unsafe { heap.add_to_heap(start, start + bytes) };
         BuddySystem {
@@ -154,15 +125,15 @@ impl Contender for BuddySystem {
 /// `talc::Talc` over one claimed region.
 pub struct Talc {
     heap: talc::base::Talc<talc::source::Manual, talc::DefaultBinning>,
-    _region: Region,
+    _region: Memory,
 }
 
 impl Contender for Talc {
     fn with_region(bytes: usize) -> Self {
-        let region = Region::new(bytes);
+        let region = region(bytes);
         let mut heap = talc::base::Talc::new(talc::source::Manual);
         // SAFETY: the region is fresh, owned by this value and outlives the heap.
-        unsafe { heap.claim(region.as_slice_ptr().cast().as_ptr(), bytes) }
+        unsafe { heap.claim(region.region().cast().as_ptr(), bytes) }
             .expect("talc claims the region");
         Talc {
             heap,
@@ -214,15 +185,15 @@ impl Contender for Talc {
 /// `rlsf::Tlsf` with rlsf's usual parameters for a heap of up to 4 GiB blocks.
 pub struct Rlsf {
     heap: rlsf::Tlsf<'static, u32, u32, 28, 32>,
-    _region: Region,
+    _region: Memory,
 }
 
 impl Contender for Rlsf {
     fn with_region(bytes: usize) -> Self {
-        let region = Region::new(bytes);
+        let region = region(bytes);
         let mut heap = rlsf::Tlsf::new();
         let block = NonNull::slice_from_raw_parts(
-            region.as_slice_ptr().cast::<MaybeUninit<u8>>().cast::<u8>(),
+            region.region().cast::<MaybeUninit<u8>>().cast::<u8>(),
             bytes,
         );
         // SAFETY: the region is fresh, owned by this value and outlives the heap.
