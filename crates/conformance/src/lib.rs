@@ -6,13 +6,18 @@
 //! // tests/conformance.rs
 //! use my_heap::MyHeap;
 //!
-//! conformance::suite!(conformance, MyHeap);
-//! // or with another region size (64 KiB by default, 8 KiB under Miri):
-//! // conformance::suite!(conformance, MyHeap, region = 1 << 20);
+//! ::conformance::suite!(conformance, MyHeap);
+//! // or with another region size (64 KiB by default, 4 KiB under Miri):
+//! // ::conformance::suite!(conformance, MyHeap, region = 1 << 20);
 //! ```
 //!
 //! `cargo test` then lists one test per rule, named for the rule
-//! (`conformance::blocks_never_overlap`, ...). Each rule is also a function,
+//! (`conformance::blocks_never_overlap`, ...). The leading `::` is needed because the
+//! macro writes a module called `conformance`, after which a bare `conformance::` in
+//! that file is ambiguous (rustc says so, and suggests the `::`); with another module
+//! name, `conformance::suite!(rules, MyHeap)` works as well.
+//!
+//! Each rule is also a function,
 //! [`rules::blocks_never_overlap::<MyHeap>(65536)`](rules::blocks_never_overlap),
 //! and [`run_all`] runs them all and returns every result, for a grader.
 //!
@@ -52,8 +57,8 @@
 //!
 //! #[test]
 //! fn regression() {
-//!     use conformance::Op;
-//!     conformance::replay::<MyHeap>(65536, &[
+//!     use ::conformance::Op;
+//!     ::conformance::replay::<MyHeap>(65536, &[
 //!         Op::Alloc { size: 40, align_log2: 3 },
 //!         Op::Alloc { size: 24, align_log2: 3 },
 //!     ])
@@ -119,8 +124,8 @@ pub use violation::Violation;
 
 use rawheap::RawHeap;
 
-/// The region size [`suite!`] uses unless told otherwise: 64 KiB, or 8 KiB under Miri.
-pub const DEFAULT_REGION: usize = if cfg!(miri) { 8 * 1024 } else { 64 * 1024 };
+/// The region size [`suite!`] uses unless told otherwise: 64 KiB, or 4 KiB under Miri.
+pub const DEFAULT_REGION: usize = if cfg!(miri) { 4 * 1024 } else { 64 * 1024 };
 
 /// Replays `ops` on a fresh `H` heap of `region` bytes (aligned to a page) under the
 /// [`Model`]: `Err` names the first rule broken, with the operations up to that point.
@@ -143,12 +148,14 @@ pub fn replay_at<H: RawHeap>(region: usize, offset: usize, ops: &[Op]) -> Result
 /// rule, named for the rule.
 ///
 /// ```rust,ignore
-/// conformance::suite!(conformance, MyHeap);
-/// conformance::suite!(conformance_1mib, MyHeap, region = 1 << 20);
+/// ::conformance::suite!(conformance, MyHeap);
+/// ::conformance::suite!(conformance_1mib, MyHeap, region = 1 << 20);
 /// ```
 ///
 /// The module imports everything from the module the macro is called in, so the heap
-/// type is named as it is there. A failing test panics with the [`Violation`].
+/// type is named as it is there. A failing test panics with the [`Violation`]. Write
+/// `::conformance::` (with the leading `::`) in a file where a module called
+/// `conformance` exists, such as the one this macro writes.
 #[macro_export]
 macro_rules! suite {
     ($module:ident, $heap:ty $(,)?) => {

@@ -476,8 +476,9 @@ impl Model {
     ) -> Result<(), Violation> {
         let mut stretches = Vec::new();
         heap.walk(&mut |stretch| stretches.push(stretch));
-        self.check_used_stretches(&stretches)?;
-        self.check_nothing_else_covers_a_block(&stretches)?;
+        let live = self.by_address();
+        self.check_used_stretches(&stretches, &live)?;
+        self.check_nothing_else_covers_a_block(&stretches, &live)?;
         self.check_tiling(&stretches)?;
         if let Some(index) = fill {
             let block = self.live[index];
@@ -505,8 +506,13 @@ impl Model {
         blocks
     }
 
-    /// `walk`'s `Used` stretches against the live blocks: one each, of the right length.
-    fn check_used_stretches(&self, stretches: &[Block]) -> Result<(), Violation> {
+    /// `walk`'s `Used` stretches against the live blocks (sorted by address): one
+    /// each, of the right length.
+    fn check_used_stretches(
+        &self,
+        stretches: &[Block],
+        live: &[LiveBlock],
+    ) -> Result<(), Violation> {
         let mut used: Vec<Block> = stretches
             .iter()
             .filter(|s| s.kind == BlockKind::Used)
@@ -522,8 +528,7 @@ impl Model {
                 ),
             ));
         }
-        let live = self.by_address();
-        for block in &live {
+        for block in live {
             let Ok(found) = used.binary_search_by_key(&block.start(), |s| s.addr) else {
                 return Err(self.broken(
                     id::walk_shows_exactly_the_live_blocks,
@@ -562,9 +567,13 @@ impl Model {
         }
     }
 
-    /// No stretch the heap calls free or its own covers a byte of a live block.
-    fn check_nothing_else_covers_a_block(&self, stretches: &[Block]) -> Result<(), Violation> {
-        let live = self.by_address();
+    /// No stretch the heap calls free or its own covers a byte of a live block (the
+    /// live blocks sorted by address).
+    fn check_nothing_else_covers_a_block(
+        &self,
+        stretches: &[Block],
+        live: &[LiveBlock],
+    ) -> Result<(), Violation> {
         for stretch in stretches.iter().filter(|s| s.kind != BlockKind::Used) {
             let end = stretch.addr.saturating_add(stretch.size);
             // The live blocks are disjoint and sorted, so if any overlaps the stretch,

@@ -25,6 +25,10 @@ const MAX_LEN: usize = if cfg!(miri) { 12 } else { 48 };
 /// Cases run when `PROPTEST_CASES` is not set.
 const DEFAULT_CASES: u32 = if cfg!(miri) { 4 } else { 128 };
 
+/// Under Miri, how many shrinking steps proptest may take when
+/// `PROPTEST_MAX_SHRINK_ITERS` is not set: each step replays a sequence.
+const MIRI_SHRINK_ITERS: u32 = 24;
+
 /// A size for a heap of `region` bytes.
 pub fn size_strategy(region: usize) -> impl Strategy<Value = usize> + Clone {
     prop_oneof![
@@ -62,7 +66,8 @@ pub fn ops_strategy(region: usize) -> impl Strategy<Value = Vec<Op>> {
 }
 
 /// The runner's configuration: proptest's defaults and environment (`PROPTEST_CASES`
-/// and friends), 128 cases unless told otherwise (4 under Miri), and no failure files.
+/// and friends), 128 cases unless told otherwise (4, with at most 24 shrinking steps,
+/// under Miri), and no failure files.
 pub fn config() -> Config {
     let mut config = Config {
         failure_persistence: None,
@@ -70,6 +75,9 @@ pub fn config() -> Config {
     };
     if std::env::var_os("PROPTEST_CASES").is_none() {
         config.cases = DEFAULT_CASES;
+    }
+    if cfg!(miri) && std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_none() {
+        config.max_shrink_iters = MIRI_SHRINK_ITERS;
     }
     config
 }

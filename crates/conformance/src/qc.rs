@@ -27,6 +27,10 @@ thread_local! {
 /// Tests run when `QUICKCHECK_TESTS` is not set.
 const DEFAULT_TESTS: u64 = if cfg!(miri) { 4 } else { 100 };
 
+/// Under Miri, the longest sequence when `QUICKCHECK_GENERATOR_SIZE` is not set
+/// (quickcheck's own default is 100).
+const MIRI_GENERATOR_SIZE: usize = 12;
+
 /// A sequence of operations, as quickcheck generates and shrinks it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ops(pub Vec<Op>);
@@ -132,7 +136,8 @@ fn property<H: RawHeap>(ops: Ops) -> TestResult {
 }
 
 /// Runs quickcheck's random operation sequences on fresh `H` heaps of `region` bytes:
-/// 100 tests unless `QUICKCHECK_TESTS` says otherwise (4 under Miri). On failure, the
+/// 100 tests unless `QUICKCHECK_TESTS` says otherwise (4 of at most 12 operations under
+/// Miri). On failure, the
 /// violation of the smallest failing sequence, which prints as a regression test.
 pub fn quickcheck<H: RawHeap>(region: usize) -> Result<(), Violation> {
     REGION.set(region);
@@ -140,6 +145,9 @@ pub fn quickcheck<H: RawHeap>(region: usize) -> Result<(), Violation> {
     let mut runner = QuickCheck::new();
     if std::env::var_os("QUICKCHECK_TESTS").is_none() {
         runner = runner.tests(DEFAULT_TESTS);
+    }
+    if cfg!(miri) && std::env::var_os("QUICKCHECK_GENERATOR_SIZE").is_none() {
+        runner = runner.rng(Gen::new(MIRI_GENERATOR_SIZE));
     }
     match runner.quicktest(property::<H> as fn(Ops) -> TestResult) {
         Ok(_) => Ok(()),

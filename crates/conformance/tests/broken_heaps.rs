@@ -94,6 +94,10 @@ fn a_panic_is_a_violation_of_the_running_rule_with_the_ops_that_cause_it() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "shrinking quality, with no unsafe code of its own; replays are slow under Miri"
+)]
 fn random_sequences_find_bugs_and_shrink_them_to_a_few_operations() {
     for (result, rule) in [
         (
@@ -114,6 +118,10 @@ fn random_sequences_find_bugs_and_shrink_them_to_a_few_operations() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "shrinking quality, with no unsafe code of its own; replays are slow under Miri"
+)]
 fn quickcheck_finds_a_bug_and_shrinks_it() {
     rejected_with_a_short_sequence(
         conformance::quickcheck::<ListHeap<IgnoresUsedFlag>>(REGION),
@@ -122,6 +130,10 @@ fn quickcheck_finds_a_bug_and_shrinks_it() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "shrinking quality, with no unsafe code of its own; replays are slow under Miri"
+)]
 fn scenario_failures_are_shrunk_too() {
     rejected_with_a_short_sequence(
         rules::contents_are_preserved::<ListHeap<IgnoresUsedFlag>>(REGION),

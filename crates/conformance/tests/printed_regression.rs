@@ -21,6 +21,7 @@ fn regression() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "shrinking to the simplest sequence takes many replays")]
 fn the_printout_is_the_test_in_this_file() {
     let violation = property::check::<ListHeap<IgnoresUsedFlag>>(65536)
         .expect_err("the flawed heap hands out a live block again");
