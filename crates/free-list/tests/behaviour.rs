@@ -339,7 +339,12 @@ fn growing_in_place_takes_a_whole_neighbour_when_the_rest_would_be_too_small() {
 /// Replaces the `T` at `addr` (inside `heap`'s region) and returns what it held. Links
 /// are poked as pointers, so that putting one back keeps its provenance.
 fn poke<T>(heap: &Arena<FreeList>, addr: usize, value: T) -> T {
-    let ptr = heap.region().cast::<u8>().as_ptr().with_addr(addr).cast::<T>();
+    let ptr = heap
+        .region()
+        .cast::<u8>()
+        .as_ptr()
+        .with_addr(addr)
+        .cast::<T>();
     // SAFETY: `addr` is a word inside the region that the arena owns, and holds a `T`;
     // the heap is not in use while the test holds it.
     unsafe { ptr.replace(value) }
@@ -354,13 +359,19 @@ fn check_finds_broken_tags_and_links() {
     // `a`'s block: 48 bytes, header one word before `a`, footer in its last word.
     let footer = header(a) + 48 - 8;
     let saved = poke(&heap, footer, 64usize);
-    assert_eq!(heap.check().unwrap_err().invariant, "a free block's footer equals its size");
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "a free block's footer equals its size"
+    );
     poke(&heap, footer, saved);
     heap.check().unwrap();
     // The list is c, a, tail: cut it after `c`, so `a` and the tail drop off it.
     let next_link = header(c) + 8;
     let saved = poke(&heap, next_link, core::ptr::null_mut::<u8>());
-    assert_eq!(heap.check().unwrap_err().invariant, "every free block is on the free list");
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "every free block is on the free list"
+    );
     poke(&heap, next_link, saved);
     heap.check().unwrap();
 }
