@@ -73,6 +73,14 @@
 //! model checks every rule at every step and reports the first one broken, so fix that
 //! one first.
 //!
+//! ## Under Miri
+//!
+//! `cargo +nightly miri test` runs the same rules with less repetition: a 4 KiB
+//! region, every third size and alignment of a scenario, heaps filled with about 16
+//! blocks, short random sequences, and failures printed as found rather than shrunk.
+//! What Miri adds, undefined behaviour in the heap's unsafe code, shows up in a few
+//! operations.
+//!
 //! ## Random sequences: proptest and quickcheck
 //!
 //! The rule `random_operation_sequences_keep_every_rule` runs proptest over
