@@ -30,12 +30,18 @@ impl Memory {
     pub fn with_placement(size: usize, align: usize, offset: usize) -> Result<Self, AllocError> {
         let total = size.checked_add(offset).ok_or(AllocError::Unsupported)?;
         // The system allocator cannot be asked for 0 bytes; one spare byte is harmless.
-        let layout = Layout::from_size_align(total.max(1), align).map_err(|_| AllocError::Unsupported)?;
+        let layout =
+            Layout::from_size_align(total.max(1), align).map_err(|_| AllocError::Unsupported)?;
         // SAFETY: `layout` has a non-zero size.
-        let allocation = NonNull::new(unsafe { std::alloc::alloc(layout) }).ok_or(AllocError::Exhausted)?;
+        let allocation =
+            NonNull::new(unsafe { std::alloc::alloc(layout) }).ok_or(AllocError::Exhausted)?;
         // SAFETY: `offset <= total`, so the result stays inside (or one past) the allocation.
         let start = unsafe { allocation.add(offset) };
-        Ok(Memory { allocation, layout, region: NonNull::slice_from_raw_parts(start, size) })
+        Ok(Memory {
+            allocation,
+            layout,
+            region: NonNull::slice_from_raw_parts(start, size),
+        })
     }
 
     /// The region: valid for reads and writes until `self` is dropped.
@@ -127,6 +133,9 @@ impl<H: RawHeap> DerefMut for Arena<H> {
 
 impl<H: RawHeap + core::fmt::Debug> core::fmt::Debug for Arena<H> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Arena").field("region_len", &self.region().len()).field("heap", &self.heap).finish()
+        f.debug_struct("Arena")
+            .field("region_len", &self.region().len())
+            .field("heap", &self.heap)
+            .finish()
     }
 }
