@@ -20,11 +20,14 @@ fn rejected(result: Result<(), Violation>, rule: &str) -> Violation {
     }
 }
 
-/// The violation must name `rule` and come with a sequence of at most three operations.
+/// The violation must name `rule` and come with a short sequence. Each bug here shows
+/// in two or three operations; shrinking stops where no single cut or simplification
+/// keeps the failure, which can be an operation or two more (a block that must move
+/// may need a neighbour to push it), but never the dozens it started from.
 fn rejected_with_a_short_sequence(result: Result<(), Violation>, rule: &str) {
     let violation = rejected(result, rule);
     let ops = violation.ops.as_ref().expect("a sequence");
-    assert!(ops.len() <= 3, "not shrunk: {violation}");
+    assert!(ops.len() <= 5, "not shrunk: {violation}");
 }
 
 macro_rules! rejected_by {

@@ -385,8 +385,11 @@ unsafe impl<V: Variant> RawHeap for ListHeap<V> {
         }
         let moved = self.allocate(new)?;
         if !Self::has(Flaw::ReallocForgetsToCopy) {
-            // SAFETY: both blocks are live and distinct, each at least `kept` bytes.
-            unsafe { moved.as_ptr().copy_from_nonoverlapping(ptr.as_ptr(), kept) };
+            // `copy`, not `copy_nonoverlapping`: blocks of the correct heap never
+            // overlap, but a flawed variant may hand out one over the old block, and its
+            // bug must show as a wrong answer, not as undefined behaviour in the test.
+            // SAFETY: both blocks lie in the region, each at least `kept` bytes long.
+            unsafe { moved.as_ptr().copy_from(ptr.as_ptr(), kept) };
         }
         // SAFETY: the caller's promise: `ptr` is live with `old`.
         unsafe { self.deallocate(ptr, old) };
