@@ -2,7 +2,7 @@
 //! workloads turned from traces into flat step lists, so that a heaplab allocator and its
 //! peer run exactly the same instructions around their own `alloc` and `free`.
 //!
-//! The criterion benches in `benches/allocators.rs` time [`run`] for every contender on
+//! The criterion benches in `benches/allocators.rs` time [`Workload::run`] for every contender on
 //! every generated workload; `cargo xtask bench` runs them and writes the ratio table.
 
 use core::alloc::Layout;

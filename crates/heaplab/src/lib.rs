@@ -1,7 +1,7 @@
 //! # heaplab
 //!
 //! Allocator algorithms written to be read, run and tested, in one crate: the
-//! [`RawHeap`](rawheap::RawHeap) contract, every allocator, the trace tools, and the
+//! [`RawHeap`] contract, every allocator, the trace tools, and the
 //! [`registry`] that tools (replay, benches, the book, the grader) iterate over.
 //!
 //! ```
