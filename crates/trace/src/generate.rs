@@ -3,7 +3,7 @@
 //! The same workload, seed and scale give the same trace on every machine and with every
 //! version of this crate's dependencies: randomness comes from ChaCha8, whose output
 //! stream is fixed by its specification, seeded by our own SplitMix64 expansion of the
-//! `u64` seed, and turned into numbers by the few lines of [`Dice`] below, not by a
+//! `u64` seed, and turned into numbers by the few lines of `Dice` below, not by a
 //! library's distributions (which only promise stable values within a minor version).
 //!
 //! Every generated trace is balanced (each block is freed by the end), never reuses an

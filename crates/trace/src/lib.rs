@@ -15,9 +15,9 @@
 //! f 1          free(block 1)            (block 0 is left live here)
 //! ```
 //!
-//! * [`format`]: [`Trace`], [`Op`], parsing with errors that name file, line and reason,
+//! * [`format`](mod@format): [`Trace`], [`Op`], parsing with errors that name file, line and reason,
 //!   and writing.
-//! * [`generate`]: seeded, deterministic [`Workload`]s written by this crate, so that
+//! * [`generate`](mod@generate): seeded, deterministic [`Workload`]s written by this crate, so that
 //!   tests, benches and default runs need no trace from elsewhere.
 //! * [`replay`]: run a trace on any [`rawheap::RawHeap`], verifying every block's
 //!   contents; measure utilization two ways, internal and external fragmentation,
