@@ -19,7 +19,7 @@
 //!   and writing.
 //! * [`generate`](mod@generate): seeded, deterministic [`Workload`]s written by this crate, so that
 //!   tests, benches and default runs need no trace from elsewhere.
-//! * [`replay`]: run a trace on any [`rawheap::RawHeap`], verifying every block's
+//! * [`replay`](mod@replay): run a trace on any [`rawheap::RawHeap`], verifying every block's
 //!   contents; measure utilization two ways, internal and external fragmentation,
 //!   refused requests, throughput against the system allocator, and the malloc lab's
 //!   score [`replay::SCORE_FORMULA`].
