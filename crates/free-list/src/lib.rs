@@ -185,18 +185,31 @@ impl<P: Placement> FreeList<P> {
     /// `align`, as the policy `P` chooses it.
     #[inline]
     fn find_fit(&mut self, need: usize, align: usize) -> Option<(BlockRef, Fit)> {
-        let fit = |block: BlockRef| {
+        let size_of = |block: BlockRef| {
             // SAFETY: the policy asks only about blocks on the free list, which are live.
-            let size = unsafe { block.size() };
-            let gap = tags::fit_gap(block.addr(), size, need, align)?;
-            Some(Fit {
-                gap,
-                spare: size - gap - need,
-            })
+            unsafe { block.size() }
         };
         // SAFETY: the free list holds exactly the live free blocks (invariant 4), and
         // the rover is one of them (invariant 5).
-        unsafe { self.placement.find(&self.free, fit) }
+        unsafe {
+            if align <= GRANULE {
+                // Every payload is aligned this much: a fit is a matter of size, and the
+                // search loop compiled for this case does nothing else.
+                self.placement.find(&self.free, |block| {
+                    let spare = size_of(block).checked_sub(need)?;
+                    Some(Fit { gap: 0, spare })
+                })
+            } else {
+                self.placement.find(&self.free, |block| {
+                    let size = size_of(block);
+                    let gap = tags::fit_gap(block.addr(), size, need, align)?;
+                    Some(Fit {
+                        gap,
+                        spare: size - gap - need,
+                    })
+                })
+            }
+        }
     }
     // ANCHOR_END: find_fit
 

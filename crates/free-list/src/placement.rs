@@ -106,14 +106,24 @@ impl Placement for NextFit {
         mut fit: impl FnMut(BlockRef) -> Option<Fit>,
     ) -> Option<(BlockRef, Fit)> {
         let start = self.rover.or(free.first())?;
-        // SAFETY: the caller's promise: the list's blocks are live free blocks and the
-        // rover is one of them; the list does not change during the search.
-        let (from_rover, from_front) = unsafe { (free.iter_from(start), free.iter()) };
-        let mut round = from_rover.chain(from_front.take_while(|&block| block != start));
-        let found = round.find_map(|block| Some((block, fit(block)?)))?;
-        // The heap will cut this block; `left` then moves the rover to what takes its place.
-        self.rover = Some(found.0);
-        Some(found)
+        let mut block = start;
+        loop {
+            if let Some(this) = fit(block) {
+                // The heap will cut this block; `left` then moves the rover to what
+                // takes its place.
+                self.rover = Some(block);
+                return Some((block, this));
+            }
+            // SAFETY: the caller's promise: the list's blocks are live free blocks and
+            // the rover is one of them; the list does not change during the search.
+            block = match unsafe { block.next_free() } {
+                Some(next) => next,
+                None => free.first()?,
+            };
+            if block == start {
+                return None;
+            }
+        }
     }
 
     #[inline]
