@@ -56,7 +56,14 @@ pub fn ci(args: &CiArgs) -> anyhow::Result<()> {
     )?;
     run(
         "benches compile (they run with `cargo xtask bench`)",
-        &mut cargo(&["bench", "--workspace", "--no-run", "--locked"]),
+        &mut cargo(&[
+            "bench",
+            "-p",
+            "heaplab-benches",
+            "--benches",
+            "--no-run",
+            "--locked",
+        ]),
     )?;
     println!("\n==> the book: figures from real runs, includes and anchors, build");
     crate::book::check()?;
