@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::bail;
 
-use crate::shell::{cargo, output, run};
+use crate::shell::{cargo, cargo_on, output, run};
 
 /// Crates whose unsafe code runs under Miri: the contract, the suite, every allocator.
 /// A new allocator joins by adding its package name here.
@@ -98,7 +98,7 @@ pub fn miri(args: &MiriArgs) -> anyhow::Result<()> {
         models.push(("Miri (strict provenance)", "-Zmiri-strict-provenance"));
     }
     for (step, flags) in models {
-        let mut command = cargo(&[&format!("+{NIGHTLY}"), "miri", "test", "--locked"]);
+        let mut command = cargo_on(NIGHTLY, &["miri", "test", "--locked"]);
         for package in &packages {
             command.args(["-p", package]);
         }
@@ -150,7 +150,7 @@ fn install_miri() -> anyhow::Result<()> {
             ]),
         )?;
     }
-    if output(&mut cargo(&[&format!("+{NIGHTLY}"), "miri", "--version"])).is_none() {
+    if output(&mut cargo_on(NIGHTLY, &["miri", "--version"])).is_none() {
         bail!("cargo +{NIGHTLY} miri is not usable even after installing it");
     }
     run(

@@ -157,7 +157,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
 fn selected_heaps(asked: &[String]) -> anyhow::Result<Vec<&'static str>> {
     struct Names(Vec<&'static str>);
     impl HeapVisitor for Names {
-        fn visit<H: RawHeap + 'static>(&mut self, entry: &Entry) {
+        fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
             self.0.push(entry.name);
         }
     }
@@ -187,7 +187,7 @@ struct Measure<'a> {
 }
 
 impl HeapVisitor for Measure<'_> {
-    fn visit<H: RawHeap + 'static>(&mut self, entry: &Entry) {
+    fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
         if !self.heaps.contains(&entry.name) {
             return;
         }

@@ -19,6 +19,18 @@ pub fn cargo(args: &[&str]) -> Command {
     command
 }
 
+/// `cargo +TOOLCHAIN` with the given arguments, run from the workspace root. It goes
+/// through rustup's `cargo` proxy on the PATH: the `CARGO` that runs xtask is one
+/// toolchain's own binary, which does not understand `+toolchain`.
+pub fn cargo_on(toolchain: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("cargo");
+    command
+        .arg(format!("+{toolchain}"))
+        .args(args)
+        .current_dir(root());
+    command
+}
+
 /// Prints a banner, runs `command`, and fails with the step's name if it fails.
 pub fn run(step: &str, command: &mut Command) -> anyhow::Result<()> {
     println!("\n==> {step}\n    $ {}", describe(command));
