@@ -153,8 +153,5 @@ fn install_miri() -> anyhow::Result<()> {
     if output(&mut cargo_on(NIGHTLY, &["miri", "--version"])).is_none() {
         bail!("cargo +{NIGHTLY} miri is not usable even after installing it");
     }
-    run(
-        "miri setup",
-        &mut cargo(&[&format!("+{NIGHTLY}"), "miri", "setup"]),
-    )
+    run("miri setup", &mut cargo_on(NIGHTLY, &["miri", "setup"]))
 }
