@@ -249,6 +249,7 @@ pub struct Usage {
 impl Usage {
     /// A block of `size` requested bytes was handed out; the heap now reaches
     /// `end_offset` bytes into the region.
+    #[inline]
     pub fn on_allocate(&mut self, size: usize, end_offset: usize) {
         self.live_blocks += 1;
         self.requested += size;
@@ -256,18 +257,21 @@ impl Usage {
     }
 
     /// A block of `size` requested bytes came back.
+    #[inline]
     pub fn on_deallocate(&mut self, size: usize) {
         self.live_blocks -= 1;
         self.requested -= size;
     }
 
     /// A live block changed from `old_size` to `new_size` requested bytes in place.
+    #[inline]
     pub fn on_resize(&mut self, old_size: usize, new_size: usize, end_offset: usize) {
         self.requested = self.requested - old_size + new_size;
         self.reach(end_offset);
     }
 
     /// The heap now reaches `end_offset` bytes into the region.
+    #[inline]
     pub fn reach(&mut self, end_offset: usize) {
         self.high_water = self.high_water.max(end_offset);
     }
