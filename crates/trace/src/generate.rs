@@ -266,7 +266,9 @@ fn first_fit_adversary(b: &mut Builder, d: &mut Dice, scale: usize) {
             kept.push(b.alloc(d.between(8, 32)));
         }
     }
-    for id in holes {
+    // Small holes first, so that the large ones are found first both by a list in
+    // address order and by a LIFO list (most recently freed first).
+    for id in holes.into_iter().rev() {
         b.free(id);
     }
     for size in [small, large] {

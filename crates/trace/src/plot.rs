@@ -60,7 +60,7 @@ pub fn fragmentation_svg<L: AsRef<str>>(series: &[(L, Vec<(usize, f64)>)]) -> St
         );
     }
     body.push_str("</g>\n<g class=\"y-ticks\" text-anchor=\"end\">\n");
-    let decimals = (-y_step.log10().floor()).max(0.0) as usize;
+    let decimals = decimals(y_step);
     for i in 0..=(((y_max - y_min) / y_step).round() as usize) {
         let value = y_min + i as f64 * y_step;
         let y = to_y(value);
@@ -111,10 +111,20 @@ pub fn fragmentation_svg<L: AsRef<str>>(series: &[(L, Vec<(usize, f64)>)]) -> St
 }
 
 /// A tick spacing of 1, 2 or 5 times a power of ten that cuts `range` into about five
-/// steps.
+/// steps. Powers of ten come from repeated multiplication, not `log10` and `powf`,
+/// whose last bits may differ between platforms.
 fn nice_step(range: f64) -> f64 {
     let raw = range / 5.0;
-    let magnitude = 10f64.powf(raw.log10().floor());
+    if !(raw > 0.0 && raw.is_finite()) {
+        return 1.0;
+    }
+    let mut magnitude = 1.0;
+    while magnitude * 10.0 <= raw {
+        magnitude *= 10.0;
+    }
+    while magnitude > raw {
+        magnitude /= 10.0;
+    }
     let step = match raw / magnitude {
         n if n <= 1.0 => 1.0,
         n if n <= 2.0 => 2.0,
@@ -122,4 +132,15 @@ fn nice_step(range: f64) -> f64 {
         _ => 10.0,
     };
     step * magnitude
+}
+
+/// The decimals needed to print multiples of `step` (at most 12).
+fn decimals(step: f64) -> usize {
+    let mut scaled = step;
+    let mut decimals = 0;
+    while scaled.fract().abs() > 1e-9 && decimals < 12 {
+        scaled *= 10.0;
+        decimals += 1;
+    }
+    decimals
 }

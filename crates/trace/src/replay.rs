@@ -42,7 +42,8 @@ pub struct ReplayOptions {
     pub region: Option<usize>,
     /// The alignment of every request; a power of two.
     pub align: usize,
-    /// Call the heap's `check()` after every this many ops and after the last; `None` never.
+    /// Call the heap's `check()` after every this many ops and after the last (0: after
+    /// the last only); `None` never.
     pub check_every: Option<usize>,
     /// Sample [`Stats`] after every this many ops; `None` for `ops / DEFAULT_SAMPLES`
     /// (at least 1). Stats may cost a walk of the heap, so sampling every op can be slow.
@@ -217,20 +218,21 @@ pub fn replay<H: RawHeap>(
         }
         run.step(&mut *heap, op_index, op.id(), step)?;
         let done = op_index + 1;
-        if options.check_every.is_some_and(|n| n > 0 && done % n == 0) {
+        if options.check_every.is_some_and(|n| done.is_multiple_of(n)) {
             heap.check().map_err(|error| ReplayError::Check {
                 after_ops: done,
                 error,
             })?;
         }
-        if done % sample_every == 0 && done != ops {
+        if done.is_multiple_of(sample_every) && done != ops {
             run.sample(&*heap, done);
         }
     }
     if snapshots_at.next().is_some() {
         run.report.snapshots.push(snapshot(&*heap, ops));
     }
-    if options.check_every.is_some() {
+    // After the last op, unless the loop just checked.
+    if options.check_every.is_some_and(|n| !ops.is_multiple_of(n)) {
         heap.check().map_err(|error| ReplayError::Check {
             after_ops: ops,
             error,

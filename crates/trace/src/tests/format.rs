@@ -269,6 +269,7 @@ fn written_traces_parse_back_unchanged() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri isolates the file system")]
 fn read_names_the_file_in_both_kinds_of_error() {
     let dir = std::env::temp_dir().join(format!("trace-read-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -196,11 +196,23 @@ fn short_long_blocks_are_mostly_short_lived() {
     assert!(long >= 20, "{long} long-lived blocks");
 }
 
+/// How the simulated free list is searched.
+#[derive(Clone, Copy, Debug)]
+enum Policy {
+    /// The first hole that fits, holes in address order.
+    FirstFitByAddress,
+    /// The first hole that fits, most recently freed first (a LIFO free list).
+    FirstFitLifo,
+    /// The smallest hole that fits.
+    BestFit,
+}
+
 /// Where a placement policy puts blocks, simulated on offsets alone: 8-byte headers,
 /// sizes rounded to 8, free neighbours merged, the top of the heap grows on demand.
 /// Returns the high-water mark.
-fn simulated_high_water(trace: &Trace, best_fit: bool) -> usize {
-    let mut holes: Vec<(usize, usize)> = Vec::new(); // (start, len), sorted by start
+fn simulated_high_water(trace: &Trace, policy: Policy) -> usize {
+    // (start, len), in the order the policy searches them.
+    let mut holes: Vec<(usize, usize)> = Vec::new();
     let mut top = 0;
     let mut high = 0;
     let mut placed: HashMap<usize, (usize, usize)> = HashMap::new();
@@ -208,11 +220,10 @@ fn simulated_high_water(trace: &Trace, best_fit: bool) -> usize {
         match *op {
             Op::Alloc { id, size } => {
                 let need = 8 + size.next_multiple_of(8);
-                let fits = holes.iter().enumerate().filter(|(_, h)| h.1 >= need);
-                let chosen = if best_fit {
-                    fits.min_by_key(|(_, h)| h.1).map(|(i, _)| i)
-                } else {
-                    fits.map(|(i, _)| i).next()
+                let mut fits = holes.iter().enumerate().filter(|(_, h)| h.1 >= need);
+                let chosen = match policy {
+                    Policy::BestFit => fits.min_by_key(|(_, h)| h.1).map(|(i, _)| i),
+                    Policy::FirstFitByAddress | Policy::FirstFitLifo => fits.next().map(|(i, _)| i),
                 };
                 let start = match chosen {
                     Some(i) => {
@@ -233,15 +244,22 @@ fn simulated_high_water(trace: &Trace, best_fit: bool) -> usize {
                 placed.insert(id, (start, need));
             }
             Op::Free { id } => {
-                let (start, len) = placed.remove(&id).unwrap();
-                let at = holes.partition_point(|h| h.0 < start);
+                let (mut start, mut len) = placed.remove(&id).unwrap();
+                if let Some(i) = holes.iter().position(|h| h.0 == start + len) {
+                    len += holes.remove(i).1;
+                }
+                if let Some(i) = holes.iter().position(|h| h.0 + h.1 == start) {
+                    let (before, before_len) = holes.remove(i);
+                    start = before;
+                    len += before_len;
+                }
+                let at = match policy {
+                    Policy::FirstFitLifo => 0,
+                    Policy::FirstFitByAddress | Policy::BestFit => {
+                        holes.partition_point(|h| h.0 < start)
+                    }
+                };
                 holes.insert(at, (start, len));
-                if at + 1 < holes.len() && holes[at].0 + holes[at].1 == holes[at + 1].0 {
-                    holes[at].1 += holes.remove(at + 1).1;
-                }
-                if at > 0 && holes[at - 1].0 + holes[at - 1].1 == holes[at].0 {
-                    holes[at - 1].1 += holes.remove(at).1;
-                }
             }
             Op::Realloc { .. } => panic!("the adversary has no realloc"),
         }
@@ -253,11 +271,13 @@ fn simulated_high_water(trace: &Trace, best_fit: bool) -> usize {
 fn first_fit_adversary_costs_first_fit_far_more_memory_than_best_fit() {
     for seed in 0..3 {
         let trace = generate(Workload::FirstFitAdversary, seed, 1);
-        let first = simulated_high_water(&trace, false);
-        let best = simulated_high_water(&trace, true);
-        assert!(
-            first * 10 > best * 13,
-            "seed {seed}: first fit reaches {first} bytes, best fit {best}"
-        );
+        let best = simulated_high_water(&trace, Policy::BestFit);
+        for first_fit in [Policy::FirstFitByAddress, Policy::FirstFitLifo] {
+            let first = simulated_high_water(&trace, first_fit);
+            assert!(
+                first * 10 > best * 13,
+                "seed {seed}: {first_fit:?} reaches {first} bytes, best fit {best}"
+            );
+        }
     }
 }

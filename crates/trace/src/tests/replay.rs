@@ -217,6 +217,16 @@ fn check_runs_every_n_ops_and_at_the_end_and_its_failure_stops_the_replay() {
     // After 3 and 6 ops, and at the end (7).
     assert_eq!(CHECKS.with(|c| c.get()) - before, 3);
 
+    for (every, checks) in [(7, 1), (0, 1), (1, 7)] {
+        let options = ReplayOptions {
+            check_every: Some(every),
+            ..ReplayOptions::default()
+        };
+        let before = CHECKS.with(|c| c.get());
+        replay::<SlotHeap>(&walkthrough(), &options).unwrap();
+        assert_eq!(CHECKS.with(|c| c.get()) - before, checks, "every {every}");
+    }
+
     let before = CHECKS.with(|c| c.get());
     replay::<SlotHeap>(&walkthrough(), &ReplayOptions::default()).unwrap();
     assert_eq!(CHECKS.with(|c| c.get()), before, "no check unless asked");

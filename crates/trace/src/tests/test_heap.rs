@@ -32,7 +32,7 @@ pub(crate) const USABLE: usize = SLOT - HEADER;
 pub(crate) const SOUND: u8 = 0;
 /// Allocating into slot 1 or above flips the last usable byte of a live slot 0.
 pub(crate) const SCRIBBLE: u8 = 1;
-/// `reallocate` flips the first byte it copies.
+/// Resizes in place (the sound heap never does), flipping the block's first byte.
 pub(crate) const MANGLE_REALLOC: u8 = 2;
 /// `check` fails while two or more blocks are live.
 pub(crate) const FAILING_CHECK: u8 = 3;
@@ -108,23 +108,20 @@ unsafe impl<const FLAW: u8> RawHeap for SlotHeap<FLAW> {
         self.usage.on_deallocate(layout.size());
     }
 
-    unsafe fn reallocate(
+    unsafe fn resize_in_place(
         &mut self,
         ptr: NonNull<u8>,
         old: Layout,
         new: Layout,
-    ) -> Result<NonNull<u8>, AllocError> {
-        let moved = self.allocate(new)?;
-        let kept = old.size().min(new.size());
-        // SAFETY: both blocks are live and distinct, each at least `kept` bytes long.
-        unsafe { moved.copy_from_nonoverlapping(ptr, kept) };
-        if FLAW == MANGLE_REALLOC {
-            // SAFETY: `moved` is live and its first byte was just copied.
-            unsafe { *moved.as_ptr() = !*moved.as_ptr() };
+    ) -> Result<(), AllocError> {
+        if FLAW != MANGLE_REALLOC || new.size() > USABLE {
+            return Err(AllocError::Unsupported);
         }
-        // SAFETY: the caller's promise: `ptr` is live with `old`.
-        unsafe { self.deallocate(ptr, old) };
-        Ok(moved)
+        // SAFETY: the caller's promise: `ptr` is live, and its owner wrote its first byte.
+        unsafe { *ptr.as_ptr() = !*ptr.as_ptr() };
+        self.usage
+            .on_resize(old.size(), new.size(), (self.slot_of(ptr) + 1) * SLOT);
+        Ok(())
     }
 
     unsafe fn usable_size(&self, _ptr: NonNull<u8>, _layout: Layout) -> usize {
@@ -180,7 +177,7 @@ unsafe impl<const FLAW: u8> RawHeap for SlotHeap<FLAW> {
             restores_when_empty: true,
             max_size: USABLE,
             max_align: HEADER,
-            resizes_in_place: false,
+            resizes_in_place: FLAW == MANGLE_REALLOC,
         }
     }
 }
