@@ -44,6 +44,7 @@ fn top(heap: &Bump) -> usize {
 fn blocks_follow_each_other_with_a_header_in_between() {
     let mut heap = Arena::<Bump>::new(4096);
     let start = heap.region().cast::<u8>().as_ptr().addr();
+    let marks = heap.stats().overhead();
     let a = alloc(&mut heap, 24);
     let b = alloc(&mut heap, 5);
     let c = alloc(&mut heap, 8);
@@ -64,8 +65,10 @@ fn blocks_follow_each_other_with_a_header_in_between() {
             Block::used(c.as_ptr().addr(), 8),
             Block::free(
                 c.as_ptr().addr() + 8,
-                4096 - (c.as_ptr().addr() + 8 - start)
+                4096 - marks - (c.as_ptr().addr() + 8 - start)
             ),
+            // The marks of freed blocks: one bit per word, in whole words.
+            Block::overhead(start + 4096 - marks, marks),
         ]
     );
     let stats = heap.stats();
@@ -74,6 +77,7 @@ fn blocks_follow_each_other_with_a_header_in_between() {
         (3, 37, 40)
     );
     assert_eq!(stats.high_water, 3 * HEADER + 40);
+    assert_eq!(marks, ((4096_usize / 8).div_ceil(129) + 1) * 8);
 }
 
 #[test]
@@ -258,9 +262,10 @@ fn any_region_works_and_a_tiny_one_refuses_everything() {
 #[test]
 fn refusals_say_why() {
     let mut heap = Arena::<Bump>::new(1024);
+    let room = heap.stats().free;
     assert_eq!(heap.allocate(bytes(0)), Err(AllocError::ZeroSize));
     assert_eq!(
-        heap.allocate(bytes(1024 - HEADER + 1)),
+        heap.allocate(bytes(room - HEADER + 1)),
         Err(AllocError::Unsupported)
     );
     let huge = Layout::from_size_align(isize::MAX as usize - 8, 8).unwrap();
@@ -268,30 +273,53 @@ fn refusals_say_why() {
     // A page-aligned region's first 4096-aligned payload would lie past its end.
     let page = Layout::from_size_align(8, 4096).unwrap();
     assert_eq!(heap.allocate(page), Err(AllocError::Unsupported));
-    let all = alloc(&mut heap, 1024 - HEADER);
+    let all = alloc(&mut heap, room - HEADER);
     let before = heap.stats();
     assert_eq!(heap.allocate(bytes(1)), Err(AllocError::Exhausted));
     assert_eq!(heap.stats(), before, "a refusal changes nothing");
-    free(&mut heap, all, 1024 - HEADER);
+    free(&mut heap, all, room - HEADER);
+}
+
+/// The first word of marks of a heap in a page-aligned region: the overhead stretch at
+/// the region's end, one bit per 16 bytes from the region's start on.
+fn marks(heap: &Bump) -> *mut usize {
+    let last = *blocks(heap).last().unwrap();
+    assert_eq!(last.kind, BlockKind::Overhead);
+    heap.region()
+        .cast::<u8>()
+        .as_ptr()
+        .with_addr(last.addr)
+        .cast()
 }
 
 #[test]
-fn check_finds_a_header_that_lies() {
+fn check_finds_a_mark_that_lies() {
     let mut heap = Arena::<Bump>::new(4096);
     let a = alloc(&mut heap, 16);
-    let _b = alloc(&mut heap, 16);
-    // Mark `a` freed behind the heap's back, as a stray write before `a` would.
-    let header = a
-        .as_ptr()
-        .with_addr(a.as_ptr().addr() - HEADER)
-        .cast::<usize>();
-    // SAFETY: the word is inside the region that the arena owns; the heap is not in use.
-    let saved = unsafe { header.replace(16 | 1 << (usize::BITS - 1)) };
-    let error = heap.check().unwrap_err();
-    assert_eq!(error.invariant, "live counts the blocks not freed");
+    let b = alloc(&mut heap, 16);
+    let first = marks(&heap);
+    // Bit 0 marks the 16 bytes where `a`, the first block, starts; bit 1 the next 16,
+    // where no block starts (`b` starts in the 16 after them). Set each behind the
+    // heap's back, as a stray write would.
+    for (bit, broken) in [
+        (0, "live counts the blocks not marked"),
+        (1, "marks are set only at blocks below top"),
+    ] {
+        // SAFETY: the word is inside the region that the arena owns; the heap is not
+        // in use while it is changed.
+        unsafe { *first |= 1 << bit };
+        assert_eq!(heap.check().unwrap_err().invariant, broken);
+        // SAFETY: as above.
+        unsafe { *first &= !(1 << bit) };
+        heap.check().unwrap();
+    }
+    // Freeing the buried `a` sets its mark, and emptying the heap clears it again.
+    free(&mut heap, a, 16);
     // SAFETY: as above.
-    unsafe { header.write(saved) };
-    heap.check().unwrap();
+    assert_eq!(unsafe { first.read() }, 1);
+    free(&mut heap, b, 16);
+    // SAFETY: as above.
+    assert_eq!(unsafe { first.read() }, 0);
 }
 
 #[test]
