@@ -43,17 +43,32 @@ pub trait Contender {
         old: Layout,
         new: Layout,
     ) -> Option<NonNull<u8>> {
-        let moved = self.alloc(new)?;
-        // SAFETY: both blocks are live and distinct, each at least `min(old, new)` bytes.
-        unsafe {
-            moved
-                .as_ptr()
-                .copy_from_nonoverlapping(ptr.as_ptr(), old.size().min(new.size()))
-        };
         // SAFETY: the caller's promise.
-        unsafe { self.free(ptr, old) };
-        Some(moved)
+        unsafe { move_block(self, ptr, old, new) }
     }
+}
+
+/// Reallocation by allocating a new block, copying, and freeing the old one: the
+/// fallback of [`Contender::realloc`], also used by peers whose in-place resizing fails.
+///
+/// # Safety
+/// `ptr` is live in `heap` with `old`.
+pub unsafe fn move_block<C: Contender + ?Sized>(
+    heap: &mut C,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Option<NonNull<u8>> {
+    let moved = heap.alloc(new)?;
+    // SAFETY: both blocks are live and distinct, each at least `min(old, new)` bytes.
+    unsafe {
+        moved
+            .as_ptr()
+            .copy_from_nonoverlapping(ptr.as_ptr(), old.size().min(new.size()))
+    };
+    // SAFETY: the caller's promise.
+    unsafe { heap.free(ptr, old) };
+    Some(moved)
 }
 
 /// Every heaplab allocator is a contender through its `Arena`.

@@ -169,16 +169,8 @@ impl Contender for Talc {
         if unsafe { self.heap.try_grow_in_place(ptr.as_ptr(), old, new.size()) } {
             return Some(ptr);
         }
-        let moved = self.alloc(new)?;
-        // SAFETY: both blocks are live and distinct.
-        unsafe {
-            moved
-                .as_ptr()
-                .copy_from_nonoverlapping(ptr.as_ptr(), old.size())
-        };
         // SAFETY: the caller's promise.
-        unsafe { self.free(ptr, old) };
-        Some(moved)
+        unsafe { crate::move_block(self, ptr, old, new) }
     }
 }
 
