@@ -5,9 +5,9 @@ use trace::heapmap;
 use trace::replay::{ReplayOptions, replay};
 use trace::{Op, Trace, Workload, generate};
 
-/// A trace of `ops`, with ids below `ids`.
+/// A trace of `ops`, with ids below `ids`, in a region of 1 KiB.
 fn small_trace(ids: usize, ops: Vec<Op>) -> Trace {
-    Trace::new(64 * 1024, ids, 1, ops).expect("a valid trace")
+    Trace::new(1024, ids, 1, ops).expect("a valid trace")
 }
 
 /// Reads the block rects of a heap map back: (kind, offset, size).
