@@ -71,6 +71,7 @@ extern crate std;
 pub mod align;
 #[cfg(feature = "std")]
 mod arena;
+pub mod bits;
 mod locked;
 mod report;
 pub mod tags;
