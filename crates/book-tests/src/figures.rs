@@ -16,7 +16,7 @@ use heaplab::free_list::FreeList;
 use heaplab::registry::{self, Entry, HeapVisitor};
 use heaplab::{Arena, BlockKind, Capabilities, RawHeap, Reuse};
 use trace::replay::{self, ReplayOptions};
-use trace::report::{self, MeasureOptions, Run, TraceReport};
+use trace::report::{self, MeasureOptions, Measurement, Run, TraceReport};
 use trace::{Trace, Workload, heapmap, plot};
 
 use crate::scenario;
@@ -112,8 +112,17 @@ pub fn generate(out: &mut Output, options: &Options) -> io::Result<()> {
     let per_trace: Vec<String> = run.traces.iter().map(TraceReport::markdown).collect();
     out.write("results.md", per_trace.join("\n"))?;
     out.write("summary.md", without_heading(&run.summary_markdown()))?;
-    out.write("free-list-fits.md", family_table(&run, "free-list"))?;
-    out.write("bump-results.md", family_table(&run, "bump"))?;
+    for (chapter, members) in &every.chapters {
+        out.write(
+            &format!("{chapter}-results.md"),
+            family_table(&run, members),
+        )?;
+    }
+    out.write("utilization-matrix.md", utilization_matrix(&run))?;
+    out.write(
+        "internal-fragmentation-matrix.md",
+        internal_fragmentation_matrix(&run),
+    )?;
     for workload in PICTURED {
         let series: Vec<(String, Vec<(usize, f64)>)> = run
             .traces
@@ -162,6 +171,8 @@ struct EveryHeap<'t> {
     maps: Vec<(String, String)>,
     /// Each allocator's result on each conformance rule (in `rules::RULES` order).
     conformance: Vec<(&'static str, Vec<bool>)>,
+    /// Each chapter's allocators, in registry order: a chapter's results table lists them.
+    chapters: Vec<(String, Vec<&'static str>)>,
 }
 
 /// The requests of the "reserved vs requested" table: (size, alignment).
@@ -194,6 +205,7 @@ impl<'t> EveryHeap<'t> {
             files: Vec::new(),
             maps: Vec::new(),
             conformance: Vec::new(),
+            chapters: Vec::new(),
         }
     }
 }
@@ -202,6 +214,10 @@ impl HeapVisitor for EveryHeap<'_> {
     fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
         let name = entry.name;
         let chapter = scenario::chapter_of::<H>();
+        match self.chapters.iter_mut().find(|(c, _)| *c == chapter) {
+            Some((_, members)) => members.push(name),
+            None => self.chapters.push((chapter.clone(), vec![name])),
+        }
         capabilities_row(
             &mut self.capabilities,
             name,
@@ -379,13 +395,7 @@ fn workloads_table(traces: &[(Workload, Trace)], options: &Options) -> String {
 
 /// The allocators whose names start with `family`, side by side on every workload:
 /// utilization both ways, throughput and refused requests.
-fn family_table(run: &Run, family: &str) -> String {
-    let members: Vec<&str> = run
-        .summary
-        .iter()
-        .map(|s| s.allocator.as_str())
-        .filter(|name| name.starts_with(family))
-        .collect();
+fn family_table(run: &Run, members: &[&str]) -> String {
     let mut table = String::from(
         "| workload | allocator | util (high water) | util (min region) | Kops/s | refused |\n| --- | --- | ---: | ---: | ---: | ---: |\n",
     );
@@ -411,6 +421,51 @@ fn family_table(run: &Run, family: &str) -> String {
         }
     }
     table
+}
+
+/// A table with a row per workload and a column per allocator, each cell `cell` of that
+/// allocator's measurement on that workload.
+fn matrix(run: &Run, cell: impl Fn(&TraceReport, &Measurement) -> String) -> String {
+    let names: Vec<&str> = run.summary.iter().map(|s| s.allocator.as_str()).collect();
+    let mut table = format!("| workload | {} |\n| --- |", names.join(" | "));
+    table.push_str(&" ---: |".repeat(names.len()));
+    table.push('\n');
+    for trace in &run.traces {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|name| {
+                trace
+                    .measurements
+                    .iter()
+                    .find(|m| m.allocator == *name)
+                    .map_or("-".to_owned(), |m| cell(trace, m))
+            })
+            .collect();
+        let _ = writeln!(table, "| {} | {} |", trace.trace, cells.join(" | "));
+    }
+    table
+}
+
+/// Utilization by high-water mark of every allocator on every workload; a trace with a
+/// refused request or a failed replay shows why instead.
+fn utilization_matrix(run: &Run) -> String {
+    matrix(run, |_, m| match (m.utilization, m.failed_requests) {
+        (Some(u), 0) if m.error.is_none() => format!("{:.1}%", u * 100.0),
+        (_, refused) if m.error.is_none() => format!("{refused} refused"),
+        _ => "failed".to_owned(),
+    })
+}
+
+/// The largest internal fragmentation (reserved − requested bytes) seen during each
+/// replay, as a share of the trace's peak live bytes.
+fn internal_fragmentation_matrix(run: &Run) -> String {
+    matrix(run, |trace, m| {
+        let peak = trace.profile.peak_live_bytes.max(1) as f64;
+        format!(
+            "{:.1}%",
+            m.peak_internal_fragmentation as f64 / peak * 100.0
+        )
+    })
 }
 
 /// The contract chapter's picture: a free-list heap partway through the demo script.
