@@ -1,0 +1,249 @@
+//! The bins: which free list a block of a given size is filed on, and the table of
+//! lists with its bitmap of non-empty ones.
+//!
+//! ## The layout
+//!
+//! Block sizes are multiples of [`GRANULE`]. Below [`EXACT_LIMIT`] every size has a bin
+//! of its own (an *exact* bin), so every block on it fits a request of that size. From
+//! `EXACT_LIMIT` up, each power of two is split into [`SUB_BINS`] bins of equal width
+//! (*logarithmic* bins), so the blocks on one bin differ by less than a quarter of their
+//! size. Everything from the last bin's floor up shares the last bin.
+//!
+//! ```text
+//!   bin   0  1 │ 2    3    4   …  63    │ 64     65     66     67    │ 68     …   │ 127
+//!   size  –  – │ 32   48   64  …  1008  │ 1024   1280   1536   1792  │ 2048   …   │ 56 MiB…
+//!         (too │ exact bins: one size   │ 4 bins per power of two:   │            │ the rest
+//!         small)  each, step GRANULE    │ [1024, 2048) in steps of 256             │
+//! ```
+//! (sizes for a 64-bit target, where `GRANULE` is 16 bytes.)
+//!
+//! Bins 0 and 1 stay empty (no block is smaller than `MIN_BLOCK`, 32 bytes): keeping
+//! them makes the exact bin of a size just `size / GRANULE`.
+
+use rawheap::bits;
+use rawheap::tags::{BlockList, BlockRef, GRANULE};
+
+/// How many bins there are.
+pub const BINS: usize = 128;
+
+/// How many exact bins there are (some of the smallest stay empty).
+const EXACT_BINS: usize = 64;
+
+/// Blocks smaller than this have an exact bin: 1024 bytes on a 64-bit target.
+pub const EXACT_LIMIT: usize = EXACT_BINS * GRANULE;
+
+/// Logarithmic bins per power of two, as a power of two.
+const SUB_BITS: u32 = 2;
+
+/// Logarithmic bins per power of two.
+pub const SUB_BINS: usize = 1 << SUB_BITS;
+
+/// `log2(EXACT_LIMIT)`: the power of two the first logarithmic bin starts at.
+const FIRST_POWER: u32 = EXACT_LIMIT.trailing_zeros();
+
+/// Bits in a bitmap word, as an index.
+const WORD_BITS: usize = bits::BITS as usize;
+
+/// Words in the bitmap of non-empty bins.
+const WORDS: usize = BINS / WORD_BITS;
+
+// ANCHOR: bin_of
+/// The bin a free block of `size` bytes is filed on (and the first bin a request for a
+/// block of `size` bytes looks at).
+#[inline]
+pub const fn bin_of(size: usize) -> usize {
+    if size < EXACT_LIMIT {
+        return size / GRANULE;
+    }
+    let power = usize::BITS - 1 - size.leading_zeros();
+    // The SUB_BITS bits below the leading one say which part of the power it is in.
+    let sub = (size >> (power - SUB_BITS)) & (SUB_BINS - 1);
+    let bin = EXACT_BINS + (((power - FIRST_POWER) as usize) << SUB_BITS) + sub;
+    if bin < BINS { bin } else { BINS - 1 }
+}
+// ANCHOR_END: bin_of
+
+/// The smallest block size filed on `bin`: `bin_of(smallest_in(bin)) == bin`, and
+/// every block on the bin is at least this large.
+#[inline]
+pub const fn smallest_in(bin: usize) -> usize {
+    if bin < EXACT_BINS {
+        return bin * GRANULE;
+    }
+    let power = FIRST_POWER + ((bin - EXACT_BINS) >> SUB_BITS) as u32;
+    let sub = (bin - EXACT_BINS) & (SUB_BINS - 1);
+    (SUB_BINS + sub) << (power - SUB_BITS)
+}
+
+/// The table of free lists, one per bin, and the bitmap that says which are non-empty.
+pub(crate) struct Bins {
+    /// `lists[b]` holds exactly the free blocks whose size `s` has `bin_of(s) == b`,
+    /// most recently filed first.
+    lists: [BlockList; BINS],
+    /// Bit `b % BITS` of word `b / BITS` is set iff `lists[b]` is non-empty.
+    nonempty: [usize; WORDS],
+}
+
+impl Bins {
+    /// Every bin empty.
+    pub(crate) const fn new() -> Self {
+        Bins {
+            lists: [const { BlockList::new() }; BINS],
+            nonempty: [0; WORDS],
+        }
+    }
+
+    /// The list of `bin`.
+    #[inline]
+    pub(crate) fn list(&self, bin: usize) -> &BlockList {
+        &self.lists[bin]
+    }
+
+    /// Whether bit `bin` of the bitmap is set.
+    #[inline]
+    pub(crate) fn marked(&self, bin: usize) -> bool {
+        bits::is_set(self.nonempty[bin / WORD_BITS], (bin % WORD_BITS) as u32)
+    }
+
+    #[inline]
+    fn mark(&mut self, bin: usize, nonempty: bool) {
+        let word = &mut self.nonempty[bin / WORD_BITS];
+        *word = bits::with_bit(*word, (bin % WORD_BITS) as u32, nonempty);
+    }
+
+    /// Sets bit `bin` whatever the list holds, for tests of `check`.
+    #[cfg(test)]
+    pub(crate) fn mark_for_test(&mut self, bin: usize) {
+        self.mark(bin, true);
+    }
+
+    // ANCHOR: first_nonempty
+    /// The first non-empty bin at `bin` or above: a bit scan per bitmap word.
+    #[inline]
+    pub(crate) fn first_nonempty_from(&self, bin: usize) -> Option<usize> {
+        let mut word = bin / WORD_BITS;
+        let mut from = (bin % WORD_BITS) as u32;
+        while word < WORDS {
+            if let Some(bit) = bits::lowest_set_from(self.nonempty[word], from) {
+                return Some(word * WORD_BITS + bit as usize);
+            }
+            word += 1;
+            from = 0;
+        }
+        None
+    }
+    // ANCHOR_END: first_nonempty
+
+    /// Files a free block of `size` bytes on the front of its bin.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a free block of the heap's span (or will be once its tags are written)
+    /// of `size` bytes, on no list; the bins hold live free blocks.
+    #[inline]
+    pub(crate) unsafe fn push(&mut self, block: BlockRef, size: usize) {
+        let bin = bin_of(size);
+        // SAFETY: the caller's promise.
+        unsafe { self.lists[bin].push_front(block) };
+        self.mark(bin, true);
+    }
+
+    /// Takes a free block of `size` bytes off its bin.
+    ///
+    /// # Safety
+    ///
+    /// `block` is on the bin of `size`, which is its size.
+    #[inline]
+    pub(crate) unsafe fn unlink(&mut self, block: BlockRef, size: usize) {
+        let bin = bin_of(size);
+        let list = &mut self.lists[bin];
+        // SAFETY: the caller's promise.
+        unsafe { list.unlink(block) };
+        if list.first().is_none() {
+            self.mark(bin, false);
+        }
+    }
+
+    /// Files `new`, a free block of `new_size` bytes, in place of `old`, of `old_size`
+    /// bytes: in `old`'s place on its list when both sizes share a bin (no bitmap
+    /// change, and nothing at all when `new` is `old` resized), else by unlinking and
+    /// pushing.
+    ///
+    /// # Safety
+    ///
+    /// `old` is on the bin of `old_size`; `new` is `old` or a block as for
+    /// [`BlockList::replace`], of `new_size` bytes once its tags are written.
+    #[inline]
+    pub(crate) unsafe fn refile(
+        &mut self,
+        old: BlockRef,
+        old_size: usize,
+        new: BlockRef,
+        new_size: usize,
+    ) {
+        let bin = bin_of(old_size);
+        // SAFETY: the caller's promise.
+        unsafe {
+            if bin != bin_of(new_size) {
+                self.unlink(old, old_size);
+                self.push(new, new_size);
+            } else if old != new {
+                self.lists[bin].replace(old, new);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rawheap::tags::MIN_BLOCK;
+
+    #[test]
+    fn exact_bins_hold_one_size_each() {
+        assert_eq!(bin_of(MIN_BLOCK), MIN_BLOCK / GRANULE);
+        assert_eq!(bin_of(EXACT_LIMIT - GRANULE), EXACT_BINS - 1);
+        for size in (MIN_BLOCK..EXACT_LIMIT).step_by(GRANULE) {
+            assert_eq!(smallest_in(bin_of(size)), size);
+        }
+    }
+
+    #[test]
+    fn logarithmic_bins_split_each_power_in_equal_parts() {
+        assert_eq!(bin_of(EXACT_LIMIT), EXACT_BINS);
+        assert_eq!(bin_of(EXACT_LIMIT + EXACT_LIMIT / 4 - GRANULE), EXACT_BINS);
+        assert_eq!(bin_of(EXACT_LIMIT + EXACT_LIMIT / 4), EXACT_BINS + 1);
+        assert_eq!(bin_of(2 * EXACT_LIMIT - GRANULE), EXACT_BINS + 3);
+        assert_eq!(bin_of(2 * EXACT_LIMIT), EXACT_BINS + 4);
+        assert_eq!(bin_of(usize::MAX & !(GRANULE - 1)), BINS - 1);
+    }
+
+    #[test]
+    fn a_bin_starts_at_its_smallest_size_and_ends_below_the_next() {
+        for bin in MIN_BLOCK / GRANULE..BINS {
+            let floor = smallest_in(bin);
+            assert_eq!(bin_of(floor), bin, "bin {bin} starts at {floor}");
+            assert_eq!(
+                bin_of(floor - GRANULE),
+                bin - 1,
+                "bin {bin} starts at {floor}"
+            );
+            assert!(floor.is_multiple_of(GRANULE));
+        }
+    }
+
+    #[test]
+    fn the_scan_finds_the_first_nonempty_bin_in_any_word() {
+        let mut bins = Bins::new();
+        assert_eq!(bins.first_nonempty_from(0), None);
+        bins.mark(3, true);
+        bins.mark(WORD_BITS + 5, true);
+        assert_eq!(bins.first_nonempty_from(0), Some(3));
+        assert_eq!(bins.first_nonempty_from(3), Some(3));
+        assert_eq!(bins.first_nonempty_from(4), Some(WORD_BITS + 5));
+        assert_eq!(bins.first_nonempty_from(WORD_BITS + 6), None);
+        assert_eq!(bins.first_nonempty_from(BINS), None);
+        bins.mark(3, false);
+        assert!(!bins.marked(3) && bins.marked(WORD_BITS + 5));
+    }
+}

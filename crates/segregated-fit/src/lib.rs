@@ -1,0 +1,648 @@
+//! # segregated-fit: one free list per size class, found by a bit scan
+//!
+//! A single free list makes every request a search: best fit looks at every free block.
+//! This heap keeps the free blocks on [`BINS`] lists instead, one per size class (a
+//! *bin*), as dlmalloc and CS:APP's *segregated fits* do, and a bitmap with one bit per
+//! bin that is set when the bin is non-empty. A request computes its bin from its size,
+//! and the first bin at or above it that holds a block is one bit scan away: the search
+//! becomes a lookup.
+//!
+//! - **Bins.** Below [`EXACT_LIMIT`] (1 KiB) each block size has its own bin, so any
+//!   block on it fits exactly. Above, each power of two is split into [`SUB_BINS`] bins
+//!   of equal width. See [`bin_of`] and the drawing in the chapter.
+//! - **allocate** looks in the request's own bin for the block that fits best (on an
+//!   exact bin the first one does), and if none fits, takes the smallest block of the
+//!   first non-empty bin above, which the bitmap names. Both together give the block a
+//!   best-fit search of one list would give, while looking at a single bin. The block
+//!   is cut; a rest of at least [`MIN_BLOCK`] bytes is filed on the bin of its own size.
+//! - **deallocate** merges the block at once with its free neighbours, found through
+//!   boundary tags, and files the merged block on the bin of its size.
+//! - **resize_in_place** shrinks by freeing the tail and grows into a free block right
+//!   after the block, which is also how a block at the heap's end grows into the free
+//!   rest of the region.
+//!
+//! ## Block layout
+//!
+//! The block format is [`rawheap::tags`]' (free-list's): a one-word header, a footer on
+//! free blocks only, and a free block's payload holding the links of its bin's list.
+//!
+//! ```text
+//!  used block                       free block
+//!  ┌──────────────────────────┐     ┌──────────────────────────┐
+//!  │ size │ PREV_USED │ USED=1│     │ size │ PREV_USED=1│USED=0│  header
+//!  ├──────────────────────────┤ <── ├──────────────────────────┤
+//!  │                          │ ptr │ next free in its bin ───────> a block of the same bin
+//!  │ payload (size - 8 bytes, │     │ prev free in its bin ───────> (or none)
+//!  │ all usable)              │     ├──────────────────────────┤
+//!  │                          │     │ size                     │  footer
+//!  └──────────────────────────┘     └──────────────────────────┘
+//!
+//!  the heap's own table, outside the region:
+//!   nonempty bitmap   0 0 1 0 1 0 … 1 …
+//!   bins   [2] 32 B  ──> F ──> B           (exact bin: every block here is 32 bytes)
+//!          [4] 64 B  ──> D
+//!          …
+//!          [70] 2560..3071 B ──> E ──> A   (logarithmic bin: best fit walks it)
+//! ```
+//!
+//! ## Invariants (checked by [`RawHeap::check`])
+//!
+//! 1. The blocks tile the span from the first header to the epilogue; each is placed on
+//!    the granule grid and at least `MIN_BLOCK` long.
+//! 2. `PREV_USED` of every block (and of the epilogue) tells whether the block before is
+//!    used; every free block's footer equals its size.
+//! 3. No two free blocks are neighbours (immediate coalescing).
+//! 4. Bin `b` holds exactly the free blocks whose size maps to `b`, each once, and its
+//!    links agree: the block a link leads to links back.
+//! 5. Bit `b` of the bitmap is set iff bin `b` is non-empty.
+//!
+//! ## Cost of each operation
+//!
+//! | operation | cost |
+//! | --- | --- |
+//! | `allocate` | one bit scan per bitmap word (two on 64-bit targets), then O(1) on an exact bin, O(blocks in the bin) on a logarithmic one; splitting is O(1). With an alignment beyond `GRANULE`, O(free blocks) in the worst case. |
+//! | `deallocate` | O(1): two tags read, at most two blocks unlinked, one filed |
+//! | `resize_in_place` | O(1) |
+//! | `usable_size` | O(1): the header |
+//! | `stats`, `walk` | O(blocks) |
+//! | `check` | O(blocks × blocks in a bin) |
+//!
+//! ## Example
+//!
+//! ```
+//! use core::alloc::Layout;
+//! use rawheap::{Arena, RawHeap};
+//! use segregated_fit::SegregatedFit;
+//!
+//! let mut heap = Arena::<SegregatedFit>::new(4096);
+//! let small = Layout::new::<[u64; 4]>();
+//! let big = Layout::new::<[u64; 16]>();
+//! let a = heap.allocate(big)?;
+//! let _b = heap.allocate(small)?;
+//! let c = heap.allocate(small)?;
+//! let _d = heap.allocate(small)?;
+//! // SAFETY: `a` and `c` came from this heap with these layouts and are freed once.
+//! unsafe {
+//!     heap.deallocate(a, big);
+//!     heap.deallocate(c, small);
+//! }
+//! // `c`'s hole is on the exact bin of its size: the bitmap leads straight to it.
+//! assert_eq!(heap.allocate(small)?, c);
+//! heap.check()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![no_std]
+
+mod bins;
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use rawheap::tags::{self, BlockRef, Cut, Grow, HEADER, Merge, Span};
+use rawheap::{
+    AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, Usage, check_walk, offset_in,
+};
+
+use bins::Bins;
+pub use bins::{BINS, EXACT_LIMIT, SUB_BINS, bin_of, smallest_in};
+pub use rawheap::tags::{GRANULE, MIN_BLOCK};
+
+/// A segregated-fit heap: free blocks on one list per size class, a bitmap of the
+/// non-empty ones, best fit within a class. See the [crate documentation](crate).
+pub struct SegregatedFit {
+    /// The region as handed to `new`; every block pointer is derived from it.
+    region: NonNull<[u8]>,
+    /// The span of blocks inside the region and its first block, or `None` when the
+    /// region is too small for one block (then every request is refused).
+    blocks: Option<(Span, BlockRef)>,
+    /// Every free block, on the bin of its size, each once; the bitmap marks exactly
+    /// the non-empty bins.
+    bins: Bins,
+    /// Live blocks, requested bytes and high-water mark, updated by every operation.
+    usage: Usage,
+}
+
+// SAFETY: the heap is the only user of its region (the promise made to `new`), and all
+// its pointers point into it: moving the heap to another thread moves everything.
+unsafe impl Send for SegregatedFit {}
+
+impl core::fmt::Debug for SegregatedFit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SegregatedFit")
+            .field("region_len", &self.region.len())
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SegregatedFit {
+    /// The offset from the region's start of one past a block's last byte.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a block of this heap.
+    #[inline]
+    unsafe fn end_offset(&self, block: BlockRef) -> usize {
+        // SAFETY: the caller's promise.
+        offset_in(self.region, unsafe { block.end() })
+    }
+
+    // ANCHOR: best_in_bin
+    /// The block of `bin` that fits a block of `need` bytes with the least to spare, if
+    /// any. A block of the size no block of the bin can beat (`need` itself, or the
+    /// bin's smallest size) ends the walk, so on an exact bin it ends at the first block.
+    ///
+    /// # Safety
+    ///
+    /// The bins hold live free blocks (invariant 4).
+    #[inline]
+    unsafe fn best_in_bin(&self, bin: usize, need: usize) -> Option<BlockRef> {
+        let unbeatable = need.max(smallest_in(bin));
+        let mut best: Option<(BlockRef, usize)> = None;
+        // SAFETY: the caller's promise; the list does not change during the walk.
+        for block in unsafe { self.bins.list(bin).iter() } {
+            // SAFETY: as above: a listed block is a live free block.
+            let size = unsafe { block.size() };
+            if size == unbeatable {
+                return Some(block);
+            }
+            if size >= need && best.is_none_or(|(_, so_far)| size < so_far) {
+                best = Some((block, size));
+            }
+        }
+        best.map(|(block, _)| block)
+    }
+    // ANCHOR_END: best_in_bin
+
+    // ANCHOR: find_fit
+    /// The free block that fits a block of `need` bytes best: the best fit in the
+    /// request's own bin, or else the smallest block of the first non-empty bin above.
+    #[inline]
+    fn find_fit(&self, need: usize) -> Option<BlockRef> {
+        let bin = bin_of(need);
+        // SAFETY: the bins hold exactly the live free blocks (invariant 4).
+        unsafe {
+            if self.bins.marked(bin)
+                && let Some(block) = self.best_in_bin(bin, need)
+            {
+                return Some(block);
+            }
+            // Every block of a higher bin is larger than any block `need` maps to.
+            let above = self.bins.first_nonempty_from(bin + 1)?;
+            self.best_in_bin(above, need)
+        }
+    }
+    // ANCHOR_END: find_fit
+
+    /// The free block, and the gap in front of the new block, that fits a block of
+    /// `need` bytes whose payload is aligned to `align > GRANULE`: the least spare in
+    /// the first bin, from the request's up, that has a fit. Alignment shifts where a
+    /// block starts, so a block's bin no longer says whether it fits: every block is
+    /// asked.
+    fn find_aligned_fit(&self, need: usize, align: usize) -> Option<(BlockRef, usize)> {
+        let mut from = bin_of(need);
+        while let Some(bin) = self.bins.first_nonempty_from(from) {
+            let mut best: Option<(BlockRef, usize, usize)> = None;
+            // SAFETY: the bins hold exactly the live free blocks (invariant 4).
+            for block in unsafe { self.bins.list(bin).iter() } {
+                // SAFETY: as above.
+                let size = unsafe { block.size() };
+                let Some(gap) = tags::fit_gap(block.addr(), size, need, align) else {
+                    continue;
+                };
+                let spare = size - gap - need;
+                if best.is_none_or(|(_, _, so_far)| spare < so_far) {
+                    best = Some((block, gap, spare));
+                }
+            }
+            if let Some((block, gap, _)) = best {
+                return Some((block, gap));
+            }
+            from = bin + 1;
+        }
+        None
+    }
+
+    // ANCHOR: split
+    /// Cuts a block of `need` bytes out of the free `block`, `gap` bytes in, and hands it
+    /// out for a request of `size` bytes. The front gap and a rest of at least
+    /// `MIN_BLOCK` bytes are filed on the bins of their own sizes.
+    ///
+    /// # Safety
+    ///
+    /// `block` is on its bin, and a fit was found in it with this `gap` and `need`.
+    #[inline]
+    unsafe fn split(
+        &mut self,
+        block: BlockRef,
+        gap: usize,
+        need: usize,
+        size: usize,
+    ) -> NonNull<u8> {
+        // SAFETY: the caller's promise; the bins are relinked before the tags are
+        // written, as `Cut` requires.
+        unsafe {
+            let whole = block.size();
+            let cut = Cut::plan(block, gap, need);
+            let rest_size = whole - gap - cut.used_size;
+            match (cut.gap, cut.rest) {
+                (None, Some(rest)) => self.bins.refile(block, whole, rest, rest_size),
+                (None, None) => self.bins.unlink(block, whole),
+                (Some(_), rest) => {
+                    self.bins.refile(block, whole, block, gap);
+                    if let Some(rest) = rest {
+                        self.bins.push(rest, rest_size);
+                    }
+                }
+            }
+            cut.write_tags();
+            self.usage.on_allocate(size, self.end_offset(cut.used));
+            cut.used.payload()
+        }
+    }
+    // ANCHOR_END: split
+
+    // ANCHOR: coalesce
+    /// Frees the used `block`, merging it with a free neighbour on either side, and
+    /// files the merged block on the bin of its size. A merged block that stays in the
+    /// bin of the neighbour it grew from keeps that neighbour's place on the list.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a used block of this heap, and nobody uses its payload any more.
+    #[inline]
+    unsafe fn coalesce(&mut self, block: BlockRef) {
+        // SAFETY: the caller's promise; the invariants hold, so `Merge::plan` finds the
+        // neighbours, and the bins are relinked before the tags are written.
+        unsafe {
+            let merge = Merge::plan(block);
+            match (merge.prev, merge.next) {
+                (Some(prev), next) => {
+                    if let Some(next) = next {
+                        self.bins.unlink(next, next.size());
+                    }
+                    self.bins.refile(prev, prev.size(), prev, merge.size);
+                }
+                (None, Some(next)) => self.bins.refile(next, next.size(), block, merge.size),
+                (None, None) => self.bins.push(block, merge.size),
+            }
+            merge.write_tags();
+        }
+    }
+    // ANCHOR_END: coalesce
+
+    /// Why `layout` cannot be served: too big for even an empty heap, or not now.
+    #[cold]
+    fn refusal(&self, layout: Layout) -> AllocError {
+        if layout.size() == 0 {
+            return AllocError::ZeroSize;
+        }
+        let fits_when_empty = tags::block_size(layout.size())
+            .zip(self.blocks)
+            .is_some_and(|(need, (span, _))| {
+                tags::fit_gap(span.first, span.len(), need, layout.align()).is_some()
+            });
+        if fits_when_empty {
+            AllocError::Exhausted
+        } else {
+            AllocError::Unsupported
+        }
+    }
+
+    /// Checks every bin's list and the bitmap (invariants 4 and 5, all but "every free
+    /// block is listed", which `check_blocks` adds); returns how many blocks the bins
+    /// hold. Reads a block's links only after finding it inside the span.
+    fn check_bins(&self, span: Span) -> Result<usize, HeapError> {
+        let most_blocks = span.len() / MIN_BLOCK;
+        let mut listed = 0;
+        for bin in 0..BINS {
+            let list = self.bins.list(bin);
+            if self.bins.marked(bin) != list.first().is_some() {
+                return Err(HeapError::new(
+                    "a bin's bit is set iff the bin is non-empty",
+                ));
+            }
+            let mut before = None;
+            let mut cursor = list.first();
+            while let Some(block) = cursor {
+                let at = |invariant| HeapError::new(invariant).at(block.addr());
+                if !span.holds(block.addr()) || block.addr() + MIN_BLOCK > span.epilogue {
+                    return Err(at("the bins hold only blocks of the span"));
+                }
+                // SAFETY: `block` is a well-placed header inside the span, with room
+                // for its links.
+                let (used, size, prev, next) = unsafe {
+                    (
+                        block.is_used(),
+                        block.size(),
+                        block.prev_free(),
+                        block.next_free(),
+                    )
+                };
+                if used {
+                    return Err(at("the bins hold only free blocks"));
+                }
+                if bin_of(size) != bin {
+                    return Err(at("a free block is on the bin of its size"));
+                }
+                if prev != before {
+                    return Err(at(
+                        "bin links agree: a listed block links back to the one before it",
+                    ));
+                }
+                listed += 1;
+                if listed > most_blocks {
+                    return Err(at("the bins' lists end"));
+                }
+                before = Some(block);
+                cursor = next;
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Walks the blocks in address order checking invariants 1 to 3 and that every free
+    /// block is on its bin; returns the free and used blocks counted.
+    fn check_blocks(&self, span: Span, first: BlockRef) -> Result<(usize, usize), HeapError> {
+        let (mut free, mut used) = (0, 0);
+        let mut prev_used = true;
+        let mut end = span.first;
+        // SAFETY: `first` is the span's first block; `blocks` stops at a header whose
+        // size would leave the span.
+        for block in unsafe { span.blocks(first) } {
+            let at = |invariant| HeapError::new(invariant).at(block.addr());
+            // SAFETY: `blocks` yields headers inside the span.
+            let (size, is_used, says_prev_used) =
+                unsafe { (block.size(), block.is_used(), block.prev_used()) };
+            if block.addr() != end || !span.holds(block.addr()) {
+                return Err(at("the blocks tile the span"));
+            }
+            if size < MIN_BLOCK || !rawheap::align::is_aligned(size, GRANULE) {
+                return Err(at(
+                    "a block is at least MIN_BLOCK bytes, a multiple of GRANULE",
+                ));
+            }
+            if says_prev_used != prev_used {
+                return Err(at("PREV_USED tells whether the block before is used"));
+            }
+            if is_used {
+                used += 1;
+            } else {
+                if !prev_used {
+                    return Err(at("no two free blocks are neighbours"));
+                }
+                // SAFETY: a free block of at least MIN_BLOCK bytes inside the span.
+                if unsafe { block.footer() } != size {
+                    return Err(at("a free block's footer equals its size"));
+                }
+                // SAFETY: `check_bins` found the lists' links sound.
+                if !unsafe { self.bins.list(bin_of(size)).iter() }.any(|b| b == block) {
+                    return Err(at("every free block is on the bin of its size"));
+                }
+                free += 1;
+            }
+            prev_used = is_used;
+            end = block.addr() + size;
+        }
+        if end != span.epilogue {
+            return Err(HeapError::new("the blocks reach the epilogue exactly").at(end));
+        }
+        // SAFETY: the blocks tile the span, so the epilogue header is where it was put.
+        let epilogue = unsafe { span.epilogue_of(first) };
+        // SAFETY: as above.
+        let (size, is_used, says_prev_used) =
+            unsafe { (epilogue.size(), epilogue.is_used(), epilogue.prev_used()) };
+        if size != 0 || !is_used || says_prev_used != prev_used {
+            return Err(HeapError::new(
+                "the epilogue is a used, zero-sized header that knows the last block",
+            )
+            .at(span.epilogue));
+        }
+        Ok((free, used))
+    }
+}
+
+// SAFETY: blocks are cut from free blocks of the region, which tile it without overlap
+// (invariant 1); a used block is on no bin and its payload is `size - HEADER` bytes that
+// no tag or link touches; refusals change nothing; `reallocate`'s default keeps the
+// contents and `resize_in_place` never moves; walk and stats report the blocks as they are.
+unsafe impl RawHeap for SegregatedFit {
+    unsafe fn new(region: NonNull<[u8]>) -> Self {
+        let mut bins = Bins::new();
+        let blocks = Span::of(region).map(|span| {
+            // SAFETY: the caller's promise: `region` is ours alone and valid; the span
+            // was computed from it.
+            let first = unsafe { span.format(region) };
+            // SAFETY: `first` is a fresh free block of `span.len()` bytes on no list.
+            unsafe { bins.push(first, span.len()) };
+            (span, first)
+        });
+        SegregatedFit {
+            region,
+            blocks,
+            bins,
+            usage: Usage::default(),
+        }
+    }
+
+    // ANCHOR: allocate
+    #[inline]
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let need = match tags::block_size(layout.size()) {
+            Some(need) if layout.size() != 0 => need,
+            _ => return Err(self.refusal(layout)),
+        };
+        let found = if layout.align() <= GRANULE {
+            self.find_fit(need).map(|block| (block, 0))
+        } else {
+            self.find_aligned_fit(need, layout.align())
+        };
+        match found {
+            // SAFETY: the block was found on its bin with this gap and need.
+            Some((block, gap)) => Ok(unsafe { self.split(block, gap, need, layout.size()) }),
+            None => Err(self.refusal(layout)),
+        }
+    }
+    // ANCHOR_END: allocate
+
+    // ANCHOR: deallocate
+    #[inline]
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
+        let block = unsafe { BlockRef::from_payload(ptr) };
+        self.usage.on_deallocate(layout.size());
+        // SAFETY: as above; the caller gives the block up.
+        unsafe { self.coalesce(block) };
+    }
+    // ANCHOR_END: deallocate
+
+    // ANCHOR: resize_in_place
+    unsafe fn resize_in_place(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<(), AllocError> {
+        let need = tags::block_size(new.size()).ok_or(AllocError::Unsupported)?;
+        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
+        let block = unsafe { BlockRef::from_payload(ptr) };
+        // SAFETY: `block` is a used block of this heap; the bins are relinked before
+        // tags are written, and a cut-off tail is a used block nobody uses.
+        unsafe {
+            let size = block.size();
+            if need <= size {
+                if let Some(tail) = tags::split_tail(block, need) {
+                    self.coalesce(tail);
+                }
+            } else {
+                let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
+                let next_size = grow.next.size();
+                match grow.rest {
+                    Some(rest) => {
+                        let rest_size = size + next_size - grow.used_size();
+                        self.bins.refile(grow.next, next_size, rest, rest_size);
+                    }
+                    None => self.bins.unlink(grow.next, next_size),
+                }
+                grow.write_tags();
+            }
+            self.usage
+                .on_resize(old.size(), new.size(), self.end_offset(block));
+        }
+        Ok(())
+    }
+    // ANCHOR_END: resize_in_place
+
+    #[inline]
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
+        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
+        unsafe { BlockRef::from_payload(ptr).size() - HEADER }
+    }
+
+    fn region(&self) -> NonNull<[u8]> {
+        self.region
+    }
+
+    fn stats(&self) -> Stats {
+        Stats::from_walk(self.region.len(), &self.usage, |visit| self.walk(visit))
+    }
+
+    fn walk(&self, visit: &mut dyn FnMut(Block)) {
+        let start = self.region.cast::<u8>().as_ptr().addr();
+        let end = start + self.region.len();
+        let Some((span, first)) = self.blocks else {
+            if end > start {
+                visit(Block::overhead(start, end - start));
+            }
+            return;
+        };
+        if span.first > start {
+            visit(Block::overhead(start, span.first - start));
+        }
+        // SAFETY: `first` is the span's first block and nothing changes while we walk.
+        for block in unsafe { span.blocks(first) } {
+            // SAFETY: `blocks` yields headers inside the span.
+            let (size, used) = unsafe { (block.size(), block.is_used()) };
+            if used {
+                visit(Block::overhead(block.addr(), HEADER));
+                visit(Block::used(block.addr() + HEADER, size - HEADER));
+            } else {
+                visit(Block::free(block.addr(), size));
+            }
+        }
+        visit(Block::overhead(span.epilogue, end - span.epilogue));
+    }
+
+    // ANCHOR: check
+    fn check(&self) -> Result<(), HeapError> {
+        check_walk(self)?;
+        let Some((span, first)) = self.blocks else {
+            return match self.bins.first_nonempty_from(0) {
+                None => Ok(()),
+                Some(_) => Err(HeapError::new("a heap without blocks has empty bins")),
+            };
+        };
+        let listed = self.check_bins(span)?;
+        let (free, used) = self.check_blocks(span, first)?;
+        if listed != free {
+            return Err(HeapError::new(
+                "the bins hold as many blocks as there are free blocks",
+            ));
+        }
+        if used != self.usage.live_blocks {
+            return Err(HeapError::new("every used block is a live one"));
+        }
+        Ok(())
+    }
+    // ANCHOR_END: check
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            reuse: Reuse::Any,
+            restores_when_empty: true,
+            max_size: usize::MAX,
+            max_align: 1 << (usize::BITS - 1),
+            resizes_in_place: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use rawheap::Arena;
+
+    fn bytes(size: usize) -> Layout {
+        Layout::from_size_align(size, 8).unwrap()
+    }
+
+    /// A heap with one 64-byte hole between used blocks, and the hole.
+    fn heap_with_a_hole() -> (Arena<SegregatedFit>, BlockRef) {
+        let mut heap = Arena::<SegregatedFit>::new(4096);
+        let hole = heap.allocate(bytes(56)).unwrap();
+        heap.allocate(bytes(8)).unwrap();
+        // SAFETY: `hole` is live with this layout and freed once.
+        unsafe { heap.deallocate(hole, bytes(56)) };
+        heap.check().unwrap();
+        // SAFETY: `hole` was the payload of a block of the heap, now free.
+        (heap, unsafe { BlockRef::from_payload(hole) })
+    }
+
+    #[test]
+    fn check_notices_a_block_on_the_wrong_bin() {
+        let (mut heap, hole) = heap_with_a_hole();
+        // SAFETY: `hole` is a free block of 64 bytes on its bin; it moves to another
+        // bin's list, which keeps the lists sound but files it wrongly.
+        unsafe {
+            heap.bins.unlink(hole, 64);
+            heap.bins.push(hole, 80);
+        }
+        let error = heap.check().unwrap_err();
+        assert_eq!(error.invariant, "a free block is on the bin of its size");
+    }
+
+    #[test]
+    fn check_notices_a_bitmap_that_lies() {
+        let (mut heap, _) = heap_with_a_hole();
+        heap.bins.mark_for_test(bin_of(48));
+        let error = heap.check().unwrap_err();
+        assert_eq!(
+            error.invariant,
+            "a bin's bit is set iff the bin is non-empty"
+        );
+    }
+
+    #[test]
+    fn check_notices_a_free_block_missing_from_the_bins() {
+        let (mut heap, hole) = heap_with_a_hole();
+        // SAFETY: `hole` is on the bin of its size; taking it off leaves it free.
+        unsafe { heap.bins.unlink(hole, 64) };
+        let error = heap.check().unwrap_err();
+        assert_eq!(
+            error.invariant,
+            "every free block is on the bin of its size"
+        );
+    }
+}
