@@ -111,6 +111,13 @@
 //! // ... use it ...
 //! heap.assert_no_leaks(); // "2 blocks leaked: 24 bytes at +0x40, 100 bytes at +0x80"
 //! ```
+//!
+//! ## A heap with bugs to find
+//!
+//! [`teaching::ListHeap`] is a small correct heap, and the same heap with one of fifteen
+//! deliberate flaws switched on (`ListHeap<IgnoresAlignment>`, ...): the suite's own
+//! tests show each flaw caught by the rule named for it, and a course's grader can be
+//! tried on them as if they were submissions.
 
 mod bench;
 mod checked;
@@ -121,6 +128,7 @@ pub mod property;
 mod qc;
 pub mod rules;
 mod scenarios;
+pub mod teaching;
 mod violation;
 
 pub use checked::Checked;

@@ -1,5 +1,6 @@
 //! `ListHeap`: a small teaching heap that is correct, and the same heap with one bug
-//! switched on, for proving that the conformance suite catches each bug.
+//! switched on, for proving that the conformance suite catches each bug and for showing
+//! students (and graders) what each bug looks like from outside.
 //!
 //! The heap keeps its bookkeeping beside the region, in a `Vec` of chunks that tile the
 //! region in address order, so that a bug changes only the heap's answers and never
@@ -20,18 +21,22 @@
 //!
 //! Each bug is a type implementing [`Variant`]; `ListHeap<IgnoresAlignment>` differs
 //! from `ListHeap` (= `ListHeap<Correct>`) in exactly the lines that test its flaw.
-
-// Each test binary that includes this module uses a different part of it.
-#![allow(dead_code)]
+//! [`Flaw::ALL`] lists them, so a grader can be run over every broken heap:
+//!
+//! ```
+//! use conformance::teaching::{Flaw, ListHeap, OffByOneSplit};
+//!
+//! assert_eq!(Flaw::ALL.len(), 15);
+//! assert_eq!(Flaw::OffByOneSplit.name(), "OffByOneSplit");
+//! let broken = conformance::rules::blocks_never_overlap::<ListHeap<OffByOneSplit>>(4096);
+//! assert_eq!(broken.unwrap_err().rule, "blocks_never_overlap");
+//! ```
 
 use core::alloc::Layout;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use rawheap::{AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, Usage, align};
-
-/// The region size the tests use.
-pub const REGION: usize = conformance::DEFAULT_REGION;
 
 /// Block sizes are multiples of this.
 const GRANULE: usize = 8;
@@ -53,6 +58,19 @@ macro_rules! flaws {
             /// None: the correct heap.
             None,
             $($(#[doc = $doc])* $name,)*
+        }
+
+        impl Flaw {
+            /// Every flaw, in the order they are declared.
+            pub const ALL: &[Flaw] = &[$(Flaw::$name,)*];
+
+            /// The flaw's name, which is also the name of the type that switches it on.
+            pub fn name(self) -> &'static str {
+                match self {
+                    Flaw::None => "Correct",
+                    $(Flaw::$name => stringify!($name),)*
+                }
+            }
         }
 
         $(
