@@ -1,0 +1,550 @@
+//! # buddy: a binary buddy system
+//!
+//! Every block is a power of two times [`MIN_BLOCK`](Buddy) bytes long and starts at a
+//! multiple of its own size. A block of order `k` (`MIN_BLOCK << k` bytes) splits into
+//! two halves of order `k - 1`, each the other's *buddy*; the buddy of the block at
+//! address `a` is at `a ^ size`, one bit flipped, so it is found without a search
+//! (Knowlton 1965, Knuth's *TAOCP* 2.5).
+//!
+//! - **allocate** rounds the request up to an order, finds the smallest non-empty free
+//!   list at or above it with one bit scan, takes a block and splits it down, putting
+//!   the upper half of each split on the list of its order.
+//! - **deallocate** merges the block with its buddy while the buddy is free and whole,
+//!   order after order, all the way up, and lists what it ends with.
+//! - **resize_in_place** shrinks always (the upper halves go free) and grows when the
+//!   buddies above the block are free, up to the order the new size needs.
+//!
+//! ## Layout
+//!
+//! No block has a header. What the heap knows about blocks is kept beside them, in two
+//! bitmaps with one bit per place a block of each order could start: *free* (the block
+//! is whole and on its order's list) and *split* (the block is cut into two buddies).
+//! A used block is one that is neither, under a split parent. Its order comes with
+//! its layout (the caller passes it back on free), and [`RawHeap::walk`] finds it by
+//! going down the split bits.
+//!
+//! ```text
+//!  a region of 64 KiB at a 64 KiB boundary, MIN_BLOCK = 16
+//!  ┌──────────────────────────┬─────────────┬──────┬────┬──┬─┬────────┐
+//!  │       order 11 (32K)     │ order 10    │ 9    │ 8  │7 │…│bitmaps │
+//!  │                          │ (16K)       │ (8K) │(4K)│  │ │ ≈ 1/43 │
+//!  └──────────────────────────┴─────────────┴──────┴────┴──┴─┴────────┘
+//!   roots: the largest aligned power-of-two blocks that fit, from the start up
+//!
+//!  the same region 4 KiB past a 64 KiB boundary: roots grow, then shrink
+//!  ┌──┬────┬─────────┬──────────────────────────┬──┬─┬─┬──────────┐
+//!  │4K│ 8K │   16K   │           32K            │1K│…│…│ bitmaps  │
+//!  └──┴────┴─────────┴──────────────────────────┴──┴─┴─┴──────────┘
+//!
+//!  one root as a tree; split blocks are drawn with their halves below them
+//!  ┌─────────────────────────────── 256 split ───────────────────────────────┐
+//!  ├──────────────── 128 split ─────────────┬────────── 128 free ────────────┤
+//!  ├──── 64 used ───────┬──── 64 split ─────┤ on list 3 (128 B)              │
+//!  │                    ├─ 32 used ┬ 32 free┤                                │
+//!  └────────────────────┴──────────┴────────┴────────────────────────────────┘
+//!   free block: its first two words link it into its order's list (next, prev)
+//! ```
+//!
+//! The region may start and end anywhere. Blocks cover `[lo, hi)`, from the first
+//! `MIN_BLOCK` boundary up to where the bitmaps begin, with *roots*: from `lo` up, the
+//! largest block that is aligned to its size (as an address) and fits. Roots grow while
+//! the alignment of the address limits them and shrink once the room left does, so no
+//! byte between `lo` and `hi` is lost and the largest root is more than a quarter of
+//! the area. What is lost: up to `MIN_BLOCK - 1` bytes before `lo`; the bitmaps after
+//! `hi` (3 bits per `MIN_BLOCK` bytes, about 2.3 % with 16-byte blocks) and the crumb
+//! after them; and size, since blocks never merge across roots: a request larger than
+//! the largest root is refused although the region is larger (a 64 KiB region at a
+//! 64 KiB boundary serves at most 32 KiB, since the bitmaps take a little of it).
+//!
+//! Because a block starts at a multiple of its size and carries no header, **every
+//! block is aligned to its own size**: a request aligned to `a` is served by a block of
+//! at least `a` bytes and needs no padding. A header in front of the payload would
+//! move it off that alignment (and make a page-aligned page cost two pages).
+//!
+//! ## Invariants (checked by [`RawHeap::check`])
+//!
+//! 1. The free and split bits describe a forest: each root is a *node*; the halves of a
+//!    split node are nodes; no bit is set outside the nodes, and no node is both free
+//!    and split. Leaves that are not free are the live blocks.
+//! 2. List `k` holds exactly the free nodes of order `k`, each once, with links that
+//!    agree; bit `k` of `nonempty` tells whether list `k` has a block.
+//! 3. No two free buddies are left unmerged: the halves of a split node are never both
+//!    free.
+//!
+//! ## Cost of each operation (`K` = `ORDERS`)
+//!
+//! | operation | cost |
+//! | --- | --- |
+//! | `allocate` | O(1) search (one bit scan); O(splits) ≤ O(K) |
+//! | `deallocate` | O(merges) ≤ O(K), each merge O(1) (a bit test and an unlink) |
+//! | `resize_in_place` | O(orders changed) ≤ O(K) |
+//! | `usable_size` | O(1): the layout's order |
+//! | `walk`, `stats` | O(blocks + K·roots) |
+//! | `check` | O(blocks + bitmap bits) |
+//!
+//! ## Example
+//!
+//! ```
+//! use core::alloc::Layout;
+//! use buddy::Buddy;
+//! use rawheap::{Arena, RawHeap};
+//!
+//! let mut heap = Arena::<Buddy>::new(1 << 16);
+//! let page = Layout::from_size_align(4096, 4096)?;
+//! let a = heap.allocate(page)?;
+//! assert_eq!(a.as_ptr().addr() % 4096, 0, "a block is aligned to its size");
+//! let small = Layout::from_size_align(24, 8)?;
+//! let b = heap.allocate(small)?;
+//! // SAFETY: `b` is live with this layout.
+//! assert_eq!(unsafe { heap.usable_size(b, small) }, 32, "24 bytes round up to 32");
+//! // SAFETY: both came from this heap with these layouts and are freed once.
+//! unsafe {
+//!     heap.deallocate(b, small);
+//!     heap.deallocate(a, page);
+//! }
+//! heap.check()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![no_std]
+
+mod bitmap;
+mod check;
+mod cover;
+mod list;
+mod tree;
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use rawheap::{
+    AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, Usage, bits, offset_in,
+};
+
+use crate::bitmap::OrderBits;
+use crate::cover::{Cover, Shape};
+use crate::list::{FreeList, Links};
+use crate::tree::{Kind, Nodes};
+
+/// A binary buddy heap with blocks of `MIN_BLOCK << k` bytes for `k` in `0..ORDERS`.
+/// See the [crate documentation](crate).
+///
+/// `MIN_BLOCK` is a power of two of at least two words (a free block holds two links);
+/// `ORDERS` is at least 1 and small enough for the largest block to fit in a `usize`.
+/// Other values fail to compile.
+pub struct Buddy<const MIN_BLOCK: usize = 16, const ORDERS: usize = 32> {
+    /// The region as handed to `new`; every pointer the heap makes is derived from it.
+    region: NonNull<[u8]>,
+    /// Blocks cover `[cover.lo, cover.hi)` and have orders `0..cover.orders`; the
+    /// bitmaps start at `cover.hi`. `cover.orders == 0` when the region holds no block.
+    cover: Cover,
+    /// `lists[k]` holds exactly the free blocks of order `k`, each once, newest first.
+    lists: [FreeList; ORDERS],
+    /// Bit `k` is set iff `lists[k]` is not empty.
+    nonempty: usize,
+    /// The free bit of a node is set iff it is on its order's list; no other bit is set.
+    free: OrderBits<ORDERS>,
+    /// The split bit of a node (order 1 and up) is set iff it is cut into two nodes of
+    /// the order below; no other bit is set.
+    split: OrderBits<ORDERS>,
+    /// Live blocks, requested bytes and high-water mark, updated by every operation.
+    usage: Usage,
+}
+
+// SAFETY: the heap is the only user of its region (the promise made to `new`), and all
+// its pointers point into it: moving the heap to another thread moves everything.
+unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> Send for Buddy<MIN_BLOCK, ORDERS> {}
+
+impl<const MIN_BLOCK: usize, const ORDERS: usize> core::fmt::Debug for Buddy<MIN_BLOCK, ORDERS> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Buddy")
+            .field("region_len", &self.region.len())
+            .field("cover", &self.cover)
+            .field("nonempty", &format_args!("{:#b}", self.nonempty))
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
+    /// `log2(MIN_BLOCK)`.
+    const SHIFT: u32 = MIN_BLOCK.trailing_zeros();
+
+    /// The parameters, as the cover computations take them.
+    const SHAPE: Shape = Shape {
+        shift: Self::SHIFT,
+        orders: ORDERS as u32,
+    };
+
+    /// Evaluated by `new`, so that a heap type with impossible parameters fails to build.
+    const PARAMETERS_HOLD: () = assert!(
+        MIN_BLOCK.is_power_of_two()
+            && MIN_BLOCK >= size_of::<Links>()
+            && ORDERS >= 1
+            && ORDERS <= (usize::BITS - MIN_BLOCK.trailing_zeros()) as usize,
+        "MIN_BLOCK is a power of two of at least two words; 1 <= ORDERS <= bits left above it"
+    );
+
+    /// Bytes in a block of order `k`.
+    #[inline(always)]
+    const fn size_of(k: u32) -> usize {
+        MIN_BLOCK << k
+    }
+
+    // ANCHOR: order_of
+    /// The order of the block that serves `layout`: the smallest power of two at least
+    /// `MIN_BLOCK`, the size and the alignment (a block is aligned to its size). It may
+    /// be `ORDERS` or more for a huge layout, which no list then serves.
+    #[inline(always)]
+    fn order_of(layout: Layout) -> u32 {
+        let size = layout.size().max(layout.align()).max(MIN_BLOCK);
+        // `size >= 2`, so `size - 1 > 0`: the bit length of `size - 1` is ceil(log2 size).
+        usize::BITS - (size - 1).leading_zeros() - Self::SHIFT
+    }
+    // ANCHOR_END: order_of
+
+    /// A pointer to `addr`, an address inside the region, with the region's provenance.
+    #[inline(always)]
+    fn at(&self, addr: usize) -> NonNull<Links> {
+        self.region
+            .cast::<Links>()
+            .map_addr(|start| start.saturating_add(addr - start.get()))
+    }
+
+    /// The offset from the region's start of one past the order-`k` block at `addr`.
+    #[inline(always)]
+    fn end_offset(&self, addr: usize, k: u32) -> usize {
+        offset_in(self.region, addr + Self::size_of(k))
+    }
+
+    /// Whether the order-`k` block at `addr` lies inside the covered area. For a buddy,
+    /// this is whether it can merge: then the pair's parent lies in the area too, hence
+    /// inside one root (any aligned block inside the area is inside a root), so it is a
+    /// node of the tree.
+    #[inline(always)]
+    fn covers(&self, addr: usize, k: u32) -> bool {
+        let Cover { lo, hi, .. } = self.cover;
+        addr.wrapping_sub(lo) <= (hi - lo).wrapping_sub(Self::size_of(k))
+    }
+
+    /// Puts the order-`k` block at `addr` on its list, free.
+    ///
+    /// # Safety
+    ///
+    /// The block is a node of order `k` that nobody uses, on no list.
+    #[inline(always)]
+    unsafe fn give(&mut self, addr: usize, k: u32) {
+        // SAFETY: the caller's promise; a node has room for its links and bits.
+        unsafe {
+            self.lists[k as usize].push(self.at(addr));
+            self.free.set(k, addr);
+        }
+        self.nonempty = bits::with_bit(self.nonempty, k, true);
+    }
+
+    /// Takes the newest free block of order `k` off its list and returns its address.
+    ///
+    /// # Safety
+    ///
+    /// List `k` is not empty.
+    #[inline(always)]
+    unsafe fn take(&mut self, k: u32) -> usize {
+        let list = &mut self.lists[k as usize];
+        // SAFETY: the caller's promise; listed blocks are free nodes (invariant 2).
+        let block = unsafe { list.pop().unwrap_unchecked() }.addr().get();
+        if list.is_empty() {
+            self.nonempty = bits::with_bit(self.nonempty, k, false);
+        }
+        // SAFETY: `block` is a node of order `k`.
+        unsafe { self.free.clear(k, block) };
+        block
+    }
+
+    /// Takes the free order-`k` block at `addr` off its list, wherever it is on it.
+    ///
+    /// # Safety
+    ///
+    /// Its free bit is set.
+    #[inline(always)]
+    unsafe fn unlink(&mut self, addr: usize, k: u32) {
+        let block = self.at(addr);
+        let list = &mut self.lists[k as usize];
+        // SAFETY: the caller's promise: a set free bit means the block is on list `k`
+        // (invariant 2).
+        unsafe { list.unlink(block) };
+        if list.is_empty() {
+            self.nonempty = bits::with_bit(self.nonempty, k, false);
+        }
+        // SAFETY: as above, the block is a node of order `k`.
+        unsafe { self.free.clear(k, addr) };
+    }
+
+    // ANCHOR: split_down
+    /// Splits the order-`from` block at `addr` until its front is of order `to`: the
+    /// upper half of each split goes on the list of its order.
+    ///
+    /// # Safety
+    ///
+    /// The block is a node of order `from`, on no list, taken by the caller; `to <= from`.
+    #[inline(always)]
+    unsafe fn split_down(&mut self, addr: usize, from: u32, to: u32) {
+        for k in (to..from).rev() {
+            // SAFETY: the caller's promise; the halves of a node are nodes, and the
+            // upper one is nobody's.
+            unsafe {
+                self.split.set(k + 1, addr);
+                self.give(addr + Self::size_of(k), k);
+            }
+        }
+    }
+    // ANCHOR_END: split_down
+
+    // ANCHOR: merge_up
+    /// Frees the order-`k` block at `addr`: merges it with its buddy while the buddy is
+    /// free and whole, all the way up, and lists the block it ends with.
+    ///
+    /// # Safety
+    ///
+    /// The block is a used node of order `k` that nobody uses any more.
+    #[inline(always)]
+    unsafe fn merge_up(&mut self, mut addr: usize, mut k: u32) {
+        while k + 1 < ORDERS as u32 {
+            let buddy = addr ^ Self::size_of(k);
+            // SAFETY: a buddy inside the area is a node of order `k` (see `covers`).
+            if !(self.covers(buddy, k) && unsafe { self.free.get(k, buddy) }) {
+                break;
+            }
+            // SAFETY: its free bit is set; the parent is a split node, now whole.
+            unsafe {
+                self.unlink(buddy, k);
+                addr &= !Self::size_of(k);
+                k += 1;
+                self.split.clear(k, addr);
+            }
+        }
+        // SAFETY: the merged block is a node nobody uses.
+        unsafe { self.give(addr, k) };
+    }
+    // ANCHOR_END: merge_up
+
+    // ANCHOR: grow
+    /// Grows the used order-`from` block at `addr` to order `to` when the block of order
+    /// `to` starting at `addr` lies in the area and the buddies above the block, one per
+    /// order from `from` to `to - 1`, are all free and whole. `Err` changes nothing.
+    ///
+    /// # Safety
+    ///
+    /// The block is a used node of order `from < to`.
+    unsafe fn grow(&mut self, addr: usize, from: u32, to: u32) -> Result<(), AllocError> {
+        if to >= self.cover.orders
+            || !rawheap::align::is_aligned(addr, Self::size_of(to))
+            || !self.covers(addr, to)
+        {
+            return Err(AllocError::Exhausted);
+        }
+        let upper = |k| addr + Self::size_of(k);
+        // SAFETY: each upper half is a node, the buddy of the block's ancestor at `k`.
+        if !(from..to).all(|k| unsafe { self.free.get(k, upper(k)) }) {
+            return Err(AllocError::Exhausted);
+        }
+        for k in from..to {
+            // SAFETY: just found free; their parents become part of the grown block.
+            unsafe {
+                self.unlink(upper(k), k);
+                self.split.clear(k + 1, addr);
+            }
+        }
+        Ok(())
+    }
+    // ANCHOR_END: grow
+
+    /// Why `layout`, of order `order`, cannot be served: size 0, larger than the largest
+    /// block (or beyond `ORDERS`), or not now.
+    #[cold]
+    fn refusal(&self, layout: Layout, order: u32) -> AllocError {
+        if layout.size() == 0 {
+            AllocError::ZeroSize
+        } else if order < self.cover.orders {
+            AllocError::Exhausted
+        } else {
+            AllocError::Unsupported
+        }
+    }
+
+    /// The size of the largest block the cover has, 0 when it has none.
+    fn largest(&self) -> usize {
+        match self.cover.orders {
+            0 => 0,
+            orders => Self::size_of(orders - 1),
+        }
+    }
+
+    /// Every node of the forest, in pre-order.
+    fn nodes(&self) -> Nodes<'_, MIN_BLOCK, ORDERS> {
+        Nodes::of(self)
+    }
+}
+
+// SAFETY: blocks are leaves of the trees over `[lo, hi)`, which do not overlap one
+// another nor the bitmaps past `hi`; a used block is on no list and nothing is written
+// into it (links are written only into free blocks); refusals change nothing;
+// `resize_in_place` never moves; walk and stats report the trees as they are.
+unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_BLOCK, ORDERS> {
+    unsafe fn new(region: NonNull<[u8]>) -> Self {
+        let () = Self::PARAMETERS_HOLD;
+        let start = region.cast::<u8>().as_ptr().addr();
+        let words = region.cast::<usize>();
+        let mut heap = match Self::SHAPE.cover(start, start + region.len()) {
+            Some(cover) => {
+                let (free, split, bits) = Self::SHAPE.bit_starts::<ORDERS>(cover);
+                let words = words.map_addr(|s| s.saturating_add(cover.hi - s.get()));
+                // SAFETY: the caller's promise: the region is ours; `cover` left room
+                // for `bits` bits in words from `hi`, which is word-aligned.
+                unsafe { words.write_bytes(0, bits.div_ceil(bits::BITS as usize)) };
+                Buddy {
+                    region,
+                    cover,
+                    lists: [const { FreeList::new() }; ORDERS],
+                    nonempty: 0,
+                    free: OrderBits::new(words, Self::SHIFT, cover.lo, free),
+                    split: OrderBits::new(words, Self::SHIFT, cover.lo, split),
+                    usage: Usage::default(),
+                }
+            }
+            None => Buddy {
+                region,
+                cover: Cover {
+                    lo: start,
+                    hi: start,
+                    orders: 0,
+                },
+                lists: [const { FreeList::new() }; ORDERS],
+                nonempty: 0,
+                free: OrderBits::new(words, Self::SHIFT, start, [0; ORDERS]),
+                split: OrderBits::new(words, Self::SHIFT, start, [0; ORDERS]),
+                usage: Usage::default(),
+            },
+        };
+        let mut at = heap.cover.lo;
+        while at < heap.cover.hi {
+            let k = Self::SHAPE.root_order(at, heap.cover.hi);
+            // SAFETY: a root is a node, free and nobody's.
+            unsafe { heap.give(at, k) };
+            at += Self::size_of(k);
+        }
+        heap
+    }
+
+    // ANCHOR: allocate
+    #[inline]
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let order = Self::order_of(layout);
+        match bits::lowest_set_from(self.nonempty, order) {
+            Some(found) if layout.size() != 0 => {
+                // SAFETY: bit `found` says list `found` has a block; we split what we
+                // took, down to the order asked for.
+                let block = unsafe { self.take(found) };
+                // SAFETY: as above, and `order <= found`.
+                unsafe { self.split_down(block, found, order) };
+                self.usage
+                    .on_allocate(layout.size(), self.end_offset(block, order));
+                Ok(self.at(block).cast())
+            }
+            _ => Err(self.refusal(layout, order)),
+        }
+    }
+    // ANCHOR_END: allocate
+
+    // ANCHOR: deallocate
+    #[inline]
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        self.usage.on_deallocate(layout.size());
+        // SAFETY: the caller's promise: `ptr` is a live block served for `layout`, so a
+        // used node of the order `layout` asks for.
+        unsafe { self.merge_up(ptr.as_ptr().addr(), Self::order_of(layout)) };
+    }
+    // ANCHOR_END: deallocate
+
+    // ANCHOR: resize_in_place
+    unsafe fn resize_in_place(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<(), AllocError> {
+        let addr = ptr.as_ptr().addr();
+        let (from, to) = (Self::order_of(old), Self::order_of(new));
+        if to < from {
+            // SAFETY: the caller's promise: a used node of order `from`; its front stays
+            // the caller's.
+            unsafe { self.split_down(addr, from, to) };
+        } else if to > from {
+            // SAFETY: as above.
+            unsafe { self.grow(addr, from, to) }?;
+        }
+        self.usage
+            .on_resize(old.size(), new.size(), self.end_offset(addr, to));
+        Ok(())
+    }
+    // ANCHOR_END: resize_in_place
+
+    #[inline]
+    unsafe fn usable_size(&self, _ptr: NonNull<u8>, layout: Layout) -> usize {
+        Self::size_of(Self::order_of(layout))
+    }
+
+    fn region(&self) -> NonNull<[u8]> {
+        self.region
+    }
+
+    fn stats(&self) -> Stats {
+        Stats::from_walk(self.region.len(), &self.usage, |visit| self.walk(visit))
+    }
+
+    fn walk(&self, visit: &mut dyn FnMut(Block)) {
+        let start = self.region.cast::<u8>().as_ptr().addr();
+        let end = start + self.region.len();
+        if self.cover.orders == 0 {
+            if end > start {
+                visit(Block::overhead(start, end - start));
+            }
+            return;
+        }
+        if self.cover.lo > start {
+            visit(Block::overhead(start, self.cover.lo - start));
+        }
+        for node in self.nodes() {
+            let size = Self::size_of(node.order);
+            match node.kind {
+                Kind::Split => {}
+                Kind::Free => visit(Block::free(node.addr, size)),
+                Kind::Used => visit(Block::used(node.addr, size)),
+            }
+        }
+        // The bitmaps take at least one word, so there is always something past `hi`.
+        visit(Block::overhead(self.cover.hi, end - self.cover.hi));
+    }
+
+    // ANCHOR: check
+    fn check(&self) -> Result<(), HeapError> {
+        rawheap::check_walk(self)?;
+        let tree = self.check_tree()?;
+        for k in 0..ORDERS as u32 {
+            self.check_order(k, &tree)?;
+        }
+        if tree.used != self.usage.live_blocks {
+            return Err(HeapError::new("the used leaves are the live blocks"));
+        }
+        Ok(())
+    }
+    // ANCHOR_END: check
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            reuse: Reuse::Any,
+            restores_when_empty: true,
+            max_size: self.largest(),
+            max_align: self.largest().max(1),
+            resizes_in_place: true,
+        }
+    }
+}

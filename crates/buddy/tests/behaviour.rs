@@ -1,0 +1,369 @@
+//! What is particular to the buddy system: the cover of odd regions, the split and
+//! merge cascades, alignment that costs nothing, resizing by halves, the order cap, and
+//! a `check` that finds unmerged buddies and broken links.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use buddy::Buddy;
+use proptest::prelude::*;
+use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
+
+fn bytes(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+fn blocks<H: RawHeap>(heap: &H) -> Vec<Block> {
+    let mut out = Vec::new();
+    heap.walk(&mut |block| out.push(block));
+    out
+}
+
+fn kinds<H: RawHeap>(heap: &H, kind: BlockKind) -> Vec<Block> {
+    blocks(heap)
+        .into_iter()
+        .filter(|block| block.kind == kind)
+        .collect()
+}
+
+/// The region's start as an address, and a heap over 64 KiB placed `offset` bytes past
+/// a 64 KiB boundary.
+fn heap_at(offset: usize) -> (usize, Arena<Buddy>) {
+    let heap = Arena::<Buddy>::with_placement(1 << 16, 1 << 16, offset).unwrap();
+    (heap.region().cast::<u8>().as_ptr().addr(), heap)
+}
+
+fn alloc<H: RawHeap>(heap: &mut H, layout: Layout) -> NonNull<u8> {
+    let ptr = heap.allocate(layout).expect("room for the block");
+    heap.check().expect("heap consistent after allocate");
+    ptr
+}
+
+fn release<H: RawHeap>(heap: &mut H, ptr: NonNull<u8>, layout: Layout) {
+    // SAFETY: every test frees a block it allocated with this layout, once.
+    unsafe { heap.deallocate(ptr, layout) };
+    heap.check().expect("heap consistent after deallocate");
+}
+
+#[test]
+fn an_aligned_region_is_covered_by_halving_roots() {
+    let (start, heap) = heap_at(0);
+    heap.check().unwrap();
+    let free = kinds(&*heap, BlockKind::Free);
+    // 32 KiB, 16 KiB, ... each aligned to its size, each half the one before: the
+    // bitmaps took less than 2 KiB from the end.
+    let sizes: Vec<usize> = free.iter().map(|block| block.size).collect();
+    assert_eq!(&sizes[..5], [32768, 16384, 8192, 4096, 2048]);
+    assert!(sizes.windows(2).all(|pair| pair[1] < pair[0]), "{sizes:?}");
+    assert_eq!(free[0].addr, start);
+    assert!(free.iter().all(|block| block.addr % block.size == 0));
+    let stats = heap.stats();
+    assert_eq!(stats.largest_free, 32768);
+    assert_eq!(heap.capabilities().max_size, 32768);
+    // Overhead is the bitmaps (and the crumb after them): 3 bits per 16 bytes, rounded
+    // up to words and to the 16-byte block grid.
+    let bitmaps = 3 * stats.free / 16 / 8;
+    assert!(
+        stats.overhead() >= bitmaps && stats.overhead() < bitmaps + 16 + 2 * 8 * 12,
+        "overhead {} for bitmaps of {bitmaps} bytes",
+        stats.overhead()
+    );
+}
+
+#[test]
+fn an_unaligned_region_has_roots_that_grow_then_shrink() {
+    let (start, heap) = heap_at(0x1000);
+    heap.check().unwrap();
+    let sizes: Vec<usize> = kinds(&*heap, BlockKind::Free)
+        .iter()
+        .map(|block| block.size)
+        .collect();
+    assert_eq!(&sizes[..5], [4096, 8192, 16384, 32768, 2048]);
+    // Nothing lost between the first block and the bitmaps: the blocks tile it.
+    let free = heap.stats().free;
+    let overhead = kinds(&*heap, BlockKind::Overhead);
+    assert_eq!(
+        overhead.len(),
+        1,
+        "a region at a block boundary loses no crumb in front"
+    );
+    assert_eq!(overhead[0].addr, start + free);
+
+    // A region at an odd address loses the crumb before the first 16-byte boundary.
+    let heap = Arena::<Buddy>::with_placement(1 << 12, 4096, 3).unwrap();
+    heap.check().unwrap();
+    let first = blocks(&*heap)[0];
+    assert_eq!((first.kind, first.size), (BlockKind::Overhead, 13));
+}
+
+#[test]
+fn allocating_splits_down_and_freeing_merges_all_the_way_up() {
+    let (_, mut heap) = heap_at(0);
+    let fresh = blocks(&*heap);
+    // The smallest free block that holds 1 KiB is split, not a larger one.
+    let smallest = *kinds(&*heap, BlockKind::Free)
+        .iter()
+        .filter(|block| block.size >= 1024)
+        .min_by_key(|block| block.size)
+        .unwrap();
+    assert!(
+        smallest.size > 1024,
+        "the bitmaps leave no 1 KiB root: {fresh:#?}"
+    );
+    let page = Layout::from_size_align(1000, 8).unwrap();
+    let a = alloc(&mut *heap, page);
+    let start = a.as_ptr().addr();
+    assert_eq!(start, smallest.addr);
+    // An upper half of every order from 1 KiB up lies after `a`'s block.
+    let free = kinds(&*heap, BlockKind::Free);
+    let mut half = 1024;
+    while half < smallest.size {
+        assert!(free.contains(&Block::free(start + half, half)), "{half}");
+        half *= 2;
+    }
+    // Its buddy, taken now, needs no split; freeing `a` then merges nothing.
+    let b = alloc(&mut *heap, page);
+    assert_eq!(b.as_ptr().addr(), start + 1024);
+    release(&mut *heap, a, page);
+    assert!(kinds(&*heap, BlockKind::Free).contains(&Block::free(start, 1024)));
+    // Freeing `b` merges it with `a`, then with every upper half: as new again.
+    release(&mut *heap, b, page);
+    assert_eq!(blocks(&*heap), fresh);
+}
+
+#[test]
+fn requests_round_up_to_a_power_of_two_and_alignment_comes_free() {
+    let (_, mut heap) = heap_at(0);
+    let overhead = heap.stats().overhead();
+    for (size, align, usable) in [(1, 1, 16), (17, 8, 32), (100, 8, 128), (8, 4096, 4096)] {
+        let layout = Layout::from_size_align(size, align).unwrap();
+        let ptr = alloc(&mut *heap, layout);
+        // SAFETY: `ptr` is live with `layout`.
+        assert_eq!(unsafe { heap.usable_size(ptr, layout) }, usable);
+        assert_eq!(
+            ptr.as_ptr().addr() % usable,
+            0,
+            "a block is aligned to its size"
+        );
+    }
+    assert_eq!(heap.stats().overhead(), overhead, "no padding, no header");
+}
+
+#[test]
+fn shrinking_frees_the_upper_halves_and_growing_takes_free_buddies() {
+    let (_, mut heap) = heap_at(0);
+    let fresh = blocks(&*heap);
+    let big = alloc(&mut *heap, bytes(2000));
+    let start = big.as_ptr().addr();
+    // SAFETY: `big` is live with 2000 bytes; it shrinks to 100 in place.
+    unsafe { heap.resize_in_place(big, bytes(2000), bytes(100)) }.unwrap();
+    heap.check().unwrap();
+    let free = kinds(&*heap, BlockKind::Free);
+    for half in [128, 256, 512, 1024] {
+        assert!(free.contains(&Block::free(start + half, half)), "{half}");
+    }
+    // Its buddies are free again: growing back to 2000 bytes takes them in place.
+    // SAFETY: `big` is live with 100 bytes.
+    unsafe { heap.resize_in_place(big, bytes(100), bytes(2000)) }.unwrap();
+    heap.check().unwrap();
+    assert_eq!(kinds(&*heap, BlockKind::Used), [Block::used(start, 2048)]);
+
+    // With its buddy in use, the block cannot grow; reallocate moves it.
+    // SAFETY: `big` is live with 2000 bytes.
+    unsafe { heap.resize_in_place(big, bytes(2000), bytes(600)) }.unwrap();
+    let wall = alloc(&mut *heap, bytes(600));
+    assert_eq!(
+        wall.as_ptr().addr(),
+        start + 1024,
+        "the newest free 1 KiB block"
+    );
+    let before = heap.stats();
+    // SAFETY: `big` is live with 600 bytes.
+    let refused = unsafe { heap.resize_in_place(big, bytes(600), bytes(2000)) };
+    assert_eq!(refused, Err(AllocError::Exhausted));
+    assert_eq!(heap.stats(), before);
+    // SAFETY: as above; on success `big` is dead.
+    let moved = unsafe { heap.reallocate(big, bytes(600), bytes(2000)) }.unwrap();
+    assert_ne!(moved, big);
+    heap.check().unwrap();
+
+    // An upper half cannot grow in place: the larger block would start before it.
+    // SAFETY: `wall` is live with 600 bytes; its block is the upper half of `big`'s
+    // old 2 KiB block, whose lower half is free now.
+    let refused = unsafe { heap.resize_in_place(wall, bytes(600), bytes(1500)) };
+    assert_eq!(refused, Err(AllocError::Exhausted));
+    release(&mut *heap, wall, bytes(600));
+    release(&mut *heap, moved, bytes(2000));
+    assert_eq!(blocks(&*heap), fresh);
+}
+
+#[test]
+fn refusals_say_why() {
+    let (_, mut heap) = heap_at(0);
+    assert_eq!(heap.allocate(bytes(0)), Err(AllocError::ZeroSize));
+    // Larger than the largest root, though smaller than the region.
+    assert_eq!(heap.allocate(bytes(40000)), Err(AllocError::Unsupported));
+    let align = Layout::from_size_align(8, 1 << 16).unwrap();
+    assert_eq!(heap.allocate(align), Err(AllocError::Unsupported));
+    let absurd = Layout::from_size_align(isize::MAX as usize, 1).unwrap();
+    assert_eq!(heap.allocate(absurd), Err(AllocError::Unsupported));
+    let root = alloc(&mut *heap, bytes(32768));
+    assert_eq!(heap.allocate(bytes(20000)), Err(AllocError::Exhausted));
+    release(&mut *heap, root, bytes(32768));
+    assert_eq!(heap.allocate(bytes(1 << 20)), Err(AllocError::Unsupported));
+}
+
+#[test]
+fn the_order_cap_bounds_the_largest_block() {
+    let mut heap = Arena::<Buddy<16, 4>>::new(4096);
+    heap.check().unwrap();
+    assert_eq!(heap.capabilities().max_size, 128);
+    // Every root is capped at order 3 (128 bytes), and capped buddies never merge.
+    let free = kinds(&*heap, BlockKind::Free);
+    assert!(free.iter().all(|block| block.size <= 128));
+    assert_eq!(free[0].size, 128);
+    assert_eq!(heap.allocate(bytes(129)), Err(AllocError::Unsupported));
+    let a = alloc(&mut *heap, bytes(128));
+    let b = alloc(&mut *heap, bytes(128));
+    release(&mut *heap, a, bytes(128));
+    release(&mut *heap, b, bytes(128));
+    assert_eq!(heap.stats().largest_free, 128);
+}
+
+#[test]
+fn any_region_works_and_a_tiny_one_refuses_everything() {
+    for len in [0, 1, 15, 16, 31, 32, 47, 100, 333, 4095] {
+        for offset in [0, 1, 7, 8, 15] {
+            let mut heap = Arena::<Buddy>::with_placement(len, 4096, offset).unwrap();
+            heap.check().unwrap();
+            let stats = heap.stats();
+            assert_eq!(stats.region, len);
+            match heap.allocate(bytes(1)) {
+                Ok(ptr) => {
+                    heap.check().unwrap();
+                    release(&mut *heap, ptr, bytes(1));
+                    let after = heap.stats();
+                    assert_eq!(
+                        (after.free, after.largest_free),
+                        (stats.free, stats.largest_free)
+                    );
+                }
+                Err(refusal) => {
+                    assert_eq!(stats.free, 0, "len {len} offset {offset}");
+                    assert_eq!(refusal, AllocError::Unsupported);
+                }
+            }
+        }
+    }
+}
+
+/// Replaces the word at `addr` (inside `heap`'s region) and returns what it held.
+fn poke(heap: &Arena<Buddy>, addr: usize, value: usize) -> usize {
+    let ptr = heap
+        .region()
+        .cast::<u8>()
+        .as_ptr()
+        .with_addr(addr)
+        .cast::<usize>();
+    // SAFETY: `addr` is a word inside the region that the arena owns; the heap is not in
+    // use while the test holds it.
+    unsafe { ptr.replace(value) }
+}
+
+#[test]
+fn check_finds_unmerged_buddies_and_broken_links() {
+    let (start, mut heap) = heap_at(0);
+    // `a` and `b` are buddies: `a` was cut from 32 bytes and `b` took the free half.
+    let a = alloc(&mut *heap, bytes(32));
+    // SAFETY: `a` is live with 32 bytes.
+    unsafe { heap.resize_in_place(a, bytes(32), bytes(16)) }.unwrap();
+    let b = alloc(&mut *heap, bytes(16));
+    assert_eq!(b.as_ptr().addr(), a.as_ptr().addr() + 16);
+    let c = alloc(&mut *heap, bytes(16));
+    // A live block with more usable bytes than all requests, so that the walk still
+    // adds up (requested <= usable) once `b` is shown free.
+    let _page = alloc(&mut *heap, Layout::from_size_align(1, 4096).unwrap());
+    release(&mut *heap, a, bytes(16));
+    release(&mut *heap, c, bytes(16));
+    // The bitmaps start where the last stretch (overhead) starts; the free bits of
+    // order 0 come first, one per 16 bytes from the region's start. Marking `b` free
+    // makes it and `a` two free buddies side by side.
+    let bitmaps = blocks(&*heap).last().unwrap().addr;
+    let bit = (b.as_ptr().addr() - start) / 16;
+    let word = bitmaps + bit / 64 * 8;
+    let saved = poke(&heap, word, 0);
+    poke(&heap, word, saved | 1 << (bit % 64));
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "no two free buddies are left unmerged"
+    );
+    poke(&heap, word, saved);
+    heap.check().unwrap();
+    // `a` is on list 0 (whatever `c` merged into); its link back to the block before
+    // it is its second word. Pointing it at `a` itself breaks the list.
+    let back_link = a.as_ptr().addr() + 8;
+    let saved = poke(&heap, back_link, a.as_ptr().addr());
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "list links agree: a listed block links back to the one before it"
+    );
+    poke(&heap, back_link, saved);
+    heap.check().unwrap();
+}
+
+/// An operation of the property test: allocate `size` bytes aligned to `1 << align_log2`,
+/// or free the live block at `index` (modulo their number).
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc { size: usize, align_log2: u32 },
+    Free { index: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (1..3000usize, 0..10u32).prop_map(|(size, align_log2)| Op::Alloc { size, align_log2 }),
+        any::<usize>().prop_map(|index| Op::Free { index }),
+    ]
+}
+
+proptest! {
+    /// Every block is a power of two at most twice what the layout asks (size,
+    /// alignment and the 16-byte minimum), aligned to its own size; and once every
+    /// block is freed, the heap is exactly as new: every buddy merged back.
+    #[test]
+    fn blocks_are_aligned_powers_of_two_and_freeing_all_restores_the_roots(
+        ops in proptest::collection::vec(op(), 0..if cfg!(miri) { 12 } else { 200 }),
+        offset in 0..64usize,
+    ) {
+        let mut heap = Arena::<Buddy>::with_placement(1 << 15, 4096, offset).unwrap();
+        let fresh = blocks(&*heap);
+        let mut live: Vec<(NonNull<u8>, Layout)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Alloc { size, align_log2 } => {
+                    let layout = Layout::from_size_align(size, 1 << align_log2).unwrap();
+                    if let Ok(ptr) = heap.allocate(layout) {
+                        // SAFETY: `ptr` is live with `layout`.
+                        let usable = unsafe { heap.usable_size(ptr, layout) };
+                        let asked = size.max(layout.align()).max(16);
+                        prop_assert!(usable.is_power_of_two() && usable >= asked && usable < 2 * asked);
+                        prop_assert_eq!(ptr.as_ptr().addr() % usable, 0);
+                        live.push((ptr, layout));
+                    }
+                }
+                Op::Free { index } if !live.is_empty() => {
+                    let (ptr, layout) = live.swap_remove(index % live.len());
+                    // SAFETY: a live block with its layout, freed once.
+                    unsafe { heap.deallocate(ptr, layout) };
+                }
+                Op::Free { .. } => {}
+            }
+            prop_assert_eq!(heap.check(), Ok(()));
+        }
+        for (ptr, layout) in live {
+            // SAFETY: as above.
+            unsafe { heap.deallocate(ptr, layout) };
+        }
+        prop_assert_eq!(blocks(&*heap), fresh);
+    }
+}
