@@ -58,11 +58,14 @@
 //!  └──────────┴──────────┴──────────┴─────────┴──────────┴────────────────────┘
 //! ```
 //!
-//! `walk` takes the backing heap's walk and splits each slab into its objects (live
-//! ones `Used`, free ones `Free`, one stretch each: a free object can serve a request
-//! of its class) and its tail and header (`Overhead`). An empty slab is one `Free`
-//! stretch: the backing heap gets it back before it refuses any request. The frame map
-//! and the backing heap's own headers are `Overhead`; large blocks are `Used`.
+//! `walk` takes the backing heap's walk and splits each slab into its live objects
+//! (`Used`, one stretch each), the runs of free objects between them (`Free`: bytes a
+//! future request can be served from, though only requests of the slab's class, one
+//! object each) and its tail and header (`Overhead`). So a slab heap's `largest_free`
+//! is the longest run of free objects, more than one request can take. An empty slab
+//! is one `Free` stretch: the backing heap gets it back before it refuses any request.
+//! The frame map and the backing heap's own headers are `Overhead`; large blocks are
+//! `Used`.
 //!
 //! ## Invariants (checked by [`RawHeap::check`])
 //!
@@ -579,7 +582,8 @@ unsafe impl<B: RawHeap> RawHeap for Slab<B> {
 
     // ANCHOR: check
     fn check(&self) -> Result<(), HeapError> {
-        check_walk(self)?;
+        // The walk reads the slabs' free lists: they are checked first, so that a
+        // broken one is named rather than seen as a walk gone wrong.
         let mut slabs = 0;
         for (class, cache) in self.caches.iter().enumerate() {
             slabs += self.check_list(&cache.full, class, State::Full)?;
@@ -594,6 +598,7 @@ unsafe impl<B: RawHeap> RawHeap for Slab<B> {
                 "the frame map marks exactly the frames of the caches' slabs",
             ));
         }
+        check_walk(self)?;
         let mut used = 0;
         self.walk(&mut |block| used += usize::from(block.kind == BlockKind::Used));
         if used != self.usage.live_blocks {
@@ -617,10 +622,12 @@ unsafe impl<B: RawHeap> RawHeap for Slab<B> {
     }
 }
 
+// ANCHOR: walk_slab
 /// Reports the slab in the backing heap's `block`, which starts at `slab`'s first
-/// byte, as its objects, one stretch each, and its tail, header and whatever the
-/// backing heap gave beyond `SLAB_BYTES` as overhead; an empty slab as one free stretch.
-/// A slab whose free list is broken shows its objects as overhead (`check` says why).
+/// byte: each live object as a used stretch, each run of free objects between them as
+/// one free stretch, and the tail, header and whatever the backing heap gave beyond
+/// `SLAB_BYTES` as overhead; an empty slab as one free stretch. A slab whose free list
+/// is broken shows its objects as overhead (`check` says why).
 ///
 /// # Safety
 ///
@@ -635,15 +642,20 @@ unsafe fn walk_slab(slab: SlabRef, block: Block, visit: &mut dyn FnMut(Block)) {
         }
         Ok(free) => {
             let size = CLASSES[class];
-            let mut addr = block.addr;
-            for index in 0..objects_per_slab(class) {
-                visit(match free.holds(index) {
-                    true => Block::free(addr, size),
-                    false => Block::used(addr, size),
-                });
-                addr += size;
+            let mut run = block.addr;
+            for index in free.live() {
+                let object = block.addr + index * size;
+                if object > run {
+                    visit(Block::free(run, object - run));
+                }
+                visit(Block::used(object, size));
+                run = object + size;
             }
-            addr
+            let end = block.addr + free.objects() * size;
+            if end > run {
+                visit(Block::free(run, end - run));
+            }
+            end
         }
         Err(_) => block.addr,
     };
@@ -651,3 +663,4 @@ unsafe fn walk_slab(slab: SlabRef, block: Block, visit: &mut dyn FnMut(Block)) {
         visit(Block::overhead(objects_end, block.end() - objects_end));
     }
 }
+// ANCHOR_END: walk_slab

@@ -11,22 +11,29 @@ use crate::class::{CLASSES, SLAB_BYTES, objects_per_slab};
 // ANCHOR: header
 /// The bookkeeping of one slab, kept in its last `HEADER` bytes (Bonwick keeps it at
 /// the end of the page for small objects too), so that the objects start at the slab's
-/// aligned first byte.
+/// aligned first byte. Offsets are bytes from the slab's start.
 #[repr(C)]
 struct Header {
-    /// The first free object, or `None` when the slab is full. Each free object's first
-    /// word holds the next one; they all lie in this slab, on object boundaries.
+    /// The first free object that was handed out before, or `None`. Each such object's
+    /// first word holds the next one; they all lie in this slab, below `fresh`, on
+    /// object boundaries.
     free: Option<NonNull<u8>>,
     /// The slab before this one on its cache's list.
     prev: Option<SlabRef>,
     /// The slab after this one on its cache's list.
     next: Option<SlabRef>,
-    /// Objects handed out and not freed: `live` plus the free objects make
-    /// `objects_per_slab(class)`.
-    live: u32,
-    /// The size class of the cache the slab belongs to; its objects are
-    /// `CLASSES[class]` bytes.
-    class: u32,
+    /// The offset of the first object never handed out: the objects from here to
+    /// `limit` are free and untouched, carved one at a time as they are needed.
+    fresh: u16,
+    /// The offset past the last object: `objects_per_slab(class) * size`.
+    limit: u16,
+    /// The object size, `CLASSES[class]`, kept here for the allocation path.
+    size: u16,
+    /// Objects handed out and not freed: with the objects on `free` they make all the
+    /// objects below `fresh`.
+    live: u16,
+    /// The size class of the cache the slab belongs to.
+    class: u16,
 }
 // ANCHOR_END: header
 
@@ -68,30 +75,27 @@ impl SlabRef {
     }
 
     // ANCHOR: format
-    /// Makes the `SLAB_BYTES` at `start` a slab of `class` with every object free, the
-    /// free list running from the first object to the last.
+    /// Makes the `SLAB_BYTES` at `start` a slab of `class` with every object free and
+    /// untouched: only the header is written, the objects are carved as they go out.
     ///
     /// # Safety
     ///
     /// `start` is aligned to `SLAB_BYTES`, and the `SLAB_BYTES` there are ours, unused.
     pub unsafe fn format(start: NonNull<u8>, class: usize) -> SlabRef {
         let size = CLASSES[class];
-        let count = objects_per_slab(class);
-        // SAFETY: the caller's promise: the page is ours; every object and the header
-        // lie in it, aligned (objects to 8 at least, the header to a word).
+        // SAFETY: the caller's promise: the page is ours, and the header lies in it,
+        // aligned to a word.
         unsafe {
-            for index in 0..count {
-                let object = start.byte_add(index * size);
-                let next = (index + 1 < count).then(|| object.byte_add(size));
-                set_link(object, next);
-            }
             let slab = SlabRef(start.byte_add(SLAB_BYTES - HEADER).cast());
             slab.0.write(Header {
-                free: Some(start),
+                free: None,
                 prev: None,
                 next: None,
+                fresh: 0,
+                limit: (objects_per_slab(class) * size) as u16,
+                size: size as u16,
                 live: 0,
-                class: class as u32,
+                class: class as u16,
             });
             slab
         }
@@ -99,18 +103,30 @@ impl SlabRef {
     // ANCHOR_END: format
 
     // ANCHOR: pop_push
-    /// Takes a free object off the slab's free list: a pop.
+    /// Takes a free object: a pop off the slab's free list, or, when that is empty,
+    /// the next object never handed out.
     ///
     /// # Safety
     ///
     /// The slab is a live slab of this heap.
     #[inline]
     pub unsafe fn pop(self) -> Option<NonNull<u8>> {
-        // SAFETY: the caller's promise; a free object's first word is its link.
+        // SAFETY: the caller's promise; a free object's first word is its link, and a
+        // fresh object lies below `limit`, inside the slab.
         unsafe {
             let header = self.0.as_ptr();
-            let object = (*header).free?;
-            (*header).free = link(object);
+            let object = match (*header).free {
+                Some(object) => {
+                    (*header).free = link(object);
+                    object
+                }
+                None if (*header).fresh < (*header).limit => {
+                    let offset = (*header).fresh;
+                    (*header).fresh += (*header).size;
+                    self.start().byte_add(usize::from(offset))
+                }
+                None => return None,
+            };
             (*header).live += 1;
             Some(object)
         }
@@ -142,7 +158,7 @@ impl SlabRef {
     #[inline]
     pub unsafe fn live(self) -> usize {
         // SAFETY: the caller's promise.
-        unsafe { (*self.0.as_ptr()).live as usize }
+        unsafe { usize::from((*self.0.as_ptr()).live) }
     }
 
     /// Whether no object is free.
@@ -153,7 +169,10 @@ impl SlabRef {
     #[inline]
     pub unsafe fn is_full(self) -> bool {
         // SAFETY: the caller's promise.
-        unsafe { (*self.0.as_ptr()).free.is_none() }
+        unsafe {
+            let header = self.0.as_ptr();
+            (*header).free.is_none() && (*header).fresh == (*header).limit
+        }
     }
 
     /// The size class of the slab's objects.
@@ -164,17 +183,7 @@ impl SlabRef {
     #[inline]
     pub unsafe fn class(self) -> usize {
         // SAFETY: the caller's promise.
-        unsafe { (*self.0.as_ptr()).class as usize }
-    }
-
-    /// The first free object, if any.
-    ///
-    /// # Safety
-    ///
-    /// The slab is a live slab of this heap.
-    pub unsafe fn first_free(self) -> Option<NonNull<u8>> {
-        // SAFETY: the caller's promise.
-        unsafe { (*self.0.as_ptr()).free }
+        unsafe { usize::from((*self.0.as_ptr()).class) }
     }
 
     /// The slabs before and after this one on its list.
@@ -204,7 +213,7 @@ impl SlabRef {
 ///
 /// `object` is a free object of a live slab.
 #[inline]
-pub unsafe fn link(object: NonNull<u8>) -> Option<NonNull<u8>> {
+unsafe fn link(object: NonNull<u8>) -> Option<NonNull<u8>> {
     // SAFETY: the caller's promise; objects are aligned to 8 at least.
     unsafe { object.cast::<Option<NonNull<u8>>>().read() }
 }
@@ -304,70 +313,120 @@ impl SlabList {
     }
 }
 
-/// Which objects of a slab are on its free list: a bitmap by object index, read off the
-/// list once so that `walk` and `check` look each object up in O(1).
+/// Which objects of a slab are free: those on its free list, as a bitmap by object
+/// index read off the list once, and the fresh ones past `carved`. `walk` and `check`
+/// then look each object up in O(1) and find the live ones a word at a time.
 #[derive(Debug)]
 pub(crate) struct FreeObjects {
     /// Bit `i % BITS` of word `i / BITS` is set iff object `i` is on the free list.
-    bits: [usize; MOST_OBJECTS.div_ceil(BITS as usize)],
-    /// How many objects are on the free list.
-    count: usize,
+    listed: [usize; WORDS],
+    /// Objects handed out at least once: indices below this are live or listed.
+    carved: usize,
+    /// Objects in the slab.
+    objects: usize,
 }
 
 /// The most objects a slab holds: those of the smallest class.
 const MOST_OBJECTS: usize = objects_per_slab(0);
 
+/// Words in a bitmap of `MOST_OBJECTS` bits.
+const WORDS: usize = MOST_OBJECTS.div_ceil(BITS as usize);
+
 impl FreeObjects {
     // ANCHOR: free_objects
     /// Reads the free list of `slab`, checking that it holds distinct objects of the
-    /// slab on object boundaries and, with the live ones, all of its objects.
+    /// slab below the fresh ones, on object boundaries, and that with the live ones
+    /// they make every object handed out.
     ///
     /// # Safety
     ///
     /// `slab` is a live slab of this heap, and nothing changes meanwhile.
     pub unsafe fn of(slab: SlabRef) -> Result<FreeObjects, HeapError> {
-        // SAFETY: the caller's promise.
-        let (class, live, mut cursor) = unsafe { (slab.class(), slab.live(), slab.first_free()) };
         let at = |invariant| Err(HeapError::new(invariant).at(slab.addr()));
-        if class >= CLASSES.len() {
-            return at("a slab's class is one of the classes");
-        }
-        let (size, objects) = (CLASSES[class], objects_per_slab(class));
-        let mut free = FreeObjects {
-            bits: [0; MOST_OBJECTS.div_ceil(BITS as usize)],
-            count: 0,
+        // SAFETY: the caller's promise.
+        let Header {
+            free,
+            fresh,
+            limit,
+            size,
+            live,
+            class,
+            ..
+        } = unsafe { slab.0.read() };
+        let class = usize::from(class);
+        let (size, fresh) = (usize::from(size), usize::from(fresh));
+        let objects = match CLASSES.get(class) {
+            Some(&class_size) if class_size == size => objects_per_slab(class),
+            _ => return at("a slab's object size is that of its class"),
         };
+        if usize::from(limit) != objects * size || fresh > objects * size || fresh % size != 0 {
+            return at("a slab's fresh objects start on an object boundary, below its limit");
+        }
+        let mut listed = FreeObjects {
+            listed: [0; WORDS],
+            carved: fresh / size,
+            objects,
+        };
+        let mut count = 0;
+        let mut cursor = free;
         while let Some(object) = cursor {
             let offset = object.as_ptr().addr().wrapping_sub(slab.addr());
             let index = offset / size;
-            if offset % size != 0 || index >= objects {
-                return at("a slab's free list holds objects of the slab, on object boundaries");
+            if offset % size != 0 || offset >= fresh {
+                return at(
+                    "a slab's free list holds carved objects of the slab, on object boundaries",
+                );
             }
-            if free.holds(index) {
+            if listed.holds(index) {
                 return at("a slab's free list holds each object once");
             }
-            free.bits[index / BITS as usize] |= 1 << (index % BITS as usize);
-            free.count += 1;
+            listed.listed[index / BITS as usize] |= 1 << (index % BITS as usize);
+            count += 1;
             // SAFETY: `object` is a free object of this live slab, just checked.
             cursor = unsafe { link(object) };
         }
-        if free.count + live != objects {
-            return at("a slab's live and free objects are all of its objects");
+        if count + usize::from(live) != listed.carved {
+            return at("a slab's live and listed objects are all the objects it carved");
         }
-        Ok(free)
+        Ok(listed)
     }
     // ANCHOR_END: free_objects
 
-    /// Whether object `index` is free.
-    pub fn holds(&self, index: usize) -> bool {
+    /// Whether object `index` is on the free list.
+    fn holds(&self, index: usize) -> bool {
         bits::is_set(
-            self.bits[index / BITS as usize],
+            self.listed[index / BITS as usize],
             (index % BITS as usize) as u32,
         )
     }
 
-    /// How many objects are free.
+    /// How many objects are free, listed or fresh.
     pub fn count(&self) -> usize {
-        self.count
+        let listed: u32 = self.listed.iter().map(|word| word.count_ones()).sum();
+        listed as usize + self.objects - self.carved
+    }
+
+    /// Objects in the slab.
+    pub fn objects(&self) -> usize {
+        self.objects
+    }
+
+    /// The indices of the live objects, in order: carved and not on the free list.
+    pub fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        let bits = BITS as usize;
+        (0..self.carved.div_ceil(bits)).flat_map(move |word| {
+            let below_fresh = match self.carved - word * bits {
+                rest if rest >= bits => usize::MAX,
+                rest => (1 << rest) - 1,
+            };
+            let mut live = !self.listed[word] & below_fresh;
+            core::iter::from_fn(move || {
+                let bit = live.trailing_zeros() as usize;
+                (live != 0).then(|| {
+                    live &= live - 1;
+                    word * bits + bit
+                })
+            })
+        })
     }
 }

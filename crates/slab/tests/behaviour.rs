@@ -1,0 +1,311 @@
+//! What is particular to the slab allocator: pops and pushes, slab states, the slab
+//! found from a pointer, the walk of a slab, large blocks and the reserve given back to
+//! the backing heap, and a check that finds a broken free list. Each behaviour is a
+//! function over the backing heap, run over every backing heap.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use free_list::FreeList;
+use proptest::prelude::*;
+use rawheap::{Arena, Block, BlockKind, RawHeap};
+use slab::{CLASSES, CacheStats, HEADER, SLAB_BYTES, Slab, class_of, objects_per_slab};
+
+fn bytes(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+fn alloc<H: RawHeap>(heap: &mut H, size: usize) -> NonNull<u8> {
+    let ptr = heap.allocate(bytes(size)).expect("room for the block");
+    heap.check().expect("heap consistent after allocate");
+    ptr
+}
+
+fn free<H: RawHeap>(heap: &mut H, ptr: NonNull<u8>, size: usize) {
+    // SAFETY: every test frees a block it allocated with this size, once.
+    unsafe { heap.deallocate(ptr, bytes(size)) };
+    heap.check().expect("heap consistent after deallocate");
+}
+
+fn blocks<H: RawHeap>(heap: &H) -> Vec<Block> {
+    let mut out = Vec::new();
+    heap.walk(&mut |block| out.push(block));
+    out
+}
+
+fn cache_of<B: RawHeap>(heap: &Slab<B>, size: usize) -> CacheStats {
+    let class = class_of(bytes(size)).unwrap();
+    heap.caches().nth(class).unwrap()
+}
+
+fn slab_of(ptr: NonNull<u8>) -> usize {
+    ptr.as_ptr().addr() & !(SLAB_BYTES - 1)
+}
+
+/// Runs each behaviour over every backing heap, as one test per pair.
+macro_rules! over_backing_heaps {
+    ($($behaviour:ident),* $(,)?) => {
+        mod over_free_list {
+            $(#[test] fn $behaviour() { super::$behaviour::<free_list::FreeList>(); })*
+        }
+    };
+}
+
+over_backing_heaps!(
+    a_free_is_a_push_and_the_next_allocate_its_pop,
+    slabs_go_full_partial_and_empty_as_objects_come_and_go,
+    every_object_of_a_slab_is_in_its_aligned_page,
+    walk_shows_each_object_then_the_tail_and_header,
+    large_requests_go_to_the_backing_heap,
+    a_full_backing_heap_gets_the_reserve_back,
+    resizing_in_place_stays_within_the_object,
+);
+
+fn a_free_is_a_push_and_the_next_allocate_its_pop<B: RawHeap>() {
+    let mut heap = Arena::<Slab<B>>::new(1 << 16);
+    let a = alloc(&mut *heap, 24);
+    let b = alloc(&mut *heap, 24);
+    free(&mut *heap, a, 24);
+    free(&mut *heap, b, 24);
+    assert_eq!(
+        alloc(&mut *heap, 20),
+        b,
+        "the last freed object comes first"
+    );
+    assert_eq!(alloc(&mut *heap, 17), a);
+}
+
+fn slabs_go_full_partial_and_empty_as_objects_come_and_go<B: RawHeap>() {
+    let mut heap = Arena::<Slab<B>>::new(1 << 16);
+    let per_slab = objects_per_slab(class_of(bytes(64)).unwrap());
+    let first: Vec<_> = (0..per_slab).map(|_| alloc(&mut *heap, 64)).collect();
+    let cache = cache_of(&heap, 64);
+    assert_eq!((cache.full, cache.partial, cache.empty), (1, 0, 0));
+    assert_eq!(cache.live, per_slab);
+    let extra = alloc(&mut *heap, 64);
+    let cache = cache_of(&heap, 64);
+    assert_eq!((cache.full, cache.partial, cache.empty), (1, 1, 0));
+    free(&mut *heap, first[0], 64);
+    let cache = cache_of(&heap, 64);
+    assert_eq!((cache.full, cache.partial, cache.empty), (0, 2, 0));
+    free(&mut *heap, extra, 64);
+    let cache = cache_of(&heap, 64);
+    assert_eq!((cache.full, cache.partial, cache.empty), (0, 1, 1));
+    let backing_blocks = heap.backing().stats().live_blocks;
+    for &object in &first[1..] {
+        free(&mut *heap, object, 64);
+    }
+    let cache = cache_of(&heap, 64);
+    assert_eq!(
+        (cache.full, cache.partial, cache.empty, cache.live),
+        (0, 0, 1, 0),
+        "the second empty slab goes back: the reserve is one slab"
+    );
+    assert_eq!(heap.backing().stats().live_blocks, backing_blocks - 1);
+    assert_eq!(cache.tail_bytes(), SLAB_BYTES - HEADER - per_slab * 64);
+    assert_eq!(heap.shrink(), 1);
+    assert_eq!(cache_of(&heap, 64).slabs(), 0);
+    heap.check().unwrap();
+}
+
+fn every_object_of_a_slab_is_in_its_aligned_page<B: RawHeap>() {
+    let mut heap = Arena::<Slab<B>>::new(1 << 16);
+    for (class, &size) in CLASSES.iter().enumerate() {
+        let objects: Vec<_> = (0..objects_per_slab(class))
+            .map(|_| alloc(&mut *heap, size))
+            .collect();
+        let slab = slab_of(objects[0]);
+        for &object in &objects {
+            assert_eq!(slab_of(object), slab, "class {size}: one slab, one page");
+            // SAFETY: `object` is live with this layout.
+            assert_eq!(unsafe { heap.usable_size(object, bytes(size)) }, size);
+        }
+        assert_eq!(
+            objects[0].as_ptr().addr(),
+            slab,
+            "objects start at the page"
+        );
+        for object in objects {
+            free(&mut *heap, object, size);
+        }
+    }
+}
+
+fn walk_shows_each_object_then_the_tail_and_header<B: RawHeap>() {
+    let mut heap = Arena::<Slab<B>>::new(1 << 16);
+    let objects: Vec<_> = (0..3).map(|_| alloc(&mut *heap, 40)).collect();
+    free(&mut *heap, objects[1], 40);
+    let slab = slab_of(objects[0]);
+    let inside: Vec<_> = blocks(&*heap)
+        .into_iter()
+        .filter(|block| (slab..slab + SLAB_BYTES).contains(&block.addr))
+        .collect();
+    let per_slab = objects_per_slab(class_of(bytes(40)).unwrap());
+    assert_eq!(
+        inside[..4],
+        [
+            Block::used(slab, 48),
+            Block::free(slab + 48, 48),
+            Block::used(slab + 96, 48),
+            Block::free(slab + 144, (per_slab - 3) * 48),
+        ],
+        "live objects one by one, runs of free ones together, then the rest"
+    );
+    assert_eq!(inside.len(), 5);
+    let rest = inside[4];
+    assert_eq!(rest.kind, BlockKind::Overhead);
+    assert_eq!(rest.addr, slab + per_slab * 48);
+    assert!(
+        rest.end() >= slab + SLAB_BYTES,
+        "tail and header are overhead"
+    );
+}
+
+fn large_requests_go_to_the_backing_heap<B: RawHeap>() {
+    let mut heap = Arena::<Slab<B>>::new(1 << 16);
+    let before = heap.backing().stats().live_blocks;
+    let large = alloc(&mut *heap, 1000);
+    assert_eq!(heap.backing().stats().live_blocks, before + 1);
+    assert!(heap.caches().all(|cache| cache.slabs() == 0));
+    // SAFETY: `large` is live with this layout, in both heaps.
+    let (ours, theirs) = unsafe {
+        (
+            heap.usable_size(large, bytes(1000)),
+            heap.backing().usable_size(large, bytes(1000)),
+        )
+    };
+    assert_eq!(ours, theirs);
+    let aligned = Layout::from_size_align(8, 2 * CLASSES[CLASSES.len() - 1]).unwrap();
+    let over_aligned = heap.allocate(aligned).unwrap();
+    assert!(
+        heap.caches().all(|cache| cache.slabs() == 0),
+        "no class is aligned so"
+    );
+    // SAFETY: both blocks are live with these layouts.
+    unsafe {
+        heap.deallocate(over_aligned, aligned);
+        heap.deallocate(large, bytes(1000));
+    }
+    assert_eq!(heap.backing().stats().live_blocks, before);
+    heap.check().unwrap();
+}
+
+/// Allocates `size`-byte blocks until the heap refuses one; returns them.
+fn fill<H: RawHeap>(heap: &mut H, size: usize) -> Vec<NonNull<u8>> {
+    core::iter::from_fn(|| heap.allocate(bytes(size)).ok()).collect()
+}
+
+fn a_full_backing_heap_gets_the_reserve_back<B: RawHeap>() {
+    let region = 1 << 16;
+    let mut heap = Arena::<Slab<B>>::new(region);
+    let objects: Vec<_> = CLASSES[..4]
+        .iter()
+        .map(|&size| (alloc(&mut *heap, size), size))
+        .collect();
+    for (object, size) in objects {
+        free(&mut *heap, object, size);
+    }
+    assert_eq!(heap.caches().map(|cache| cache.empty).sum::<usize>(), 4);
+    let served = fill(&mut *heap, 1000);
+    assert!(
+        heap.caches().all(|cache| cache.slabs() == 0),
+        "the reserve went back before a request was refused"
+    );
+    let at_least = region / 2 / 1000;
+    assert!(served.len() >= at_least, "{} blocks served", served.len());
+    heap.check().unwrap();
+}
+
+fn resizing_in_place_stays_within_the_object<B: RawHeap>() {
+    let mut heap = Arena::<Slab<B>>::new(1 << 16);
+    let block = alloc(&mut *heap, 20);
+    // SAFETY: `block` is live with each old layout in turn.
+    unsafe {
+        assert_eq!(heap.reallocate(block, bytes(20), bytes(24)), Ok(block));
+        assert_eq!(heap.reallocate(block, bytes(24), bytes(9)), Ok(block));
+        let moved = heap.reallocate(block, bytes(9), bytes(25)).unwrap();
+        assert_ne!(moved, block, "25 bytes need the next class");
+        assert_eq!(heap.usable_size(moved, bytes(25)), 32);
+        heap.deallocate(moved, bytes(25));
+    }
+    heap.check().unwrap();
+}
+
+#[test]
+fn a_region_too_small_for_a_slab_serves_small_requests_from_the_backing_heap() {
+    let mut heap = Arena::<Slab<FreeList>>::new(SLAB_BYTES / 2);
+    let block = alloc(&mut *heap, 16);
+    assert!(heap.caches().all(|cache| cache.slabs() == 0));
+    assert_eq!(
+        heap.backing().stats().live_blocks,
+        2,
+        "the frame map and the block"
+    );
+    free(&mut *heap, block, 16);
+}
+
+#[test]
+fn check_finds_a_free_list_that_leaves_its_slab() {
+    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+    let a = alloc(&mut *heap, 32);
+    let b = alloc(&mut *heap, 32);
+    free(&mut *heap, a, 32);
+    // The freed object's first word is its link; point it into the middle of `b`.
+    // SAFETY: `a` is a free object of a live slab, at least a word long: the test
+    // breaks the heap on purpose, and `b`, still live, stays untouched.
+    unsafe { a.cast::<*mut u8>().write(b.as_ptr().wrapping_add(3)) };
+    let error = heap.check().unwrap_err();
+    assert_eq!(
+        error.invariant,
+        "a slab's free list holds carved objects of the slab, on object boundaries"
+    );
+}
+
+/// An operation of the property test: allocate `size` bytes, or free the live block at
+/// `index` modulo their number.
+#[derive(Clone, Debug)]
+enum Step {
+    Alloc(usize),
+    Free(usize),
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    let step = prop_oneof![
+        3 => (1usize..700).prop_map(Step::Alloc),
+        1 => (1usize..3000).prop_map(Step::Alloc),
+        3 => any::<usize>().prop_map(Step::Free),
+    ];
+    proptest::collection::vec(step, 0..if cfg!(miri) { 24 } else { 300 })
+}
+
+proptest! {
+    /// Whatever was allocated and freed, once everything is freed and the reserve is
+    /// given back, the heap is as free as when it was new.
+    #[test]
+    fn freeing_everything_and_shrinking_restores_the_heap(steps in steps()) {
+        let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+        let new = heap.stats();
+        let mut live = Vec::new();
+        for step in steps {
+            match step {
+                Step::Alloc(size) => {
+                    if let Ok(ptr) = heap.allocate(bytes(size)) {
+                        live.push((ptr, size));
+                    }
+                }
+                Step::Free(index) if !live.is_empty() => {
+                    let (ptr, size) = live.swap_remove(index % live.len());
+                    free(&mut *heap, ptr, size);
+                }
+                Step::Free(_) => {}
+            }
+        }
+        for (ptr, size) in live {
+            free(&mut *heap, ptr, size);
+        }
+        heap.shrink();
+        let now = heap.stats();
+        prop_assert_eq!((now.free, now.largest_free), (new.free, new.largest_free));
+        prop_assert!(heap.caches().all(|cache| cache.slabs() == 0));
+    }
+}
