@@ -1,0 +1,105 @@
+//! Where a block remembers its layout: C's `free(ptr)` passes no size, and a
+//! [`RawHeap`](heaplab::RawHeap) needs the exact layout back.
+//!
+//! ```text
+//!   base (from the heap)          ptr (handed to C), aligned to `align`
+//!   │                             │
+//!   ▼                             ▼
+//!   ┌──────────────┬──────────────┬────────────────────────────────┐
+//!   │ padding      │ size │ align │ the program's `size` bytes     │
+//!   └──────────────┴──────────────┴────────────────────────────────┘
+//!   ◄──────── align bytes ───────►
+//!   heap layout: (align + size, align), align >= 16 so the header always fits
+//! ```
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+/// What glibc's malloc guarantees on 64-bit targets: room for any fundamental type.
+/// It is also the header's size, so the header fits in the offset of every block.
+pub const MIN_ALIGN: usize = 16;
+
+/// The two words right before every pointer handed to C.
+#[repr(C)]
+struct Header {
+    /// The program's request in bytes.
+    size: usize,
+    /// The block's alignment: a power of two, at least [`MIN_ALIGN`], and the distance
+    /// from the heap's block to the program's pointer.
+    align: usize,
+}
+
+const _: () = assert!(size_of::<Header>() == MIN_ALIGN);
+
+/// A C request, carried in a heap block together with its header.
+#[derive(Clone, Copy, Debug)]
+pub struct Request {
+    /// The program's request in bytes (may be 0: `malloc(0)` gets a unique block).
+    pub size: usize,
+    /// A power of two, at least [`MIN_ALIGN`].
+    pub align: usize,
+    /// What the heap is asked for: `align + size` bytes at `align`, the header's offset
+    /// plus the program's bytes.
+    pub heap_layout: Layout,
+}
+
+impl Request {
+    /// `size` bytes at `align` (raised to [`MIN_ALIGN`]); `None` when `align` is not a
+    /// power of two or the block with its header would overflow.
+    pub fn new(size: usize, align: usize) -> Option<Self> {
+        if !align.is_power_of_two() {
+            return None;
+        }
+        let align = align.max(MIN_ALIGN);
+        let heap_layout = Layout::from_size_align(size.checked_add(align)?, align).ok()?;
+        Some(Request {
+            size,
+            align,
+            heap_layout,
+        })
+    }
+
+    /// Writes the header into a heap block of [`heap_layout`](Self::heap_layout) and
+    /// returns the pointer for the program.
+    ///
+    /// # Safety
+    ///
+    /// `base` is a live heap block with this request's heap layout.
+    pub unsafe fn hand_out(self, base: NonNull<u8>) -> NonNull<u8> {
+        // SAFETY: the block is `align + size` bytes long, so `base + align` is inside it
+        // or one past its end.
+        let user = unsafe { base.add(self.align) };
+        // SAFETY: `align >= 16`, so the header's 16 bytes lie inside the block, right
+        // before `user`, and are aligned to 16.
+        unsafe {
+            user.sub(MIN_ALIGN).cast::<Header>().write(Header {
+                size: self.size,
+                align: self.align,
+            })
+        };
+        user
+    }
+
+    /// The request and heap block behind a pointer [`hand_out`](Self::hand_out)
+    /// returned; `None` when its header is not one this library wrote (a stray or
+    /// corrupted pointer), so that it is refused rather than passed to the heap.
+    ///
+    /// # Safety
+    ///
+    /// `user` lies inside the heap's region, `room` bytes past its start, `room >=`
+    /// [`MIN_ALIGN`].
+    pub unsafe fn of(user: NonNull<u8>, room: usize) -> Option<(Self, NonNull<u8>)> {
+        // SAFETY: the caller's promise: the 16 bytes before `user` are in the region.
+        let header = unsafe { user.sub(MIN_ALIGN).cast::<Header>().read_unaligned() };
+        let request = Request::new(header.size, header.align)?;
+        let misplaced = request.align != header.align
+            || request.align > room
+            || !user.as_ptr().addr().is_multiple_of(request.align);
+        if misplaced {
+            return None;
+        }
+        // SAFETY: `align <= room`, so `user - align` is still inside the region; for a
+        // pointer `hand_out` returned it is the heap block's start.
+        Some((request, unsafe { user.sub(request.align) }))
+    }
+}

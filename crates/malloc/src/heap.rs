@@ -1,0 +1,353 @@
+//! The one heap of the process: chosen by name from the registry on the first call,
+//! built at the start of an `mmap`ed region, and guarded by one process-wide lock that
+//! the fork handlers can hold.
+
+use core::alloc::Layout;
+use core::cell::UnsafeCell;
+use core::fmt::Write;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
+use heaplab::{Locked, RawHeap, Stats};
+
+use crate::env;
+use crate::say::{Message, say};
+
+// ANCHOR: lock
+/// The lock every heap call takes: a pthread mutex (threads that wait sleep instead of
+/// spinning on a 2-core machine), in a static so that `fork` handlers reach it.
+struct ProcessMutex(UnsafeCell<libc::pthread_mutex_t>);
+
+// SAFETY: the mutex is only touched through pthread calls, which synchronise.
+unsafe impl Sync for ProcessMutex {}
+
+static MUTEX: ProcessMutex = ProcessMutex(UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
+
+fn lock_process() {
+    // SAFETY: the mutex is initialised and lives forever; a default mutex locked twice
+    // by one thread deadlocks, which no path here does (heap calls never re-enter).
+    unsafe { libc::pthread_mutex_lock(MUTEX.0.get()) };
+}
+
+/// # Safety
+/// The calling thread holds the process lock (or is the child of the `fork` that
+/// copied it held).
+unsafe fn unlock_process() {
+    // SAFETY: the caller holds the mutex.
+    unsafe { libc::pthread_mutex_unlock(MUTEX.0.get()) };
+}
+
+/// `rawheap::Locked`'s lock type for this process: every `Locked` using it shares
+/// [`MUTEX`]. Only one exists, the heap.
+pub struct ProcessLock;
+
+// SAFETY: `lock` and `unlock` are a pthread mutex's, which excludes, acquires and
+// releases; a guard is never sent to another thread (`GuardNoSend`).
+unsafe impl lock_api::RawMutex for ProcessLock {
+    const INIT: Self = ProcessLock;
+    type Guard = lock_api::GuardNoSend;
+
+    fn lock(&self) -> Self::Guard {
+        lock_process();
+        lock_api::GuardNoSend::new()
+    }
+
+    fn try_lock(&self) -> Option<Self::Guard> {
+        // SAFETY: as in `lock_process`.
+        let locked = unsafe { libc::pthread_mutex_trylock(MUTEX.0.get()) } == 0;
+        locked.then(lock_api::GuardNoSend::new)
+    }
+
+    unsafe fn unlock(&self, _guard: Self::Guard) {
+        // SAFETY: the guard proves this thread locked it.
+        unsafe { unlock_process() }
+    }
+
+    fn is_locked(&self) -> bool {
+        // SAFETY: as in `lock_process`.
+        let free = unsafe { libc::pthread_mutex_trylock(MUTEX.0.get()) } == 0;
+        if free {
+            // SAFETY: just locked by this thread.
+            unsafe { unlock_process() };
+        }
+        !free
+    }
+}
+
+/// `fork` copies one thread: the lock is taken before it, so the child never inherits
+/// a heap half-way through a call by a thread that does not exist there.
+extern "C" fn before_fork() {
+    lock_process();
+}
+
+extern "C" fn after_fork() {
+    // SAFETY: `before_fork` took the lock in this thread (its copy, in the child).
+    unsafe { unlock_process() };
+}
+// ANCHOR_END: lock
+
+/// What the C functions ask of the heap, whatever its type.
+pub trait Heap: Sync {
+    /// A block, zeroed when asked; `None` when the heap refuses.
+    fn allocate(&self, layout: Layout, zeroed: bool) -> Option<NonNull<u8>>;
+    /// # Safety
+    /// `base` is live in this heap with `layout`.
+    unsafe fn deallocate(&self, base: NonNull<u8>, layout: Layout);
+    /// # Safety
+    /// `base` is live in this heap with `old`.
+    unsafe fn reallocate(&self, base: NonNull<u8>, old: Layout, new: Layout)
+    -> Option<NonNull<u8>>;
+    /// # Safety
+    /// `base` is live in this heap with `layout`.
+    unsafe fn usable_size(&self, base: NonNull<u8>, layout: Layout) -> usize;
+    /// The heap's stats, walked under the lock.
+    fn stats(&self) -> Stats;
+}
+
+impl<H: RawHeap + Send> Heap for Locked<H, ProcessLock> {
+    fn allocate(&self, layout: Layout, zeroed: bool) -> Option<NonNull<u8>> {
+        let block = self.with(|heap| {
+            if zeroed {
+                heap.allocate_zeroed(layout)
+            } else {
+                heap.allocate(layout)
+            }
+        });
+        block?.ok()
+    }
+
+    unsafe fn deallocate(&self, base: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded caller promise.
+        self.with(|heap| unsafe { heap.deallocate(base, layout) });
+    }
+
+    unsafe fn reallocate(
+        &self,
+        base: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: forwarded caller promise.
+        self.with(|heap| unsafe { heap.reallocate(base, old, new) })?
+            .ok()
+    }
+
+    unsafe fn usable_size(&self, base: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: forwarded caller promise.
+        self.with(|heap| unsafe { heap.usable_size(base, layout) })
+            .unwrap_or(0)
+    }
+
+    fn stats(&self) -> Stats {
+        Locked::stats(self).unwrap_or_default()
+    }
+}
+
+/// The heap once built, with what the exit report names.
+#[derive(Clone, Copy)]
+pub struct Process {
+    /// The heap, living at the start of its own mapping.
+    pub heap: &'static dyn Heap,
+    /// Its registry name.
+    pub name: &'static str,
+    /// Address range of the heap's region: pointers outside it are not ours.
+    pub start: usize,
+    /// One past the region's last byte.
+    pub end: usize,
+}
+
+impl Process {
+    /// Bytes from the region's start to `ptr` when `ptr` lies in the region past the
+    /// smallest header; `None` for a pointer this heap never handed out.
+    pub fn room_before(&self, ptr: NonNull<u8>) -> Option<usize> {
+        let addr = ptr.as_ptr().addr();
+        (addr >= self.start + crate::block::MIN_ALIGN && addr < self.end).then(|| addr - self.start)
+    }
+}
+
+const UNBUILT: u8 = 0;
+const READY: u8 = 1;
+
+/// [`UNBUILT`] until [`PROCESS`] is written, then [`READY`] (release/acquire).
+static STATE: AtomicU8 = AtomicU8::new(UNBUILT);
+
+struct Slot(UnsafeCell<Option<Process>>);
+
+// SAFETY: written once, under the lock, before `STATE` is set to READY with release
+// ordering; read only after an acquire load sees READY.
+unsafe impl Sync for Slot {}
+
+static PROCESS: Slot = Slot(UnsafeCell::new(None));
+
+/// Address space of the mapping, kept for the exit report.
+pub static MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// The process's heap, built on the first call.
+pub fn get() -> Option<Process> {
+    if STATE.load(Ordering::Acquire) != READY {
+        build_once();
+    }
+    // SAFETY: READY was seen (here or inside `build_once`), so the slot is written and
+    // never written again.
+    unsafe { *PROCESS.0.get() }
+}
+
+/// The heap if it has been built; `None` before the first allocation.
+pub fn built() -> Option<Process> {
+    if STATE.load(Ordering::Acquire) == READY {
+        // SAFETY: as in `get`.
+        unsafe { *PROCESS.0.get() }
+    } else {
+        None
+    }
+}
+
+// ANCHOR: build
+/// Builds the heap under the lock (one thread wins), then registers the fork handlers
+/// and the exit report outside it: `pthread_atfork` and `atexit` may call `malloc`.
+fn build_once() {
+    lock_process();
+    let first = STATE.load(Ordering::Relaxed) == UNBUILT;
+    if first {
+        let process = build();
+        // SAFETY: the lock is held and STATE is UNBUILT: no reader touches the slot.
+        unsafe { *PROCESS.0.get() = Some(process) };
+        STATE.store(READY, Ordering::Release);
+    }
+    // SAFETY: locked above by this thread.
+    unsafe { unlock_process() };
+    if first {
+        // SAFETY: the handlers are plain functions that live as long as the process.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+        if env::get(env::STATS) == Some(b"1") {
+            // SAFETY: as above.
+            unsafe { libc::atexit(crate::report::at_exit) };
+        }
+    }
+}
+
+/// Reads the settings, maps the region and places the chosen heap at its start. Bad
+/// settings end the process with a message naming them: running a program on another
+/// allocator than the one asked for would make every measurement a lie.
+fn build() -> Process {
+    let name = env::get(env::ALLOCATOR).unwrap_or(env::DEFAULT_ALLOCATOR.as_bytes());
+    let size = match env::get(env::REGION) {
+        None => env::DEFAULT_REGION,
+        Some(text) => env::parse_size(text).unwrap_or_else(|| {
+            refuse(format_args!(
+                "HEAPLAB_REGION={} is not a size (bytes, or a number with K, M or G)",
+                Lossy(text)
+            ))
+        }),
+    };
+    let mapping = map(size)
+        .unwrap_or_else(|| refuse(format_args!("mmap of HEAPLAB_REGION={size} bytes failed")));
+    MAPPED.store(size, Ordering::Relaxed);
+    let mut place = Place {
+        name,
+        mapping,
+        built: None,
+    };
+    for_each_heap(&mut place);
+    place.built.unwrap_or_else(|| {
+        let mut known = Message::new();
+        for_each_heap(&mut Names(&mut known));
+        refuse(format_args!(
+            "HEAPLAB_ALLOCATOR={} is not an allocator; known:{}",
+            Lossy(name),
+            known
+        ))
+    })
+}
+// ANCHOR_END: build
+
+/// Anonymous memory of `size` bytes, reserved but not committed.
+fn map(size: usize) -> Option<NonNull<[u8]>> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+    // touches no existing memory.
+    let ptr = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return None;
+    }
+    NonNull::new(ptr.cast::<u8>()).map(|ptr| NonNull::slice_from_raw_parts(ptr, size))
+}
+
+/// Puts the heap named `name` at the start of `mapping`, over the rest of it.
+struct Place {
+    name: &'static [u8],
+    mapping: NonNull<[u8]>,
+    built: Option<Process>,
+}
+
+impl HeapVisitor for Place {
+    fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
+        if entry.name.as_bytes() != self.name {
+            return;
+        }
+        type Shared<H> = Locked<H, ProcessLock>;
+        // The heap object first, then its region from the next 64-byte boundary.
+        let object = size_of::<Shared<H>>().next_multiple_of(64);
+        let Some(region_len) = self.mapping.len().checked_sub(object) else {
+            refuse(format_args!(
+                "HEAPLAB_REGION is too small for {}",
+                entry.name
+            ))
+        };
+        let start = self.mapping.cast::<u8>();
+        // SAFETY: `object <= mapping.len()`, so the region starts inside the mapping.
+        let region_start = unsafe { start.add(object) };
+        let region = NonNull::slice_from_raw_parts(region_start, region_len);
+        let slot = start.cast::<Shared<H>>();
+        // SAFETY: the mapping is page-aligned (enough for any heap object), fresh and
+        // never unmapped; the object and the region do not overlap, and the region is
+        // used by nothing but this heap for the rest of the process.
+        let heap: &'static Shared<H> = unsafe {
+            slot.write(Locked::new(H::new(region)));
+            slot.as_ref()
+        };
+        let start = region_start.as_ptr().addr();
+        self.built = Some(Process {
+            heap,
+            name: entry.name,
+            start,
+            end: start + region_len,
+        });
+    }
+}
+
+/// Collects the registry's names into a message.
+struct Names<'m>(&'m mut Message);
+
+impl HeapVisitor for Names<'_> {
+    fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
+        let _ = write!(self.0, " {}", entry.name);
+    }
+}
+
+/// Bytes shown as text, any invalid UTF-8 as `?`.
+struct Lossy<'a>(&'a [u8]);
+
+impl core::fmt::Display for Lossy<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.0
+            .iter()
+            .try_for_each(|&b| f.write_char(if b.is_ascii() { b as char } else { '?' }))
+    }
+}
+
+/// Ends the process with a message: the library cannot run it as asked.
+fn refuse(why: core::fmt::Arguments<'_>) -> ! {
+    say!("heaplab malloc: {why}\n");
+    // SAFETY: `_exit` ends the process without running handlers that could allocate.
+    unsafe { libc::_exit(127) }
+}

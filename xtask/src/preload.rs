@@ -1,0 +1,362 @@
+//! `cargo xtask preload`: real programs on heaplab's malloc (`LD_PRELOAD`).
+//!
+//! For every allocator that can free, python3 runs a workload of dicts, strings and
+//! sorting, perl a one-liner, and gcc compiles a C file of the allocation API's edge
+//! cases, which then runs too; each under the preload library and without it, and the
+//! outputs must match. Bump, which reclaims almost nothing, runs the python and perl
+//! programs in a large region. The python runs' exit reports (`HEAPLAB_STATS=1`) are
+//! written to `target/preload/exit-stats.md` for the book.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
+use heaplab::{Arena, RawHeap, Reuse};
+
+use crate::shell::{cargo, root};
+
+/// Region for allocators that reuse memory (the library's default, spelled out).
+const REGION: &str = "256M";
+/// Region for allocators that do not: every byte a program ever asks for stays taken.
+/// `MAP_NORESERVE` makes it address space, not memory, until touched.
+const LARGE_REGION: &str = "8G";
+
+#[derive(clap::Args, Default)]
+pub struct Args {
+    /// Only allocators whose name contains this.
+    filter: Option<String>,
+}
+
+/// The exit reports, for the malloc chapter.
+pub fn stats_file() -> PathBuf {
+    root().join("target/preload/exit-stats.md")
+}
+
+/// Builds the library, then runs every program under every allocator it suits.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let library = build_library()?;
+    let work = root().join("target/preload");
+    std::fs::create_dir_all(&work)?;
+    let programs = Programs::new(&work)?;
+    let mut failures = Vec::new();
+    let mut stats = String::from(
+        "Exit reports (`HEAPLAB_STATS=1`) of the python workload under each allocator, as \
+         `cargo xtask preload` last printed them:\n\n",
+    );
+    for allocator in allocators() {
+        if args
+            .filter
+            .as_ref()
+            .is_some_and(|f| !allocator.name.contains(f.as_str()))
+        {
+            continue;
+        }
+        let region = if allocator.frees {
+            REGION
+        } else {
+            LARGE_REGION
+        };
+        println!(
+            "preload: {} (region {region}{})",
+            allocator.name,
+            if allocator.frees {
+                ""
+            } else {
+                ", reclaims almost nothing"
+            }
+        );
+        let preload = Preload {
+            library: &library,
+            allocator: allocator.name,
+            region,
+        };
+        let report = programs.check_python(&preload, &mut failures)?;
+        let _ = writeln!(stats, "**{}**\n\n```text\n{report}```\n", allocator.name);
+        programs.check_perl(&preload, &mut failures)?;
+        if allocator.frees {
+            programs.check_gcc(&preload, &work, &mut failures)?;
+        }
+    }
+    std::fs::write(stats_file(), &stats)?;
+    println!(
+        "preload: {} in {:.1} s; exit reports in {}",
+        if failures.is_empty() {
+            "all programs matched"
+        } else {
+            "FAILED"
+        },
+        started.elapsed().as_secs_f64(),
+        stats_file().display()
+    );
+    if !failures.is_empty() {
+        bail!(
+            "real programs under heaplab's malloc:\n  {}",
+            failures.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// The release build of the cdylib, found from cargo's own report of what it built.
+fn build_library() -> anyhow::Result<PathBuf> {
+    let out = cargo(&[
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "heaplab-malloc",
+        "--message-format=json",
+    ])
+    .stderr(std::process::Stdio::inherit())
+    .output()
+    .context("running cargo build")?;
+    if !out.status.success() {
+        bail!("building heaplab-malloc failed");
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| {
+            message["reason"] == "compiler-artifact"
+                && message["target"]["name"] == "heaplab_malloc"
+        })
+        .flat_map(|message| message["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|file| file.as_str().map(PathBuf::from))
+        .find(|file| file.extension().is_some_and(|e| e == "so"))
+        .context("cargo built no libheaplab_malloc.so")
+}
+
+/// An allocator of the registry, and whether it reuses freed memory.
+struct Allocator {
+    name: &'static str,
+    frees: bool,
+}
+
+fn allocators() -> Vec<Allocator> {
+    struct Probe(Vec<Allocator>);
+    impl HeapVisitor for Probe {
+        fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
+            let reuse = Arena::<H>::new(64 << 10).capabilities().reuse;
+            self.0.push(Allocator {
+                name: entry.name,
+                frees: reuse == Reuse::Any,
+            });
+        }
+    }
+    let mut probe = Probe(Vec::new());
+    for_each_heap(&mut probe);
+    probe.0
+}
+
+/// What makes a command run on heaplab's malloc.
+struct Preload<'a> {
+    library: &'a Path,
+    allocator: &'static str,
+    region: &'static str,
+}
+
+impl Preload<'_> {
+    fn apply(&self, command: &mut Command) {
+        command
+            .env("LD_PRELOAD", self.library)
+            .env("HEAPLAB_ALLOCATOR", self.allocator)
+            .env("HEAPLAB_REGION", self.region);
+    }
+}
+
+/// The programs, and what each printed without the library.
+struct Programs {
+    python: PathBuf,
+    python_expected: Output,
+    perl_expected: Output,
+    edge_source: PathBuf,
+    gcc_expected: Output,
+    edge_binary: Vec<u8>,
+    edge_expected: Output,
+}
+
+/// The perl one-liner: a hash of strings built by appending, sorted two ways.
+const PERL: &str = r#"my %h; $h{$_ % 997} .= chr(65 + $_ % 26) for 1 .. 60000;
+my @k = sort { length($h{$b}) <=> length($h{$a}) || $a <=> $b } keys %h;
+print scalar(@k), " ", join(",", @k[0 .. 9]), "\n";
+my $s = join "", map { scalar reverse "$_" } 1 .. 30000;
+print length($s), " ", ($s =~ tr/7//), " ", substr(join("", sort split //, $s), 0, 20), "\n";"#;
+
+impl Programs {
+    /// Runs every program once without the library, for the expected outputs.
+    fn new(work: &Path) -> anyhow::Result<Self> {
+        // The `python3` on the PATH may be a shell shim (pyenv): the interpreter itself
+        // is asked for, so that it is the program measured.
+        let found =
+            plain(Command::new("python3").args(["-c", "import sys; print(sys.executable)"]))?;
+        let python = PathBuf::from(String::from_utf8_lossy(&found.stdout).trim());
+        let programs = root().join("crates/malloc/programs");
+        let edge_source = programs.join("edge.c");
+        let edge_path = work.join("edge-expected");
+        let gcc_expected = plain(&mut gcc(&edge_source, &edge_path))?;
+        let edge_expected = plain(&mut Command::new(&edge_path))?;
+        Ok(Programs {
+            python_expected: plain(Command::new(&python).arg(programs.join("workload.py")))?,
+            python,
+            perl_expected: plain(Command::new("perl").args(["-e", PERL]))?,
+            edge_binary: std::fs::read(&edge_path)?,
+            edge_source,
+            gcc_expected,
+            edge_expected,
+        })
+    }
+
+    /// The python workload, with the exit report asked for; returns the report.
+    fn check_python(
+        &self,
+        preload: &Preload<'_>,
+        failures: &mut Vec<String>,
+    ) -> anyhow::Result<String> {
+        let mut command = Command::new(&self.python);
+        command
+            .arg(root().join("crates/malloc/programs/workload.py"))
+            .env("HEAPLAB_STATS", "1");
+        preload.apply(&mut command);
+        let got = timed(&mut command, "python3")?;
+        compare(
+            "python3 workload.py",
+            preload,
+            &self.python_expected,
+            &got,
+            failures,
+        );
+        let stderr = String::from_utf8_lossy(&got.stderr);
+        let report: String = stderr
+            .lines()
+            .skip_while(|line| !line.starts_with("heaplab malloc:"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        Ok(report)
+    }
+
+    fn check_perl(&self, preload: &Preload<'_>, failures: &mut Vec<String>) -> anyhow::Result<()> {
+        let mut command = Command::new("perl");
+        command.args(["-e", PERL]);
+        preload.apply(&mut command);
+        let got = timed(&mut command, "perl")?;
+        compare("perl -e", preload, &self.perl_expected, &got, failures);
+        Ok(())
+    }
+
+    /// gcc (driver, cc1, as, ld: all on the library) compiles the edge-case program,
+    /// which must come out byte for byte the same, then runs on the library too.
+    fn check_gcc(
+        &self,
+        preload: &Preload<'_>,
+        work: &Path,
+        failures: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        let binary = work.join(format!("edge-{}", preload.allocator));
+        let mut compile = gcc(&self.edge_source, &binary);
+        preload.apply(&mut compile);
+        let got = timed(&mut compile, "gcc")?;
+        compare("gcc edge.c", preload, &self.gcc_expected, &got, failures);
+        if !got.status.success() {
+            return Ok(());
+        }
+        if std::fs::read(&binary)? != self.edge_binary {
+            failures.push(format!(
+                "gcc edge.c under {}: the compiled program differs from the one gcc built \
+                 without the library",
+                preload.allocator
+            ));
+        }
+        let mut run = Command::new(&binary);
+        preload.apply(&mut run);
+        let got = timed(&mut run, "edge")?;
+        compare(
+            "edge (the compiled program)",
+            preload,
+            &self.edge_expected,
+            &got,
+            failures,
+        );
+        Ok(())
+    }
+}
+
+fn gcc(source: &Path, out: &Path) -> Command {
+    let mut command = Command::new("gcc");
+    command.args(["-O2", "-pthread", "-o"]).arg(out).arg(source);
+    command
+}
+
+/// Runs `command` without the library; it must succeed, or there is nothing to compare with.
+fn plain(command: &mut Command) -> anyhow::Result<Output> {
+    let out = command
+        .output()
+        .with_context(|| format!("could not start {:?}", command.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "{:?} fails even without the library: {}\n{}",
+            command.get_program(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+fn timed(command: &mut Command, what: &str) -> anyhow::Result<Output> {
+    let started = Instant::now();
+    let out = command
+        .output()
+        .with_context(|| format!("could not start {what}"))?;
+    println!(
+        "    {what:<8} {:>6.2} s  {}",
+        started.elapsed().as_secs_f64(),
+        out.status
+    );
+    Ok(out)
+}
+
+/// Records a failure naming the program, the allocator and why, unless `got` matches.
+fn compare(
+    program: &str,
+    preload: &Preload<'_>,
+    expected: &Output,
+    got: &Output,
+    failures: &mut Vec<String>,
+) {
+    let why = if got.status.code() != expected.status.code() {
+        let stderr = String::from_utf8_lossy(&got.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        Some(format!(
+            "exited with {} (expected {}); stderr ends: {}",
+            got.status,
+            expected.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ))
+    } else if got.stdout != expected.stdout {
+        let got_text = String::from_utf8_lossy(&got.stdout);
+        let expected_text = String::from_utf8_lossy(&expected.stdout);
+        let line = got_text
+            .lines()
+            .zip(expected_text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| got_text.lines().count().min(expected_text.lines().count()));
+        Some(format!(
+            "output differs from line {}: got {:?}, expected {:?}",
+            line + 1,
+            got_text.lines().nth(line).unwrap_or("<end>"),
+            expected_text.lines().nth(line).unwrap_or("<end>")
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        failures.push(format!(
+            "{program} under {} (region {}): {why}",
+            preload.allocator, preload.region
+        ));
+    }
+}
