@@ -67,6 +67,7 @@ fn a_handle_of_another_collector_and_type_is_not_read_as_this_type() {
     assert_eq!(words.get(word).map(String::as_str), Some("seven"));
 }
 
+// ANCHOR: cycle
 #[test]
 fn a_cycle_lives_while_rooted_and_is_freed_when_not() {
     let mut gc = Collector::<FreeList<BestFit>>::new(4096);
@@ -82,6 +83,7 @@ fn a_cycle_lives_while_rooted_and_is_freed_when_not() {
     assert_eq!(gc.heap().stats().live_blocks, 0);
     gc.heap().check().unwrap();
 }
+// ANCHOR_END: cycle
 
 #[test]
 fn roots_are_a_multiset() {
