@@ -6,7 +6,8 @@
 //! (so that collections also run inside `alloc`). A model keeps the same graph in plain
 //! vectors and works out reachability itself. After each operation the test compares
 //! which objects are live; after each collection it also compares contents, the counts
-//! the collection reported, and the heap's own view (`check`, live blocks).
+//! the collection reported, and the heap's own view (`check`, live blocks). It runs over
+//! three heaps: first-fit and best-fit free lists, and segregated fit.
 
 use std::collections::HashSet;
 
@@ -14,6 +15,7 @@ use free_list::{BestFit, FirstFit, FreeList};
 use gc::{Collector, Gc, Trace, Tracer};
 use proptest::prelude::*;
 use rawheap::RawHeap;
+use segregated_fit::SegregatedFit;
 
 /// A link to an object of any of the three sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,5 +308,10 @@ proptest! {
     #[test]
     fn best_fit_frees_exactly_the_unreachable(threshold in threshold(), ops in program()) {
         run::<FreeList<BestFit>>(threshold, ops);
+    }
+
+    #[test]
+    fn segregated_fit_frees_exactly_the_unreachable(threshold in threshold(), ops in program()) {
+        run::<SegregatedFit>(threshold, ops);
     }
 }
