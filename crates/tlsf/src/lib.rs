@@ -1,0 +1,605 @@
+//! # tlsf: Two-Level Segregated Fit
+//!
+//! TLSF (Masmano, Ripoll, Crespo and Real, ECRTS 2004) keeps one free list per size
+//! class and finds a list that can serve a request with two bit scans, so every
+//! operation takes the same bounded time however many blocks are free: the allocator
+//! of real-time systems, where the worst case is what counts.
+//!
+//! - **Classes.** A free block's size picks a *row* by its highest set bit (first
+//!   level, powers of two) and a *column* by the next `log2(SL)` bits (second level,
+//!   `SL` equal slices of the power of two); see [`Classes`]. Row `fl` has `SL` lists,
+//!   and two levels of bitmaps say which lists hold a block: bit `fl` of `fl_bitmap`
+//!   when row `fl` has any, bit `sl` of `sl_bitmap[fl]` when list `(fl, sl)` does.
+//! - **allocate** rounds the request up to the next class boundary (*good fit*), so
+//!   that every block of that class and above fits it; one scan of the row's bitmap
+//!   from that column finds a non-empty list in the row, or one scan of `fl_bitmap`
+//!   finds the next non-empty row, whose lowest set bit is its first list. The first
+//!   block of that list is cut (*splitting*): the rest goes on the list of its class.
+//! - **deallocate** merges the block at once with free physical neighbours, found
+//!   through boundary tags (*immediate coalescing*), takes them off their lists and
+//!   puts the merged block on the list of its class.
+//! - **reallocate** grows a block in place into a free block after it, shrinks it in
+//!   place by freeing its tail, and moves it only when growing in place fails.
+//!
+//! ## Block layout and index
+//!
+//! The blocks are those of [`rawheap::tags`], shared with free-list: a one-word header
+//! (size, `PREV_USED`, `USED`), a footer and two list links in free blocks only, sizes
+//! multiples of [`GRANULE`] and at least [`MIN_BLOCK`].
+//!
+//! ```text
+//!  used block                       free block
+//!  ┌──────────────────────────┐     ┌──────────────────────────┐
+//!  │ size │ PREV_USED │ USED=1│     │ size │ PREV_USED=1│USED=0│  header
+//!  ├──────────────────────────┤ <── ├──────────────────────────┤
+//!  │ payload (size - 8 bytes) │ ptr │ next free, prev free ───────> blocks of the
+//!  │                          │     │ ...                      │    same class
+//!  │                          │     ├──────────────────────────┤
+//!  │                          │     │ size                     │  footer
+//!  └──────────────────────────┘     └──────────────────────────┘
+//!
+//!  the index (SL = 4 drawn; 32 by default):
+//!
+//!  fl_bitmap   bit:  0 1 2 3 4 ...          free[fl][sl], heads of the lists
+//!                    1 0 1 1 0
+//!                    │   │ └─ sl_bitmap[3] = 0b0100 ─> [3][2]: block ─> block
+//!                    │   └─── sl_bitmap[2] = 0b1001 ─> [2][0]: block
+//!                    │                                 [2][3]: block ─> block
+//!                    └─────── sl_bitmap[0] = 0b0010 ─> [0][1]: block
+//! ```
+//!
+//! ## Invariants (checked by [`RawHeap::check`], one per field)
+//!
+//! 1. The blocks tile the span from the first header to the epilogue; `PREV_USED` and
+//!    every free block's footer tell the truth; no two free blocks are neighbours.
+//! 2. Bit `fl` of `fl_bitmap` is set iff `sl_bitmap[fl]` is not zero.
+//! 3. Bit `sl` of `sl_bitmap[fl]` is set iff `free[fl][sl]` holds a block.
+//! 4. `free[fl][sl]` holds only free blocks of class `(fl, sl)`, linked both ways, and
+//!    every free block is on the list of its class.
+//!
+//! ## Cost of each operation
+//!
+//! None loops over free blocks, nor over lists: each is a fixed sequence of steps.
+//!
+//! | operation | cost, at most |
+//! | --- | --- |
+//! | `allocate` | class arithmetic (one `ilog2`), two bit scans (`trailing_zeros`) and a third for the fallback of one list head, one block unlinked, one cut (three headers and two footers written), two blocks linked |
+//! | `deallocate` | two tags read, two blocks unlinked, one merge (a header, a footer and a bit written), one block linked |
+//! | `resize_in_place` | growing: one block unlinked, one cut, one linked; shrinking: one cut and a `deallocate` |
+//! | `usable_size` | the header |
+//! | `stats`, `walk` | one pass over the blocks |
+//! | `check` | one pass over the lists and one over the blocks, looking each free block up on its list |
+//!
+//! Linking and unlinking are O(1) on doubly linked lists; each of the at most two bit
+//! updates per list that empties or fills is one word written.
+//!
+//! ## Example
+//!
+//! ```
+//! use core::alloc::Layout;
+//! use rawheap::{Arena, RawHeap};
+//! use tlsf::Tlsf;
+//!
+//! let mut heap = Arena::<Tlsf>::new(1 << 16);
+//! let small = Layout::new::<[u64; 4]>();
+//! let a = heap.allocate(small)?;
+//! let b = heap.allocate(small)?;
+//! // SAFETY: `a` came from this heap with `small` and is freed once.
+//! unsafe { heap.deallocate(a, small) };
+//! // `a`'s block is alone on the list of its class, which the search starts from.
+//! assert_eq!(heap.allocate(small)?, a);
+//! # let _ = b;
+//! heap.check()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![no_std]
+
+mod class;
+mod lookup;
+mod span;
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use rawheap::tags::{self, BlockList, BlockRef, Cut, Grow, HEADER, Merge, Span};
+use rawheap::{
+    AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, Usage, bits, check_walk,
+    offset_in,
+};
+
+pub use class::{Class, Classes, FL};
+pub use lookup::{Found, Lookup};
+pub use rawheap::tags::{GRANULE, MIN_BLOCK};
+
+/// A TLSF heap with `SL` free lists per power of two (a power of two up to
+/// `usize::BITS`). See the [crate documentation](crate).
+pub struct Tlsf<const SL: usize = 32> {
+    /// The region as handed to `new`; every block pointer is derived from it.
+    region: NonNull<[u8]>,
+    /// The span of blocks inside the region and its first block, or `None` when the
+    /// region is too small for one block (then every list is empty and every request
+    /// refused).
+    blocks: Option<(Span, BlockRef)>,
+    /// Bit `fl` is set iff `sl_bitmap[fl]` is not zero: some list of row `fl` holds a
+    /// block.
+    fl_bitmap: usize,
+    /// Bit `sl` of `sl_bitmap[fl]` is set iff `free[fl][sl]` holds a block.
+    sl_bitmap: [usize; FL],
+    /// `free[fl][sl]` holds only free blocks of class `(fl, sl)` (see [`Classes`]),
+    /// each once and linked both ways, the latest first; every free block is on the
+    /// list of its class.
+    free: [[BlockList; SL]; FL],
+    /// Live blocks, requested bytes and high-water mark, updated by every operation.
+    usage: Usage,
+}
+
+// SAFETY: the heap is the only user of its region (the promise made to `new`), and all
+// its pointers point into it: moving the heap to another thread moves everything.
+unsafe impl<const SL: usize> Send for Tlsf<SL> {}
+
+impl<const SL: usize> core::fmt::Debug for Tlsf<SL> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tlsf")
+            .field("region_len", &self.region.len())
+            .field("fl_bitmap", &format_args!("{:#b}", self.fl_bitmap))
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A free block chosen to serve a request, and where in it the request goes.
+#[derive(Clone, Copy, Debug)]
+struct Fit {
+    block: BlockRef,
+    size: usize,
+    class: Class,
+    gap: usize,
+}
+
+impl<const SL: usize> Tlsf<SL> {
+    /// The list of `class`.
+    #[inline]
+    fn list(&mut self, class: Class) -> &mut BlockList {
+        &mut self.free[class.fl as usize][class.sl as usize]
+    }
+
+    // ANCHOR: insert
+    /// Puts the free block `block` of `size` bytes at the front of its class's list,
+    /// and marks the list and its row non-empty.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a free block of this heap of `size` bytes, on no list.
+    #[inline]
+    unsafe fn insert(&mut self, block: BlockRef, size: usize) {
+        let class = Classes::<SL>::class_of(size);
+        // SAFETY: the caller's promise; the list holds free blocks only.
+        unsafe { self.list(class).push_front(block) };
+        let row = &mut self.sl_bitmap[class.fl as usize];
+        *row = bits::with_bit(*row, class.sl, true);
+        self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, true);
+    }
+
+    /// Takes the free block `block` off the list of `class`, and marks the list (and
+    /// its row) empty when it was the last.
+    ///
+    /// # Safety
+    ///
+    /// `block` is on the list of `class`.
+    #[inline]
+    unsafe fn remove_from(&mut self, block: BlockRef, class: Class) {
+        let list = self.list(class);
+        // SAFETY: the caller's promise.
+        unsafe { list.unlink(block) };
+        if list.first().is_none() {
+            let row = &mut self.sl_bitmap[class.fl as usize];
+            *row = bits::with_bit(*row, class.sl, false);
+            if *row == 0 {
+                self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, false);
+            }
+        }
+    }
+    // ANCHOR_END: insert
+
+    /// Takes the free block `block` of `size` bytes off the list of its class.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a free block of this heap of `size` bytes (so on that list).
+    #[inline]
+    unsafe fn remove(&mut self, block: BlockRef, size: usize) {
+        // SAFETY: the caller's promise and invariant 4.
+        unsafe { self.remove_from(block, Classes::<SL>::class_of(size)) }
+    }
+
+    // ANCHOR: find
+    /// The first non-empty list of class `wanted` or above: one scan of row `wanted.fl`
+    /// from column `wanted.sl`, else one scan of `fl_bitmap` above that row and one of
+    /// the row found, whose every list is of a larger class.
+    #[inline]
+    fn find(&self, wanted: Class) -> Option<Class> {
+        let row = self.sl_bitmap[wanted.fl as usize];
+        if let Some(sl) = bits::lowest_set_from(row, wanted.sl) {
+            return Some(Class { fl: wanted.fl, sl });
+        }
+        let fl = bits::lowest_set_from(self.fl_bitmap, wanted.fl + 1)?;
+        let sl = self.sl_bitmap[fl as usize].trailing_zeros();
+        Some(Class { fl, sl })
+    }
+    // ANCHOR_END: find
+
+    /// The block size searched for to serve a block of `need` bytes aligned to `align`:
+    /// with an alignment beyond the granule, room for the largest gap
+    /// [`tags::fit_gap`] may leave in front, so that any block of that size fits.
+    #[inline]
+    fn search_size(need: usize, align: usize) -> Option<usize> {
+        if align <= GRANULE {
+            Some(need)
+        } else {
+            need.checked_add(align + MIN_BLOCK - GRANULE)
+        }
+    }
+
+    // ANCHOR: find_fit
+    /// A free block that holds a block of `need` bytes aligned to `align`: the first
+    /// block of the first non-empty list whose class starts at or above the search
+    /// size. When there is none, the first block of the search size's own list, which
+    /// may be large enough though its class is not: a request is refused only when
+    /// neither of these two places serves it.
+    #[inline]
+    fn find_fit(&self, need: usize, align: usize) -> Option<Fit> {
+        let search = Self::search_size(need, align)?;
+        let (wanted, _) = Classes::<SL>::good_fit(search)?;
+        let class = self
+            .find(wanted)
+            .unwrap_or_else(|| Classes::<SL>::class_of(search));
+        let block = self.free[class.fl as usize][class.sl as usize].first()?;
+        // SAFETY: the lists hold live free blocks (invariant 4).
+        let size = unsafe { block.size() };
+        let gap = tags::fit_gap(block.addr(), size, need, align)?;
+        Some(Fit {
+            block,
+            size,
+            class,
+            gap,
+        })
+    }
+    // ANCHOR_END: find_fit
+
+    // ANCHOR: split
+    /// Cuts a block of `need` bytes out of `fit` and hands it out for a request of
+    /// `requested` bytes. The gap in front (for an alignment) and the rest behind, when
+    /// they are blocks, go on the lists of their classes.
+    ///
+    /// # Safety
+    ///
+    /// `fit` came from `find_fit(need, _)` and nothing changed since.
+    #[inline]
+    unsafe fn split(&mut self, fit: Fit, need: usize, requested: usize) -> NonNull<u8> {
+        // SAFETY: the caller's promise; the block leaves its list before the tags are
+        // written, and the new free blocks are linked after, as `Cut` requires.
+        unsafe {
+            self.remove_from(fit.block, fit.class);
+            let cut = Cut::plan(fit.block, fit.gap, need);
+            cut.write_tags();
+            if let Some(gap) = cut.gap {
+                self.insert(gap, fit.gap);
+            }
+            if let Some(rest) = cut.rest {
+                self.insert(rest, fit.size - fit.gap - cut.used_size);
+            }
+            self.usage
+                .on_allocate(requested, offset_in(self.region, cut.used.end()));
+            cut.used.payload()
+        }
+    }
+    // ANCHOR_END: split
+
+    // ANCHOR: coalesce
+    /// Frees the used `block`, merging it with a free neighbour on either side; the
+    /// neighbours leave their lists and the merged block joins the list of its class.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a used block of this heap, and nobody uses its payload any more.
+    #[inline]
+    unsafe fn coalesce(&mut self, block: BlockRef) {
+        // SAFETY: the caller's promise; the invariants hold, so `Merge::plan` finds the
+        // neighbours, which leave their lists before the tags are written.
+        unsafe {
+            let merge = Merge::plan(block);
+            if let Some(prev) = merge.prev {
+                self.remove(prev, prev.size());
+            }
+            if let Some(next) = merge.next {
+                self.remove(next, next.size());
+            }
+            merge.write_tags();
+            self.insert(merge.block, merge.size);
+        }
+    }
+    // ANCHOR_END: coalesce
+
+    /// Why `layout` cannot be served: too big for even an empty heap, or not now.
+    #[cold]
+    fn refusal(&self, layout: Layout) -> AllocError {
+        if layout.size() == 0 {
+            AllocError::ZeroSize
+        } else if span::fits_when_empty(self.blocks, layout) {
+            AllocError::Exhausted
+        } else {
+            AllocError::Unsupported
+        }
+    }
+
+    /// What a search for `layout` does in the index now, for showing it (see
+    /// [`Lookup`]); `None` for a size the heap refuses outright.
+    pub fn lookup(&self, layout: Layout) -> Option<Lookup> {
+        let need = tags::block_size(layout.size()).filter(|_| layout.size() != 0)?;
+        let search = Self::search_size(need, layout.align())?;
+        let (wanted, rounded) = Classes::<SL>::good_fit(search)?;
+        let rows = self
+            .blocks
+            .map_or(1, |(span, _)| Classes::<SL>::class_of(span.len()).fl + 1);
+        Some(Lookup {
+            layout,
+            need,
+            search,
+            rounded,
+            wanted,
+            row: self.sl_bitmap[wanted.fl as usize],
+            fl_bitmap: self.fl_bitmap,
+            found: self.find(wanted).map(|class| Found {
+                class,
+                min_size: Classes::<SL>::min_size(class),
+                row: self.sl_bitmap[class.fl as usize],
+            }),
+            taken: self
+                .find_fit(need, layout.align())
+                .map(|fit| (offset_in(self.region, fit.block.addr()), fit.size)),
+            lists_per_row: SL as u32,
+            rows,
+        })
+    }
+
+    /// Checks invariants 2 to 4 as far as the lists go: each list's blocks are free
+    /// blocks of its class inside the span, linked both ways, and the bits of both
+    /// bitmaps say which lists and rows hold blocks. Returns how many blocks are listed.
+    fn check_index(&self, span: Option<Span>) -> Result<usize, HeapError> {
+        let most_blocks = span.map_or(0, |span| span.len() / MIN_BLOCK);
+        let mut listed = 0;
+        for (fl, row) in (0..).zip(&self.free) {
+            for (sl, list) in (0..).zip(row) {
+                let class = Class { fl, sl };
+                let has_blocks = list.first().is_some();
+                if has_blocks != bits::is_set(self.sl_bitmap[fl as usize], sl) {
+                    return Err(HeapError::new(
+                        "bit sl of sl_bitmap[fl] is set iff free[fl][sl] holds a block",
+                    ));
+                }
+                listed += Self::check_list(list, class, span, most_blocks - listed)?;
+            }
+            let row_used = self.sl_bitmap[fl as usize] != 0;
+            if row_used != bits::is_set(self.fl_bitmap, fl) {
+                return Err(HeapError::new(
+                    "bit fl of fl_bitmap is set iff sl_bitmap[fl] is not zero",
+                ));
+            }
+            if self.sl_bitmap[fl as usize]
+                .checked_shr(SL as u32)
+                .unwrap_or(0)
+                != 0
+            {
+                return Err(HeapError::new("sl_bitmap[fl] has a bit per list, no more"));
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Walks one list checking its blocks (at most `room` of them); returns how many.
+    fn check_list(
+        list: &BlockList,
+        class: Class,
+        span: Option<Span>,
+        room: usize,
+    ) -> Result<usize, HeapError> {
+        let mut count = 0;
+        let mut before = None;
+        let mut cursor = list.first();
+        while let Some(block) = cursor {
+            let at = |invariant| HeapError::new(invariant).at(block.addr());
+            let inside = span
+                .is_some_and(|s| s.holds(block.addr()) && block.addr() + MIN_BLOCK <= s.epilogue);
+            if !inside {
+                return Err(at("free[fl][sl] holds only blocks of the span"));
+            }
+            // SAFETY: `block` is a well-placed header inside the span, with room for
+            // its links.
+            let (used, size, prev, next) = unsafe {
+                (
+                    block.is_used(),
+                    block.size(),
+                    block.prev_free(),
+                    block.next_free(),
+                )
+            };
+            if used {
+                return Err(at("free[fl][sl] holds only free blocks"));
+            }
+            if size < MIN_BLOCK || Classes::<SL>::class_of(size) != class {
+                return Err(at("free[fl][sl] holds only blocks of class (fl, sl)"));
+            }
+            if prev != before {
+                return Err(at(
+                    "free[fl][sl] is linked both ways: a block links back to the one before it",
+                ));
+            }
+            count += 1;
+            if count > room {
+                return Err(at("the lists end, with no more blocks than the span holds"));
+            }
+            before = Some(block);
+            cursor = next;
+        }
+        Ok(count)
+    }
+
+    /// Whether the free `block` of `size` bytes is on the list of its class.
+    ///
+    /// # Safety
+    ///
+    /// `check_index` found the lists sound.
+    unsafe fn listed(&self, block: BlockRef, size: usize) -> bool {
+        let class = Classes::<SL>::class_of(size);
+        let list = &self.free[class.fl as usize][class.sl as usize];
+        // SAFETY: the caller's promise.
+        unsafe { list.iter() }.any(|listed| listed == block)
+    }
+}
+
+// SAFETY: blocks are cut from free blocks of the region, which tile it without overlap
+// (invariant 1); a used block is on no list and its payload is `size - HEADER` bytes
+// that no tag or link touches; refusals change nothing; `reallocate`'s default keeps the
+// contents and `resize_in_place` never moves; walk and stats report the blocks as they are.
+unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
+    unsafe fn new(region: NonNull<[u8]>) -> Self {
+        let mut heap = Tlsf {
+            region,
+            blocks: None,
+            fl_bitmap: 0,
+            sl_bitmap: [0; FL],
+            free: [const { [const { BlockList::new() }; SL] }; FL],
+            usage: Usage::default(),
+        };
+        if let Some(span) = Span::of(region) {
+            // SAFETY: the caller's promise: `region` is ours alone and valid; the span
+            // was computed from it.
+            let first = unsafe { span.format(region) };
+            // SAFETY: `first` is a fresh free block of `span.len()` bytes on no list.
+            unsafe { heap.insert(first, span.len()) };
+            heap.blocks = Some((span, first));
+        }
+        heap
+    }
+
+    // ANCHOR: allocate
+    #[inline]
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let need = match tags::block_size(layout.size()) {
+            Some(need) if layout.size() != 0 => need,
+            _ => return Err(self.refusal(layout)),
+        };
+        match self.find_fit(need, layout.align()) {
+            // SAFETY: `find_fit` just found this fit.
+            Some(fit) => Ok(unsafe { self.split(fit, need, layout.size()) }),
+            None => Err(self.refusal(layout)),
+        }
+    }
+    // ANCHOR_END: allocate
+
+    // ANCHOR: deallocate
+    #[inline]
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
+        let block = unsafe { BlockRef::from_payload(ptr) };
+        self.usage.on_deallocate(layout.size());
+        // SAFETY: as above; the caller gives the block up.
+        unsafe { self.coalesce(block) };
+    }
+    // ANCHOR_END: deallocate
+
+    // ANCHOR: resize_in_place
+    unsafe fn resize_in_place(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<(), AllocError> {
+        let need = tags::block_size(new.size()).ok_or(AllocError::Unsupported)?;
+        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
+        let block = unsafe { BlockRef::from_payload(ptr) };
+        // SAFETY: `block` is a used block of this heap; the next block leaves its list
+        // before tags are written, and a cut-off tail is a used block nobody uses.
+        unsafe {
+            let size = block.size();
+            if need <= size {
+                if let Some(tail) = tags::split_tail(block, need) {
+                    self.coalesce(tail);
+                }
+            } else {
+                let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
+                let next_size = grow.next.size();
+                self.remove(grow.next, next_size);
+                grow.write_tags();
+                if let Some(rest) = grow.rest {
+                    self.insert(rest, size + next_size - grow.used_size());
+                }
+            }
+            self.usage
+                .on_resize(old.size(), new.size(), offset_in(self.region, block.end()));
+        }
+        Ok(())
+    }
+    // ANCHOR_END: resize_in_place
+
+    #[inline]
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
+        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
+        unsafe { BlockRef::from_payload(ptr).size() - HEADER }
+    }
+
+    fn region(&self) -> NonNull<[u8]> {
+        self.region
+    }
+
+    fn stats(&self) -> Stats {
+        Stats::from_walk(self.region.len(), &self.usage, |visit| self.walk(visit))
+    }
+
+    fn walk(&self, visit: &mut dyn FnMut(Block)) {
+        // SAFETY: `blocks` is the span formatted in our region, unchanged while we walk.
+        unsafe { span::walk(self.region, self.blocks, visit) }
+    }
+
+    // ANCHOR: check
+    fn check(&self) -> Result<(), HeapError> {
+        check_walk(self)?;
+        let listed = self.check_index(self.blocks.map(|(span, _)| span))?;
+        let Some((span, first)) = self.blocks else {
+            return Ok(());
+        };
+        // SAFETY: `first` is the span's first block; `check_index` found the lists sound.
+        let (free, used) = unsafe {
+            span::check_blocks(span, first, |block, size| {
+                if self.listed(block, size) {
+                    Ok(())
+                } else {
+                    Err(
+                        HeapError::new("every free block is on the list of its class")
+                            .at(block.addr()),
+                    )
+                }
+            })
+        }?;
+        if listed != free {
+            return Err(HeapError::new(
+                "the lists hold as many blocks as there are free blocks",
+            ));
+        }
+        if used != self.usage.live_blocks {
+            return Err(HeapError::new("every used block is a live one"));
+        }
+        Ok(())
+    }
+    // ANCHOR_END: check
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            reuse: Reuse::Any,
+            restores_when_empty: true,
+            max_size: usize::MAX,
+            max_align: 1 << (usize::BITS - 1),
+            resizes_in_place: true,
+        }
+    }
+}
