@@ -1,0 +1,257 @@
+//! Throughput against thread count: every allocator that reuses memory behind one lock
+//! (`Locked<H>`), the same heap behind per-thread magazines (`ThreadCache<H>`), and the
+//! system allocator, with 1, 2 and 4 threads.
+//!
+//! Each thread churns its own working set: a ring of `LIVE` blocks, in which every step
+//! frees the oldest block and allocates a new one of a size between 16 and 256 bytes,
+//! writing its first byte. Threads share nothing but the allocator, so any slowdown
+//! with more threads is the allocator's: waiting for the lock and moving its cache
+//! lines between cores. The table (million operations per second, all threads together,
+//! best of `TRIES` runs) goes to `target/bench/threads.md`, for the book.
+//!
+//! `cargo bench -p heaplab-benches --bench threads`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fmt::Write as _;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
+use heaplab::{Locked, Memory, RawHeap, Reuse};
+use thread_cache::ThreadCache;
+
+/// Thread counts measured. The machine that runs the book's benches has 2 cores, so
+/// 4 threads also measure what happens when lock holders are preempted.
+const THREADS: [usize; 3] = [1, 2, 4];
+/// Allocations per thread per run (each is also a free).
+const STEPS: usize = 200_000;
+/// Blocks each thread keeps live.
+const LIVE: usize = 64;
+/// Runs per measurement; the best is kept, the others absorb noise from other work.
+const TRIES: usize = 3;
+/// Region of each heap: every thread's working set many times over.
+const REGION: usize = 32 << 20;
+
+/// The `step`-th request of a thread.
+fn layout(step: usize, thread: usize) -> Layout {
+    let size = 16 + (step * 37 + thread * 11) % 241;
+    Layout::from_size_align(size, 8).expect("small layout")
+}
+
+/// Something every thread can allocate from, through a per-thread front end.
+trait Shared: Sync {
+    /// One thread's handle (its magazines, or just a reference).
+    type Front<'a>: Front
+    where
+        Self: 'a;
+    fn front(&self) -> Self::Front<'_>;
+}
+
+trait Front {
+    fn alloc(&mut self, layout: Layout) -> NonNull<u8>;
+    /// # Safety
+    /// `ptr` came from this allocator with `layout`.
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout);
+}
+
+/// One thread's churn through `front`.
+fn churn(mut front: impl Front, thread: usize) {
+    let mut ring: [Option<(NonNull<u8>, Layout)>; LIVE] = [None; LIVE];
+    for step in 0..STEPS {
+        let slot = &mut ring[step % LIVE];
+        if let Some((ptr, layout)) = slot.take() {
+            // SAFETY: allocated below with this layout, freed once.
+            unsafe { front.free(ptr, layout) };
+        }
+        let layout = layout(step, thread);
+        let ptr = front.alloc(layout);
+        // SAFETY: a fresh block of at least one byte.
+        unsafe { ptr.as_ptr().write(step as u8) };
+        *slot = Some((ptr, layout));
+    }
+    for (ptr, layout) in ring.into_iter().flatten() {
+        // SAFETY: as above.
+        unsafe { front.free(ptr, layout) };
+    }
+}
+
+/// Million operations (allocations and frees) per second over `threads` threads, best of
+/// [`TRIES`].
+fn throughput(shared: &impl Shared, threads: usize) -> f64 {
+    let best = (0..TRIES)
+        .map(|_| {
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for thread in 0..threads {
+                    scope.spawn(move || churn(shared.front(), thread));
+                }
+            });
+            started.elapsed()
+        })
+        .min()
+        .unwrap_or(Duration::MAX);
+    (2 * STEPS * threads) as f64 / best.as_secs_f64() / 1e6
+}
+
+struct Plain<'a, H: RawHeap>(&'a Locked<H>);
+
+impl<H: RawHeap + Send> Shared for Locked<H> {
+    type Front<'a>
+        = Plain<'a, H>
+    where
+        H: 'a;
+    fn front(&self) -> Plain<'_, H> {
+        Plain(self)
+    }
+}
+
+impl<H: RawHeap> Front for Plain<'_, H> {
+    fn alloc(&mut self, layout: Layout) -> NonNull<u8> {
+        // SAFETY: non-zero size.
+        NonNull::new(unsafe { self.0.alloc(layout) }).expect("the bench region suffices")
+    }
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.0.dealloc(ptr.as_ptr(), layout) }
+    }
+}
+
+impl<H: RawHeap + Send> Shared for ThreadCache<H> {
+    type Front<'a>
+        = thread_cache::Magazines<'a, H>
+    where
+        H: 'a;
+    fn front(&self) -> thread_cache::Magazines<'_, H> {
+        self.magazines()
+    }
+}
+
+impl<H: RawHeap> Front for thread_cache::Magazines<'_, H> {
+    fn alloc(&mut self, layout: Layout) -> NonNull<u8> {
+        self.allocate(layout).expect("the bench region suffices")
+    }
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.deallocate(ptr, layout) }
+    }
+}
+
+struct SystemFront;
+
+impl Shared for System {
+    type Front<'a> = SystemFront;
+    fn front(&self) -> SystemFront {
+        SystemFront
+    }
+}
+
+impl Front for SystemFront {
+    fn alloc(&mut self, layout: Layout) -> NonNull<u8> {
+        // SAFETY: non-zero size.
+        NonNull::new(unsafe { System.alloc(layout) }).expect("the system allocator serves")
+    }
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { System.dealloc(ptr.as_ptr(), layout) }
+    }
+}
+
+/// One table row: a name and its throughput per thread count.
+struct Row {
+    name: String,
+    mops: Vec<f64>,
+    /// Lock round-trips per operation, for the caching layer.
+    trips_per_op: Option<f64>,
+}
+
+fn measure(name: String, shared: &impl Shared, trips: impl Fn() -> Option<usize>) -> Row {
+    let before = trips();
+    let mops = THREADS.iter().map(|&t| throughput(shared, t)).collect();
+    let ops: usize = THREADS.iter().map(|&t| 2 * STEPS * t * TRIES).sum();
+    let trips_per_op = before
+        .zip(trips())
+        .map(|(before, after)| (after - before) as f64 / ops as f64);
+    println!("{name:<32} {mops:.2?} Mops/s");
+    Row {
+        name,
+        mops,
+        trips_per_op,
+    }
+}
+
+struct Heaps(Vec<Row>);
+
+impl HeapVisitor for Heaps {
+    fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
+        let memory = Memory::new(REGION).expect("bench region");
+        // SAFETY: `memory` outlives `locked`, which is declared after it and dropped
+        // first; the cache below gets memory of its own.
+        let locked: Locked<H> = Locked::new(unsafe { H::new(memory.region()) });
+        let reuse = locked.with(|heap| heap.capabilities().reuse);
+        if reuse != Some(Reuse::Any) {
+            return; // a heap that cannot reuse blocks cannot churn
+        }
+        self.0.push(measure(format!("Locked<{}>", entry.name), &locked, || None));
+        drop(locked);
+        let memory = Memory::new(REGION).expect("bench region");
+        // SAFETY: `memory` outlives the cache, which is declared after it.
+        let cache: ThreadCache<H> = ThreadCache::new(unsafe { H::new(memory.region()) });
+        self.0.push(measure(
+            format!("ThreadCache<{}>", entry.name),
+            &cache,
+            || Some(cache.trips()),
+        ));
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from("| allocator |");
+    for t in THREADS {
+        let _ = write!(out, " {t} thread{} |", if t == 1 { "" } else { "s" });
+    }
+    out.push_str(" 4 threads ÷ 1 | lock trips per op |\n|---|");
+    out.push_str(&"---:|".repeat(THREADS.len() + 2));
+    out.push('\n');
+    for row in rows {
+        let _ = write!(out, "| {} |", row.name);
+        for mops in &row.mops {
+            let _ = write!(out, " {mops:.1} |");
+        }
+        let scaling = row.mops[THREADS.len() - 1] / row.mops[0];
+        let trips = row
+            .trips_per_op
+            .map_or_else(|| "1".to_owned(), |t| format!("{t:.3}"));
+        let trips = if row.name == "system" { "—".to_owned() } else { trips };
+        let _ = writeln!(out, " {scaling:.2} | {trips} |");
+    }
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(
+        out,
+        "\nMillion operations (allocations and frees) per second, all threads together, best of \
+         {TRIES} runs of {STEPS} allocations per thread, each thread churning {LIVE} live blocks \
+         of 16 to 256 bytes; measured on a machine with {cores} cores shared with other work, so \
+         4 threads oversubscribe it. `Locked` takes its spinlock on every operation; \
+         `ThreadCache` takes it once per batch of {} blocks.",
+        thread_cache::BATCH
+    );
+    out
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing and expects
+    // a quick run: measure only then.
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
+    let mut heaps = Heaps(Vec::new());
+    for_each_heap(&mut heaps);
+    let mut rows = heaps.0;
+    rows.push(measure("system".to_owned(), &System, || None));
+    let table = table(&rows);
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/threads.md");
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).expect("target/bench can be created");
+    }
+    std::fs::write(&out, &table).expect("target/bench/threads.md can be written");
+    println!("\n{table}\nwritten to {}", out.display());
+}

@@ -1,0 +1,269 @@
+//! # thread-cache: magazines of free blocks in front of one locked heap
+//!
+//! A [`Locked`] heap takes its lock on every call: with many threads they queue for it,
+//! and the cache line holding the lock and the heap's metadata moves from core to core
+//! at each call. Bonwick's *magazines* (Bonwick & Adams, USENIX 2001) put a small stack
+//! of free blocks per size class in front of the shared heap, private to each thread:
+//! most allocations pop a block from the thread's own stack and most frees push one,
+//! with no lock at all. Only when a stack runs empty (refill) or full (flush) does the
+//! thread take the lock, and then it moves a whole batch of blocks at once.
+//!
+//! ```text
+//!   thread 1: Magazines                thread 2: Magazines
+//!   class  16 B [p p p . . . . .]      class  16 B [p . . . . . . .]
+//!   class  32 B [p p . . . . . .]      class  32 B [p p p p p p . .]
+//!   ...            │ refill/flush          ...          │
+//!   class 512 B [. . . . . . . .]      class 512 B [p . . . . . . .]
+//!                  │ BATCH blocks, one lock round-trip   │
+//!                  ▼                                     ▼
+//!   ┌────────────────────── ThreadCache: Locked<H> ──────────────────────────────┐
+//!   │ any RawHeap; blocks of class c are allocated as ((c+1)·16 bytes, align 16) │
+//!   └────────────────────────────────────────────────────────────────────────────┘
+//!   requests above 512 bytes or aligned above 16 go straight to the locked heap.
+//! ```
+//!
+//! A block may be freed by another thread than the one that allocated it: it lands in
+//! the freeing thread's magazine and returns to the heap with that thread's next flush.
+//! Each thread holds a [`Magazines`] handle (from [`ThreadCache::magazines`]); dropping
+//! it, typically when the thread ends, flushes every block it holds back to the heap.
+//!
+//! ## Invariants
+//!
+//! - Every block in a magazine of class `c` is a live block of the shared heap with
+//!   layout [`class_layout`]`(c)`, and is held by no program: the magazine owns it.
+//! - A magazine's stack holds at most [`ROUNDS`] blocks; a refill brings it to
+//!   [`BATCH`], a flush brings it down to `ROUNDS - BATCH`, so that a thread that
+//!   alternates allocating and freeing at a boundary does not take the lock each time.
+//! - Blocks of cached classes reach the heap only with their class layout, whichever
+//!   layout the program used: [`class_of`] maps both to the same class.
+//!
+//! ## Cost
+//!
+//! | operation | magazine has room/blocks | otherwise |
+//! |---|---|---|
+//! | `allocate` | O(1), no lock | one lock, [`BATCH`] heap allocations |
+//! | `deallocate` | O(1), no lock | one lock, [`BATCH`] heap frees |
+//! | drop of a handle | one lock, a heap free per cached block | |
+//!
+//! The price is memory: up to `ROUNDS` idle blocks per class per thread, and internal
+//! fragmentation from rounding sizes up to a multiple of 16.
+#![no_std]
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use lock_api::RawMutex;
+use rawheap::{AllocError, Locked, RawHeap};
+
+/// Sizes are rounded up to a multiple of this: the classes are 16, 32, ... bytes.
+pub const GRANULE: usize = 16;
+/// The largest size kept in magazines; larger requests go straight to the heap.
+pub const MAX_CACHED: usize = 512;
+/// Number of size classes.
+pub const CLASSES: usize = MAX_CACHED / GRANULE;
+/// Blocks a magazine holds at most (Bonwick calls them rounds).
+pub const ROUNDS: usize = 32;
+/// Blocks moved between a magazine and the heap per lock round-trip.
+pub const BATCH: usize = ROUNDS / 2;
+
+// ANCHOR: classes
+/// The size class serving `layout`, or `None` when the request bypasses the
+/// magazines (size 0, above [`MAX_CACHED`], or aligned above [`GRANULE`]).
+pub const fn class_of(layout: Layout) -> Option<usize> {
+    let size = layout.size();
+    if size == 0 || size > MAX_CACHED || layout.align() > GRANULE {
+        return None;
+    }
+    Some(size.div_ceil(GRANULE) - 1)
+}
+
+/// The layout every block of class `class` has in the shared heap.
+pub const fn class_layout(class: usize) -> Layout {
+    match Layout::from_size_align((class + 1) * GRANULE, GRANULE) {
+        Ok(layout) => layout,
+        Err(_) => panic!("class sizes are small multiples of 16"),
+    }
+}
+// ANCHOR_END: classes
+
+/// A heap shared by threads, each of which allocates through its own [`Magazines`].
+pub struct ThreadCache<H, R: RawMutex = spinning_top::RawSpinlock> {
+    /// The heap; it owns every block, cached or handed out.
+    shared: Locked<H, R>,
+    /// Lock round-trips taken by magazines: refills, flushes and bypassing requests.
+    trips: AtomicUsize,
+}
+
+impl<H: RawHeap, R: RawMutex> ThreadCache<H, R> {
+    /// A cache in front of `heap`.
+    pub const fn new(heap: H) -> Self {
+        ThreadCache {
+            shared: Locked::new(heap),
+            trips: AtomicUsize::new(0),
+        }
+    }
+
+    /// A thread's own magazines, all empty. Drop them to give their blocks back.
+    pub fn magazines(&self) -> Magazines<'_, H, R> {
+        Magazines {
+            cache: self,
+            stacks: [const { Stack::EMPTY }; CLASSES],
+        }
+    }
+
+    /// The locked heap behind the magazines (for its stats, or to check it).
+    pub fn shared(&self) -> &Locked<H, R> {
+        &self.shared
+    }
+
+    /// How many times magazines have taken the heap's lock so far.
+    pub fn trips(&self) -> usize {
+        self.trips.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the heap under its lock, counting the trip.
+    fn trip<T>(&self, f: impl FnOnce(&mut H) -> Result<T, AllocError>) -> Result<T, AllocError> {
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        self.shared.with(f).unwrap_or(Err(AllocError::Exhausted))
+    }
+}
+
+/// One magazine: a stack of free blocks of one class.
+struct Stack {
+    /// `rounds[..len]` are blocks of this stack's class, owned by the magazine.
+    rounds: [Option<NonNull<u8>>; ROUNDS],
+    /// Number of blocks held, `<= ROUNDS`.
+    len: usize,
+}
+
+impl Stack {
+    const EMPTY: Stack = Stack {
+        rounds: [None; ROUNDS],
+        len: 0,
+    };
+
+    fn pop(&mut self) -> Option<NonNull<u8>> {
+        let top = self.len.checked_sub(1)?;
+        self.len = top;
+        self.rounds[top].take()
+    }
+
+    /// Pushes when there is room; hands the block back otherwise.
+    fn push(&mut self, block: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        let slot = self.rounds.get_mut(self.len).ok_or(block)?;
+        *slot = Some(block);
+        self.len += 1;
+        Ok(())
+    }
+}
+
+/// A thread's magazines: one stack of free blocks per size class, in front of a
+/// [`ThreadCache`]. Dropping it flushes every block back to the shared heap.
+pub struct Magazines<'c, H: RawHeap, R: RawMutex = spinning_top::RawSpinlock> {
+    cache: &'c ThreadCache<H, R>,
+    /// `stacks[c]` holds blocks of class `c` only.
+    stacks: [Stack; CLASSES],
+}
+
+// SAFETY: the blocks a handle holds belong to the shared heap, which is `Sync` when
+// `H: Send` and the lock is `Sync`; moving the handle to another thread moves their
+// ownership with it, and only `&mut` methods touch them.
+unsafe impl<H: RawHeap + Send, R: RawMutex + Sync> Send for Magazines<'_, H, R> {}
+
+impl<H: RawHeap, R: RawMutex> Magazines<'_, H, R> {
+    // ANCHOR: allocate
+    /// A block of at least `layout.size()` bytes aligned to `layout.align()`: from the
+    /// thread's magazine when it has one, else from a batch taken under one lock.
+    pub fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let Some(class) = class_of(layout) else {
+            return self.cache.trip(|heap| heap.allocate(layout));
+        };
+        if let Some(block) = self.stacks[class].pop() {
+            return Ok(block);
+        }
+        self.refill(class)?;
+        self.stacks[class].pop().ok_or(AllocError::Exhausted)
+    }
+
+    /// Gives a block back to the thread's magazine; a full magazine first returns a
+    /// batch to the heap under one lock.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from a [`Magazines`] of the same [`ThreadCache`] (any thread's) with
+    /// this `layout`, is live, and is not used after this call.
+    pub unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        let Some(class) = class_of(layout) else {
+            let _ = self.cache.trip(|heap| {
+                // SAFETY: the caller's promise; blocks that bypass the magazines were
+                // allocated from the heap with `layout` itself.
+                unsafe { heap.deallocate(ptr, layout) };
+                Ok(())
+            });
+            return;
+        };
+        if let Err(block) = self.stacks[class].push(ptr) {
+            self.flush_class(class, ROUNDS - BATCH);
+            let pushed = self.stacks[class].push(block);
+            debug_assert!(pushed.is_ok(), "a flushed magazine has room");
+        }
+    }
+    // ANCHOR_END: allocate
+
+    /// Fills class `class`'s magazine up to [`BATCH`] blocks under one lock. Succeeds
+    /// if at least one block came.
+    fn refill(&mut self, class: usize) -> Result<(), AllocError> {
+        let layout = class_layout(class);
+        let stack = &mut self.stacks[class];
+        self.cache.trip(|heap| {
+            while stack.len < BATCH {
+                match heap.allocate(layout) {
+                    Ok(block) => {
+                        let _ = stack.push(block);
+                    }
+                    Err(error) if stack.len == 0 => return Err(error),
+                    Err(_) => break,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Returns blocks of class `class` to the heap, under one lock, until `keep` remain.
+    fn flush_class(&mut self, class: usize, keep: usize) {
+        let layout = class_layout(class);
+        let stack = &mut self.stacks[class];
+        let _ = self.cache.trip(|heap| {
+            while stack.len > keep {
+                if let Some(block) = stack.pop() {
+                    // SAFETY: a magazine of class `class` holds live heap blocks of
+                    // `class_layout(class)` that nobody else uses.
+                    unsafe { heap.deallocate(block, layout) };
+                }
+            }
+            Ok(())
+        });
+    }
+
+    /// Returns every cached block to the heap (one lock round-trip per non-empty class).
+    pub fn flush(&mut self) {
+        for class in 0..CLASSES {
+            if self.stacks[class].len > 0 {
+                self.flush_class(class, 0);
+            }
+        }
+    }
+
+    /// Blocks this thread holds in its magazines, idle.
+    pub fn cached(&self) -> usize {
+        self.stacks.iter().map(|stack| stack.len).sum()
+    }
+}
+
+impl<H: RawHeap, R: RawMutex> Drop for Magazines<'_, H, R> {
+    /// A thread that ends gives its idle blocks back, so that other threads can use them.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

@@ -1,0 +1,213 @@
+//! The magazines' behaviour (reuse without the lock, batches, flushes) on one heap,
+//! and threads passing blocks around a ring on every registered allocator.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use std::sync::mpsc;
+
+use heaplab::free_list::FreeList;
+use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
+use heaplab::{Memory, RawHeap};
+use thread_cache::{BATCH, MAX_CACHED, ROUNDS, ThreadCache, class_layout, class_of};
+
+/// A cache over a free list in fresh memory; the memory is returned first so that it
+/// is dropped last.
+fn cache(bytes: usize) -> (Memory, ThreadCache<FreeList>) {
+    let memory = Memory::new(bytes).expect("memory for the test heap");
+    // SAFETY: the region belongs to `memory`, which outlives the cache in every test.
+    let heap = unsafe { FreeList::new(memory.region()) };
+    (memory, ThreadCache::new(heap))
+}
+
+fn layout(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).expect("valid test layout")
+}
+
+#[test]
+fn sizes_round_up_to_classes_and_odd_requests_bypass() {
+    assert_eq!(class_of(layout(1, 1)), Some(0));
+    assert_eq!(class_of(layout(16, 8)), Some(0));
+    assert_eq!(class_of(layout(17, 16)), Some(1));
+    assert_eq!(class_of(layout(MAX_CACHED, 4)), Some(MAX_CACHED / 16 - 1));
+    assert_eq!(class_of(layout(MAX_CACHED + 1, 4)), None);
+    assert_eq!(
+        class_of(layout(32, 64)),
+        None,
+        "alignment above 16 bypasses"
+    );
+    assert_eq!(class_of(layout(0, 1)), None);
+    assert_eq!(class_layout(1), layout(32, 16));
+}
+
+#[test]
+fn a_freed_block_comes_back_from_the_magazine_without_the_lock() {
+    let (_memory, cache) = cache(64 << 10);
+    let mut mags = cache.magazines();
+    let small = layout(40, 8);
+    let first = mags.allocate(small).expect("room");
+    assert_eq!(
+        cache.trips(),
+        1,
+        "the first allocation refills the magazine"
+    );
+    // SAFETY: `first` is live with `small`.
+    unsafe { mags.deallocate(first, small) };
+    let again = mags.allocate(small).expect("room");
+    assert_eq!(
+        again, first,
+        "the magazine is a stack: last freed, first reused"
+    );
+    assert_eq!(cache.trips(), 1, "no lock taken for a cached block");
+    // SAFETY: `again` is live with `small`.
+    unsafe { mags.deallocate(again, small) };
+}
+
+#[test]
+fn refills_and_flushes_move_batches() {
+    let (_memory, cache) = cache(256 << 10);
+    let mut mags = cache.magazines();
+    let small = layout(24, 8);
+    let blocks: Vec<_> = (0..3 * BATCH)
+        .map(|_| mags.allocate(small).expect("room"))
+        .collect();
+    assert_eq!(cache.trips(), 3, "one lock per batch of {BATCH}");
+    let live = cache.shared().stats().expect("region").live_blocks;
+    assert_eq!(live, 3 * BATCH, "the heap sees the batches as live blocks");
+    for &block in &blocks {
+        // SAFETY: each block is live with `small`, freed once.
+        unsafe { mags.deallocate(block, small) };
+    }
+    assert_eq!(
+        cache.trips(),
+        4,
+        "freeing {} blocks overflows the magazine of {ROUNDS} once",
+        3 * BATCH
+    );
+    assert_eq!(mags.cached(), 3 * BATCH - BATCH);
+    drop(mags);
+    let stats = cache.shared().stats().expect("region");
+    assert_eq!(
+        (stats.live_blocks, stats.requested),
+        (0, 0),
+        "dropping the magazines gives every block back"
+    );
+}
+
+#[test]
+fn large_and_overaligned_requests_go_to_the_heap_each_time() {
+    let (_memory, cache) = cache(64 << 10);
+    let mut mags = cache.magazines();
+    for request in [layout(MAX_CACHED + 1, 8), layout(64, 64)] {
+        let before = cache.trips();
+        let block = mags.allocate(request).expect("room");
+        assert_eq!(block.as_ptr().addr() % request.align(), 0);
+        // SAFETY: `block` is live with `request`.
+        unsafe { mags.deallocate(block, request) };
+        assert_eq!(cache.trips(), before + 2);
+        assert_eq!(mags.cached(), 0);
+    }
+    assert_eq!(
+        mags.allocate(layout(0, 1)),
+        Err(heaplab::AllocError::ZeroSize)
+    );
+}
+
+#[test]
+fn an_exhausted_heap_refuses_and_stays_usable() {
+    let (_memory, cache) = cache(4096);
+    let mut mags = cache.magazines();
+    let big = layout(MAX_CACHED, 16);
+    let mut held = Vec::new();
+    while let Ok(block) = mags.allocate(big) {
+        held.push(block);
+    }
+    assert!(!held.is_empty(), "a 4 KiB heap serves some 512-byte blocks");
+    for block in held {
+        // SAFETY: each block is live with `big`.
+        unsafe { mags.deallocate(block, big) };
+    }
+    assert!(mags.allocate(big).is_ok(), "freed blocks serve again");
+}
+
+/// Blocks each thread allocates in the ring test.
+const ROUNDS_PER_THREAD: usize = if cfg!(miri) { 40 } else { 4_000 };
+const THREADS: usize = if cfg!(miri) { 3 } else { 4 };
+
+struct Parcel(NonNull<u8>, Layout, u8);
+
+// SAFETY: a parcel moves through a channel; only its receiver touches the block.
+unsafe impl Send for Parcel {}
+
+fn check(parcel: &Parcel, name: &str) {
+    // SAFETY: the block is live, `parcel.1.size()` bytes, owned by this thread now.
+    let bytes = unsafe { core::slice::from_raw_parts(parcel.0.as_ptr(), parcel.1.size()) };
+    assert!(
+        bytes.iter().all(|&b| b == parcel.2),
+        "{name}: a block changed while it travelled"
+    );
+}
+
+struct Ring;
+
+impl HeapVisitor for Ring {
+    fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
+        // Room for every block at once: bump reclaims almost nothing.
+        let memory = Memory::new(THREADS * ROUNDS_PER_THREAD * 700 + (256 << 10))
+            .expect("memory for the ring");
+        // SAFETY: `memory` outlives the cache (declared first, dropped last).
+        let cache: ThreadCache<H> = ThreadCache::new(unsafe { H::new(memory.region()) });
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..THREADS).map(|_| mpsc::channel::<Parcel>()).unzip();
+        let mut senders = senders;
+        senders.rotate_left(1);
+        std::thread::scope(|scope| {
+            for (t, (to_next, from_previous)) in senders.into_iter().zip(receivers).enumerate() {
+                let cache = &cache;
+                scope.spawn(move || {
+                    let mut mags = cache.magazines();
+                    for i in 0..ROUNDS_PER_THREAD {
+                        let request = layout(1 + (i * 53 + t * 7) % 600, [1, 8, 16, 32][i % 4]);
+                        let block = mags.allocate(request).unwrap_or_else(|e| {
+                            panic!("{}: thread {t} refused {request:?}: {e:?}", entry.name)
+                        });
+                        let seed = (i + t) as u8;
+                        // SAFETY: `request.size()` writable bytes.
+                        unsafe { block.as_ptr().write_bytes(seed, request.size()) };
+                        to_next
+                            .send(Parcel(block, request, seed))
+                            .expect("the next thread listens");
+                        while let Ok(parcel) = from_previous.try_recv() {
+                            check(&parcel, entry.name);
+                            // SAFETY: the block came from a magazine of this cache with
+                            // this layout and is freed once.
+                            unsafe { mags.deallocate(parcel.0, parcel.1) };
+                        }
+                    }
+                    drop(to_next);
+                    for parcel in from_previous {
+                        check(&parcel, entry.name);
+                        // SAFETY: as above.
+                        unsafe { mags.deallocate(parcel.0, parcel.1) };
+                    }
+                });
+            }
+        });
+        let stats = cache.shared().stats().expect("region");
+        assert_eq!(
+            (stats.live_blocks, stats.requested),
+            (0, 0),
+            "{}: every block is back in the heap once the threads' magazines are dropped",
+            entry.name
+        );
+        cache
+            .shared()
+            .with(|heap| heap.check())
+            .expect("region")
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.name));
+    }
+}
+
+#[test]
+fn threads_free_each_others_blocks_through_their_own_magazines() {
+    for_each_heap(&mut Ring);
+}
