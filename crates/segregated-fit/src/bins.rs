@@ -41,6 +41,12 @@ pub const SUB_BINS: usize = 1 << SUB_BITS;
 /// `log2(EXACT_LIMIT)`: the power of two the first logarithmic bin starts at.
 const FIRST_POWER: u32 = EXACT_LIMIT.trailing_zeros();
 
+/// What `bin_of` adds so that `EXACT_LIMIT` lands on the first logarithmic bin: there
+/// `shift << SUB_BITS` is `(FIRST_POWER - SUB_BITS) << SUB_BITS` and `size >> shift`
+/// is `SUB_BINS`.
+const LOG_BIN_OFFSET: usize =
+    EXACT_BINS - (((FIRST_POWER - SUB_BITS) as usize) << SUB_BITS) - SUB_BINS;
+
 /// Bits in a bitmap word, as an index.
 const WORD_BITS: usize = bits::BITS as usize;
 
@@ -55,10 +61,10 @@ pub const fn bin_of(size: usize) -> usize {
     if size < EXACT_LIMIT {
         return size / GRANULE;
     }
-    let power = usize::BITS - 1 - size.leading_zeros();
-    // The SUB_BITS bits below the leading one say which part of the power it is in.
-    let sub = (size >> (power - SUB_BITS)) & (SUB_BINS - 1);
-    let bin = EXACT_BINS + (((power - FIRST_POWER) as usize) << SUB_BITS) + sub;
+    // `size >> shift` keeps the leading one and the SUB_BITS bits below it: a number
+    // in [SUB_BINS, 2 * SUB_BINS), the part of the power plus SUB_BINS.
+    let shift = usize::BITS - 1 - SUB_BITS - size.leading_zeros();
+    let bin = ((shift as usize) << SUB_BITS) + (size >> shift) + LOG_BIN_OFFSET;
     if bin < BINS { bin } else { BINS - 1 }
 }
 // ANCHOR_END: bin_of
@@ -134,28 +140,26 @@ impl Bins {
     }
     // ANCHOR_END: first_nonempty
 
-    /// Files a free block of `size` bytes on the front of its bin.
+    /// Files a free block on the front of `bin`, the bin of its size.
     ///
     /// # Safety
     ///
     /// `block` is a free block of the heap's span (or will be once its tags are written)
-    /// of `size` bytes, on no list; the bins hold live free blocks.
+    /// whose size maps to `bin`, on no list; the bins hold live free blocks.
     #[inline]
-    pub(crate) unsafe fn push(&mut self, block: BlockRef, size: usize) {
-        let bin = bin_of(size);
+    pub(crate) unsafe fn push(&mut self, block: BlockRef, bin: usize) {
         // SAFETY: the caller's promise.
         unsafe { self.lists[bin].push_front(block) };
         self.mark(bin, true);
     }
 
-    /// Takes a free block of `size` bytes off its bin.
+    /// Takes a free block off its bin, `bin`.
     ///
     /// # Safety
     ///
-    /// `block` is on the bin of `size`, which is its size.
+    /// `block` is on the list of `bin`.
     #[inline]
-    pub(crate) unsafe fn unlink(&mut self, block: BlockRef, size: usize) {
-        let bin = bin_of(size);
+    pub(crate) unsafe fn unlink(&mut self, block: BlockRef, bin: usize) {
         let list = &mut self.lists[bin];
         // SAFETY: the caller's promise.
         unsafe { list.unlink(block) };
@@ -164,29 +168,28 @@ impl Bins {
         }
     }
 
-    /// Files `new`, a free block of `new_size` bytes, in place of `old`, of `old_size`
-    /// bytes: in `old`'s place on its list when both sizes share a bin (no bitmap
+    /// Files `new`, a free block whose size maps to `new_bin`, in place of `old`, which
+    /// is on `bin`: in `old`'s place on its list when the bins are the same (no bitmap
     /// change, and nothing at all when `new` is `old` resized), else by unlinking and
     /// pushing.
     ///
     /// # Safety
     ///
-    /// `old` is on the bin of `old_size`; `new` is `old` or a block as for
-    /// [`BlockList::replace`], of `new_size` bytes once its tags are written.
-    #[inline]
+    /// `old` is on the list of `bin`; `new` is `old` or a block as for
+    /// [`BlockList::replace`], whose size maps to `new_bin` once its tags are written.
+    #[inline(always)]
     pub(crate) unsafe fn refile(
         &mut self,
         old: BlockRef,
-        old_size: usize,
+        bin: usize,
         new: BlockRef,
-        new_size: usize,
+        new_bin: usize,
     ) {
-        let bin = bin_of(old_size);
         // SAFETY: the caller's promise.
         unsafe {
-            if bin != bin_of(new_size) {
-                self.unlink(old, old_size);
-                self.push(new, new_size);
+            if bin != new_bin {
+                self.unlink(old, bin);
+                self.push(new, new_bin);
             } else if old != new {
                 self.lists[bin].replace(old, new);
             }

@@ -115,9 +115,14 @@ pub struct SegregatedFit {
     /// The span of blocks inside the region and its first block, or `None` when the
     /// region is too small for one block (then every request is refused).
     blocks: Option<(Span, BlockRef)>,
-    /// Every free block, on the bin of its size, each once; the bitmap marks exactly
-    /// the non-empty bins.
+    /// Every free block but the top, on the bin of its size, each once; the bitmap
+    /// marks exactly the non-empty bins.
     bins: Bins,
+    /// The last block of the span when it is free (dlmalloc's *top*), or `None` when
+    /// the last block is used. It is on no bin, and serves a request only when no bin
+    /// can: the one free block that can grow as other blocks merge into it is kept
+    /// whole as long as possible.
+    top: Option<BlockRef>,
     /// Live blocks, requested bytes and high-water mark, updated by every operation.
     usage: Usage,
 }
@@ -125,6 +130,15 @@ pub struct SegregatedFit {
 // SAFETY: the heap is the only user of its region (the promise made to `new`), and all
 // its pointers point into it: moving the heap to another thread moves everything.
 unsafe impl Send for SegregatedFit {}
+
+/// Where a free block is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Home {
+    /// On the list of this bin.
+    Bin(usize),
+    /// It is the top.
+    Top,
+}
 
 impl core::fmt::Debug for SegregatedFit {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -149,15 +163,15 @@ impl SegregatedFit {
 
     // ANCHOR: best_in_bin
     /// The block of `bin` that fits a block of `need` bytes with the least to spare, if
-    /// any. A block of the size no block of the bin can beat (`need` itself, or the
-    /// bin's smallest size) ends the walk, so on an exact bin it ends at the first block.
+    /// any. A block of `unbeatable` bytes, the least a block of the bin can spare,
+    /// ends the walk at once, so on an exact bin the first block is taken.
     ///
     /// # Safety
     ///
-    /// The bins hold live free blocks (invariant 4).
+    /// The bins hold live free blocks (invariant 4); no block of `bin` is smaller than
+    /// `unbeatable`, which is at least `need`.
     #[inline]
-    unsafe fn best_in_bin(&self, bin: usize, need: usize) -> Option<BlockRef> {
-        let unbeatable = need.max(smallest_in(bin));
+    unsafe fn best_in_bin(&self, bin: usize, need: usize, unbeatable: usize) -> Option<BlockRef> {
         let mut best: Option<(BlockRef, usize)> = None;
         // SAFETY: the caller's promise; the list does not change during the walk.
         for block in unsafe { self.bins.list(bin).iter() } {
@@ -175,31 +189,42 @@ impl SegregatedFit {
     // ANCHOR_END: best_in_bin
 
     // ANCHOR: find_fit
-    /// The free block that fits a block of `need` bytes best: the best fit in the
-    /// request's own bin, or else the smallest block of the first non-empty bin above.
+    /// The free block that fits a block of `need` bytes best, and where it is kept: the
+    /// best fit in the request's own bin, or else the smallest block of the first
+    /// non-empty bin above, or else the top.
     #[inline]
-    fn find_fit(&self, need: usize) -> Option<BlockRef> {
+    fn find_fit(&self, need: usize) -> Option<(BlockRef, Home)> {
         let bin = bin_of(need);
-        // SAFETY: the bins hold exactly the live free blocks (invariant 4).
+        // SAFETY: the bins hold exactly the live free blocks but the top (invariant
+        // 4); blocks of `bin` may be smaller than `need`.
         unsafe {
             if self.bins.marked(bin)
-                && let Some(block) = self.best_in_bin(bin, need)
+                && let Some(block) = self.best_in_bin(bin, need, need)
             {
-                return Some(block);
+                return Some((block, Home::Bin(bin)));
             }
-            // Every block of a higher bin is larger than any block `need` maps to.
-            let above = self.bins.first_nonempty_from(bin + 1)?;
-            self.best_in_bin(above, need)
+            match self.bins.first_nonempty_from(bin + 1) {
+                // Every block of a higher bin is larger than any block `need` maps to.
+                Some(above) => {
+                    let block = self.best_in_bin(above, need, smallest_in(above))?;
+                    Some((block, Home::Bin(above)))
+                }
+                // SAFETY: the top is a live free block (invariant 6).
+                None => self
+                    .top
+                    .filter(|top| top.size() >= need)
+                    .map(|top| (top, Home::Top)),
+            }
         }
     }
     // ANCHOR_END: find_fit
 
-    /// The free block, and the gap in front of the new block, that fits a block of
+    /// The free block, where it is kept and the gap in front of the new block that fits a block of
     /// `need` bytes whose payload is aligned to `align > GRANULE`: the least spare in
-    /// the first bin, from the request's up, that has a fit. Alignment shifts where a
+    /// the first bin, from the request's up, that has a fit, or else the top. Alignment shifts where a
     /// block starts, so a block's bin no longer says whether it fits: every block is
     /// asked.
-    fn find_aligned_fit(&self, need: usize, align: usize) -> Option<(BlockRef, usize)> {
+    fn find_aligned_fit(&self, need: usize, align: usize) -> Option<(BlockRef, Home, usize)> {
         let mut from = bin_of(need);
         while let Some(bin) = self.bins.first_nonempty_from(from) {
             let mut best: Option<(BlockRef, usize, usize)> = None;
@@ -216,25 +241,30 @@ impl SegregatedFit {
                 }
             }
             if let Some((block, gap, _)) = best {
-                return Some((block, gap));
+                return Some((block, Home::Bin(bin), gap));
             }
             from = bin + 1;
         }
-        None
+        let top = self.top?;
+        // SAFETY: the top is a live free block (invariant 6).
+        let gap = tags::fit_gap(top.addr(), unsafe { top.size() }, need, align)?;
+        Some((top, Home::Top, gap))
     }
 
     // ANCHOR: split
     /// Cuts a block of `need` bytes out of the free `block`, `gap` bytes in, and hands it
-    /// out for a request of `size` bytes. The front gap and a rest of at least
-    /// `MIN_BLOCK` bytes are filed on the bins of their own sizes.
+    /// out for a request of `size` bytes. The front gap is filed on the bin of its
+    /// size; a rest of at least `MIN_BLOCK` bytes too, or it is the new top when it was
+    /// cut from the top.
     ///
     /// # Safety
     ///
-    /// `block` is on its bin, and a fit was found in it with this `gap` and `need`.
+    /// `block` is kept at `home`, and a fit was found in it with this `gap` and `need`.
     #[inline]
     unsafe fn split(
         &mut self,
         block: BlockRef,
+        home: Home,
         gap: usize,
         need: usize,
         size: usize,
@@ -245,27 +275,37 @@ impl SegregatedFit {
             let whole = block.size();
             let cut = Cut::plan(block, gap, need);
             let rest_size = whole - gap - cut.used_size;
-            match (cut.gap, cut.rest) {
-                (None, Some(rest)) => self.bins.refile(block, whole, rest, rest_size),
-                (None, None) => self.bins.unlink(block, whole),
-                (Some(_), rest) => {
-                    self.bins.refile(block, whole, block, gap);
+            match (home, cut.gap, cut.rest) {
+                (Home::Top, gap_block, rest) => {
+                    if gap_block.is_some() {
+                        self.bins.push(block, bin_of(gap));
+                    }
+                    self.top = rest;
+                }
+                (Home::Bin(bin), None, Some(rest)) => {
+                    self.bins.refile(block, bin, rest, bin_of(rest_size))
+                }
+                (Home::Bin(bin), None, None) => self.bins.unlink(block, bin),
+                (Home::Bin(bin), Some(_), rest) => {
+                    self.bins.refile(block, bin, block, bin_of(gap));
                     if let Some(rest) = rest {
-                        self.bins.push(rest, rest_size);
+                        self.bins.push(rest, bin_of(rest_size));
                     }
                 }
             }
             cut.write_tags();
-            self.usage.on_allocate(size, self.end_offset(cut.used));
+            let end = cut.used.addr() + cut.used_size;
+            self.usage.on_allocate(size, offset_in(self.region, end));
             cut.used.payload()
         }
     }
     // ANCHOR_END: split
 
     // ANCHOR: coalesce
-    /// Frees the used `block`, merging it with a free neighbour on either side, and
-    /// files the merged block on the bin of its size. A merged block that stays in the
-    /// bin of the neighbour it grew from keeps that neighbour's place on the list.
+    /// Frees the used `block`, merging it with a free neighbour on either side. The
+    /// merged block is the new top when it ends the span, and is otherwise filed on the
+    /// bin of its size, in the place of the neighbour it grew from when that neighbour
+    /// was on the same bin.
     ///
     /// # Safety
     ///
@@ -276,18 +316,36 @@ impl SegregatedFit {
         // neighbours, and the bins are relinked before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
-            match (merge.prev, merge.next) {
-                (Some(prev), next) => {
-                    if let Some(next) = next {
-                        self.bins.unlink(next, next.size());
-                    }
-                    self.bins.refile(prev, prev.size(), prev, merge.size);
+            if self.ends_span(merge.block.addr() + merge.size) {
+                // A free block after `block` can only be the top, which is on no bin.
+                if let Some(prev) = merge.prev {
+                    self.bins.unlink(prev, bin_of(prev.size()));
                 }
-                (None, Some(next)) => self.bins.refile(next, next.size(), block, merge.size),
-                (None, None) => self.bins.push(block, merge.size),
+                self.top = Some(merge.block);
+            } else {
+                match (merge.prev, merge.next) {
+                    (Some(prev), next) => {
+                        if let Some(next) = next {
+                            self.bins.unlink(next, bin_of(next.size()));
+                        }
+                        let bin = bin_of(prev.size());
+                        self.bins.refile(prev, bin, prev, bin_of(merge.size));
+                    }
+                    (None, Some(next)) => {
+                        let bin = bin_of(next.size());
+                        self.bins.refile(next, bin, block, bin_of(merge.size));
+                    }
+                    (None, None) => self.bins.push(block, bin_of(merge.size)),
+                }
             }
             merge.write_tags();
         }
+    }
+
+    /// Whether a block ending at `end` is the last of the span.
+    #[inline]
+    fn ends_span(&self, end: usize) -> bool {
+        self.blocks.is_some_and(|(span, _)| span.epilogue == end)
     }
     // ANCHOR_END: coalesce
 
@@ -361,10 +419,12 @@ impl SegregatedFit {
         Ok(listed)
     }
 
-    /// Walks the blocks in address order checking invariants 1 to 3 and that every free
-    /// block is on its bin; returns the free and used blocks counted.
+    /// Walks the blocks in address order checking invariants 1 to 3, that every free
+    /// block but the last is on its bin, and invariant 6; returns how many free blocks
+    /// should be on bins and how many blocks are used.
     fn check_blocks(&self, span: Span, first: BlockRef) -> Result<(usize, usize), HeapError> {
-        let (mut free, mut used) = (0, 0);
+        let (mut binned, mut used) = (0, 0);
+        let mut last_free = None;
         let mut prev_used = true;
         let mut end = span.first;
         // SAFETY: `first` is the span's first block; `blocks` stops at a header whose
@@ -395,17 +455,26 @@ impl SegregatedFit {
                 if unsafe { block.footer() } != size {
                     return Err(at("a free block's footer equals its size"));
                 }
-                // SAFETY: `check_bins` found the lists' links sound.
-                if !unsafe { self.bins.list(bin_of(size)).iter() }.any(|b| b == block) {
-                    return Err(at("every free block is on the bin of its size"));
+                if block.addr() + size == span.epilogue {
+                    last_free = Some(block);
+                } else {
+                    // SAFETY: `check_bins` found the lists' links sound.
+                    if !unsafe { self.bins.list(bin_of(size)).iter() }.any(|b| b == block) {
+                        return Err(at("every free block but the top is on the bin of its size"));
+                    }
+                    binned += 1;
                 }
-                free += 1;
             }
             prev_used = is_used;
             end = block.addr() + size;
         }
         if end != span.epilogue {
             return Err(HeapError::new("the blocks reach the epilogue exactly").at(end));
+        }
+        if self.top != last_free {
+            return Err(HeapError::new(
+                "the top is the last block when that is free, and none otherwise",
+            ));
         }
         // SAFETY: the blocks tile the span, so the epilogue header is where it was put.
         let epilogue = unsafe { span.epilogue_of(first) };
@@ -418,7 +487,7 @@ impl SegregatedFit {
             )
             .at(span.epilogue));
         }
-        Ok((free, used))
+        Ok((binned, used))
     }
 }
 
@@ -428,19 +497,17 @@ impl SegregatedFit {
 // contents and `resize_in_place` never moves; walk and stats report the blocks as they are.
 unsafe impl RawHeap for SegregatedFit {
     unsafe fn new(region: NonNull<[u8]>) -> Self {
-        let mut bins = Bins::new();
         let blocks = Span::of(region).map(|span| {
             // SAFETY: the caller's promise: `region` is ours alone and valid; the span
             // was computed from it.
-            let first = unsafe { span.format(region) };
-            // SAFETY: `first` is a fresh free block of `span.len()` bytes on no list.
-            unsafe { bins.push(first, span.len()) };
-            (span, first)
+            (span, unsafe { span.format(region) })
         });
         SegregatedFit {
             region,
             blocks,
-            bins,
+            bins: Bins::new(),
+            // The one free block a new heap has is the last one.
+            top: blocks.map(|(_, first)| first),
             usage: Usage::default(),
         }
     }
@@ -453,13 +520,15 @@ unsafe impl RawHeap for SegregatedFit {
             _ => return Err(self.refusal(layout)),
         };
         let found = if layout.align() <= GRANULE {
-            self.find_fit(need).map(|block| (block, 0))
+            self.find_fit(need).map(|(block, home)| (block, home, 0))
         } else {
             self.find_aligned_fit(need, layout.align())
         };
         match found {
-            // SAFETY: the block was found on its bin with this gap and need.
-            Some((block, gap)) => Ok(unsafe { self.split(block, gap, need, layout.size()) }),
+            Some((block, home, gap)) => {
+                // SAFETY: the block was found at `home` with this gap and need.
+                Ok(unsafe { self.split(block, home, gap, need, layout.size()) })
+            }
             None => Err(self.refusal(layout)),
         }
     }
@@ -496,13 +565,18 @@ unsafe impl RawHeap for SegregatedFit {
                 }
             } else {
                 let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
-                let next_size = grow.next.size();
-                match grow.rest {
-                    Some(rest) => {
-                        let rest_size = size + next_size - grow.used_size();
-                        self.bins.refile(grow.next, next_size, rest, rest_size);
+                if self.top == Some(grow.next) {
+                    self.top = grow.rest;
+                } else {
+                    let next_size = grow.next.size();
+                    let bin = bin_of(next_size);
+                    match grow.rest {
+                        Some(rest) => {
+                            let rest_size = size + next_size - grow.used_size();
+                            self.bins.refile(grow.next, bin, rest, bin_of(rest_size));
+                        }
+                        None => self.bins.unlink(grow.next, bin),
                     }
-                    None => self.bins.unlink(grow.next, next_size),
                 }
                 grow.write_tags();
             }
@@ -557,16 +631,18 @@ unsafe impl RawHeap for SegregatedFit {
     fn check(&self) -> Result<(), HeapError> {
         check_walk(self)?;
         let Some((span, first)) = self.blocks else {
-            return match self.bins.first_nonempty_from(0) {
-                None => Ok(()),
-                Some(_) => Err(HeapError::new("a heap without blocks has empty bins")),
+            return match (self.bins.first_nonempty_from(0), self.top) {
+                (None, None) => Ok(()),
+                _ => Err(HeapError::new(
+                    "a heap without blocks has empty bins and no top",
+                )),
             };
         };
         let listed = self.check_bins(span)?;
-        let (free, used) = self.check_blocks(span, first)?;
-        if listed != free {
+        let (binned, used) = self.check_blocks(span, first)?;
+        if listed != binned {
             return Err(HeapError::new(
-                "the bins hold as many blocks as there are free blocks",
+                "the bins hold as many blocks as there are free blocks but the top",
             ));
         }
         if used != self.usage.live_blocks {
@@ -616,8 +692,8 @@ mod tests {
         // SAFETY: `hole` is a free block of 64 bytes on its bin; it moves to another
         // bin's list, which keeps the lists sound but files it wrongly.
         unsafe {
-            heap.bins.unlink(hole, 64);
-            heap.bins.push(hole, 80);
+            heap.bins.unlink(hole, bin_of(64));
+            heap.bins.push(hole, bin_of(80));
         }
         let error = heap.check().unwrap_err();
         assert_eq!(error.invariant, "a free block is on the bin of its size");
@@ -635,14 +711,25 @@ mod tests {
     }
 
     #[test]
-    fn check_notices_a_free_block_missing_from_the_bins() {
-        let (mut heap, hole) = heap_with_a_hole();
-        // SAFETY: `hole` is on the bin of its size; taking it off leaves it free.
-        unsafe { heap.bins.unlink(hole, 64) };
+    fn check_notices_a_lost_top() {
+        let (mut heap, _) = heap_with_a_hole();
+        heap.top = None;
         let error = heap.check().unwrap_err();
         assert_eq!(
             error.invariant,
-            "every free block is on the bin of its size"
+            "the top is the last block when that is free, and none otherwise"
+        );
+    }
+
+    #[test]
+    fn check_notices_a_free_block_missing_from_the_bins() {
+        let (mut heap, hole) = heap_with_a_hole();
+        // SAFETY: `hole` is on the bin of its size; taking it off leaves it free.
+        unsafe { heap.bins.unlink(hole, bin_of(64)) };
+        let error = heap.check().unwrap_err();
+        assert_eq!(
+            error.invariant,
+            "every free block but the top is on the bin of its size"
         );
     }
 }

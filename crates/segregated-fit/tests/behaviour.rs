@@ -100,6 +100,22 @@ fn best_fit_within_a_logarithmic_bin() {
 }
 
 #[test]
+fn the_top_serves_only_when_no_bin_can() {
+    let mut heap = Arena::<SegregatedFit>::new(8192);
+    let hole = alloc(&mut heap, payload_for(4096));
+    let _fence = alloc(&mut heap, 8);
+    let top = free_blocks(&heap)[0];
+    assert!(top.size < 4096, "the top is now smaller than the hole");
+    free(&mut heap, hole, payload_for(4096));
+    // A plain best fit would cut the request out of the smaller top; the top is kept
+    // whole while a bin has a block that fits.
+    assert_eq!(alloc(&mut heap, payload_for(1024)), hole);
+    // Larger than what is left of the hole: only now does the top serve.
+    let from_top = alloc(&mut heap, payload_for(top.size - 64));
+    assert_eq!(from_top.as_ptr().addr(), top.addr + 8);
+}
+
+#[test]
 fn freeing_merges_neighbours_into_the_bin_of_the_sum() {
     let mut heap = Arena::<SegregatedFit>::new(8192);
     let a = alloc(&mut heap, payload_for(64));
