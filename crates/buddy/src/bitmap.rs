@@ -13,7 +13,7 @@ use rawheap::bits::BITS;
 /// them; each has its own biases.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct OrderBits<const ORDERS: usize> {
-    /// The first word of the array, inside the region past `hi`, with its provenance.
+    /// The first word of the array, inside the region before `lo`, with its provenance.
     words: NonNull<usize>,
     /// `log2(MIN_BLOCK)`: the shift that turns an address into an order-0 slot.
     shift: u32,

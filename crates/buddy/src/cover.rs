@@ -8,13 +8,15 @@ use rawheap::bits::BITS;
 
 use crate::bitmap::slots;
 
-/// Where everything lies in a region: blocks in `[lo, hi)`, the bitmaps from `hi`.
+/// Where everything lies in a region: the bitmaps from `words`, blocks in `[lo, hi)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Cover {
-    /// The first byte covered by blocks, aligned to `MIN_BLOCK`.
+    /// Where the bitmaps' words start: the region's first word boundary.
+    pub(crate) words: usize,
+    /// The first byte covered by blocks, aligned to `MIN_BLOCK`, past the bitmaps.
     pub(crate) lo: usize,
-    /// One past the last byte covered by blocks, aligned to `MIN_BLOCK`; the bitmaps'
-    /// words start here.
+    /// One past the last byte covered by blocks: the region's last `MIN_BLOCK`
+    /// boundary.
     pub(crate) hi: usize,
     /// How many orders the cover uses: one more than the order of its largest block.
     pub(crate) orders: u32,
@@ -69,22 +71,23 @@ impl Shape {
         (free + split).div_ceil(BITS as usize) * size_of::<usize>()
     }
 
-    /// The cover of `[start, end)`: blocks from the first `MIN_BLOCK` boundary up to
-    /// where the bitmaps begin, the bitmaps at the end. `None` when not even one block
+    /// The cover of `[start, end)`: the bitmaps first, then blocks from the next
+    /// `MIN_BLOCK` boundary to the region's last one. `None` when not even one block
     /// and its bits fit.
     ///
-    /// The bitmaps are sized for the largest area first and the area then shrunk to
+    /// The bitmaps are sized for the widest area first and the area then shrunk to
     /// make room for them; a smaller area never needs more bits, so they fit.
     pub(crate) fn cover(self, start: usize, end: usize) -> Option<Cover> {
         let min_block = 1 << self.shift;
-        let lo = align::align_up(start, min_block)?;
-        let widest = align::align_down(end, min_block);
-        if widest <= lo {
+        let words = align::align_up(start, size_of::<usize>())?;
+        let widest = align::align_up(start, min_block)?;
+        let hi = align::align_down(end, min_block);
+        if hi <= widest {
             return None;
         }
-        let room = end.checked_sub(self.metadata(lo, widest))?;
-        let hi = align::align_down(room, min_block);
-        (hi > lo).then(|| Cover {
+        let lo = align::align_up(words.checked_add(self.metadata(widest, hi))?, min_block)?;
+        (lo < hi).then(|| Cover {
+            words,
             lo,
             hi,
             orders: self.orders_used(lo, hi),
@@ -142,22 +145,23 @@ mod tests {
     }
 
     #[test]
-    fn the_bitmaps_fit_behind_the_blocks() {
+    fn the_bitmaps_fit_before_the_blocks() {
         for (start, end) in [(0x1000, 0x11000), (0x1001, 0x1fff), (0x1010, 0x1090)] {
             let cover = SHAPE.cover(start, end).unwrap();
-            assert!(cover.lo >= start && cover.lo.is_multiple_of(16));
+            assert!(cover.words >= start && cover.words.is_multiple_of(8));
+            assert!(cover.lo.is_multiple_of(16) && cover.hi.is_multiple_of(16));
             let (_, _, bits) = SHAPE.bit_starts::<32>(cover);
             let words = bits.div_ceil(64);
             assert!(
-                cover.hi + words * 8 <= end,
+                cover.words + words * 8 <= cover.lo,
                 "{start:#x}..{end:#x}: {cover:?}"
             );
-            assert!(cover.hi > cover.lo);
+            assert!(cover.lo < cover.hi && cover.hi <= end);
         }
-        // 64 KiB: 2 KiB of bitmaps at most, so the largest block is 32 KiB.
+        // 64 KiB: 2 KiB of bitmaps at most, so the largest block is 32 KiB, at the end.
         let cover = SHAPE.cover(0x10000, 0x20000).unwrap();
         assert_eq!(cover.orders, 15 - 4 + 1);
-        assert!(0x20000 - cover.hi <= 2048);
+        assert!(cover.lo - 0x10000 <= 2048 && cover.hi == 0x20000);
         assert_eq!(SHAPE.cover(0x1001, 0x1010), None);
         assert_eq!(
             SHAPE.cover(0x1000, 0x1010),

@@ -25,16 +25,16 @@
 //!
 //! ```text
 //!  a region of 64 KiB at a 64 KiB boundary, MIN_BLOCK = 16
-//!  ┌──────────────────────────┬─────────────┬──────┬────┬──┬─┬────────┐
-//!  │       order 11 (32K)     │ order 10    │ 9    │ 8  │7 │…│bitmaps │
-//!  │                          │ (16K)       │ (8K) │(4K)│  │ │ ≈ 1/43 │
-//!  └──────────────────────────┴─────────────┴──────┴────┴──┴─┴────────┘
-//!   roots: the largest aligned power-of-two blocks that fit, from the start up
+//!  ┌───────┬──┬──┬───┬─────┬─────────┬──────────────────────────────────┐
+//!  │bitmaps│½K│2K│4K │ 8K  │   16K   │           32K (order 11)         │
+//!  │ ≈1/43 │  │  │   │     │         │                                  │
+//!  └───────┴──┴──┴───┴─────┴─────────┴──────────────────────────────────┘
+//!   roots: from the first block up, the largest aligned power-of-two block that fits
 //!
 //!  the same region 4 KiB past a 64 KiB boundary: roots grow, then shrink
-//!  ┌──┬────┬─────────┬──────────────────────────┬──┬─┬─┬──────────┐
-//!  │4K│ 8K │   16K   │           32K            │1K│…│…│ bitmaps  │
-//!  └──┴────┴─────────┴──────────────────────────┴──┴─┴─┴──────────┘
+//!  ┌───────┬──┬──┬─────┬─────────┬──────────────────────────────────┬───┐
+//!  │bitmaps│½K│2K│ 8K  │   16K   │               32K                │4K │
+//!  └───────┴──┴──┴─────┴─────────┴──────────────────────────────────┴───┘
 //!
 //!  one root as a tree; split blocks are drawn with their halves below them
 //!  ┌─────────────────────────────── 256 split ───────────────────────────────┐
@@ -45,16 +45,18 @@
 //!   free block: its first two words link it into its order's list (next, prev)
 //! ```
 //!
-//! The region may start and end anywhere. Blocks cover `[lo, hi)`, from the first
-//! `MIN_BLOCK` boundary up to where the bitmaps begin, with *roots*: from `lo` up, the
-//! largest block that is aligned to its size (as an address) and fits. Roots grow while
-//! the alignment of the address limits them and shrink once the room left does, so no
-//! byte between `lo` and `hi` is lost and the largest root is more than a quarter of
-//! the area. What is lost: up to `MIN_BLOCK - 1` bytes before `lo`; the bitmaps after
-//! `hi` (3 bits per `MIN_BLOCK` bytes, about 2.3 % with 16-byte blocks) and the crumb
-//! after them; and size, since blocks never merge across roots: a request larger than
-//! the largest root is refused although the region is larger (a 64 KiB region at a
-//! 64 KiB boundary serves at most 32 KiB, since the bitmaps take a little of it).
+//! The region may start and end anywhere. The bitmaps come first; blocks cover
+//! `[lo, hi)`, from the first `MIN_BLOCK` boundary after the bitmaps to the region's
+//! last one, with *roots*: from `lo` up, the largest block that is aligned to its size
+//! (as an address) and fits. Roots grow while the alignment of the address limits them
+//! and shrink once the room left does, so no byte between `lo` and `hi` is lost and
+//! the largest root is more than a quarter of the area. What is lost: the bitmaps (3
+//! bits per `MIN_BLOCK` bytes, about 2.3 % with 16-byte blocks) with the crumb up to
+//! `lo`, up to `MIN_BLOCK - 1` bytes after `hi`, and size, since roots never merge: a
+//! request larger than the largest root is refused although the region is larger (a
+//! 64 KiB region at a 64 KiB boundary serves at most 32 KiB, since the bitmaps take a
+//! little of it). The bitmaps go first so that the small roots they leave lie low:
+//! small requests are served there, and the heap fills from the bottom up.
 //!
 //! Because a block starts at a multiple of its size and carries no header, **every
 //! block is aligned to its own size**: a request aligned to `a` is served by a block of
@@ -135,7 +137,8 @@ pub struct Buddy<const MIN_BLOCK: usize = 16, const ORDERS: usize = 32> {
     /// The region as handed to `new`; every pointer the heap makes is derived from it.
     region: NonNull<[u8]>,
     /// Blocks cover `[cover.lo, cover.hi)` and have orders `0..cover.orders`; the
-    /// bitmaps start at `cover.hi`. `cover.orders == 0` when the region holds no block.
+    /// bitmaps lie before them, from `cover.words`. `cover.orders == 0` when the region
+    /// holds no block.
     cover: Cover,
     /// `lists[k]` holds exactly the free blocks of order `k`, each once, newest first.
     lists: [FreeList; ORDERS],
@@ -385,7 +388,7 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
 }
 
 // SAFETY: blocks are leaves of the trees over `[lo, hi)`, which do not overlap one
-// another nor the bitmaps past `hi`; a used block is on no list and nothing is written
+// another nor the bitmaps before `lo`; a used block is on no list and nothing is written
 // into it (links are written only into free blocks); refusals change nothing;
 // `resize_in_place` never moves; walk and stats report the trees as they are.
 unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_BLOCK, ORDERS> {
@@ -396,9 +399,9 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
         let mut heap = match Self::SHAPE.cover(start, start + region.len()) {
             Some(cover) => {
                 let (free, split, bits) = Self::SHAPE.bit_starts::<ORDERS>(cover);
-                let words = words.map_addr(|s| s.saturating_add(cover.hi - s.get()));
+                let words = words.map_addr(|s| s.saturating_add(cover.words - s.get()));
                 // SAFETY: the caller's promise: the region is ours; `cover` left room
-                // for `bits` bits in words from `hi`, which is word-aligned.
+                // for `bits` bits in words from `cover.words`, before the blocks.
                 unsafe { words.write_bytes(0, bits.div_ceil(bits::BITS as usize)) };
                 Buddy {
                     region,
@@ -413,6 +416,7 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
             None => Buddy {
                 region,
                 cover: Cover {
+                    words: start,
                     lo: start,
                     hi: start,
                     orders: 0,
@@ -509,9 +513,8 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
             }
             return;
         }
-        if self.cover.lo > start {
-            visit(Block::overhead(start, self.cover.lo - start));
-        }
+        // The bitmaps take at least one word, so there is always something before `lo`.
+        visit(Block::overhead(start, self.cover.lo - start));
         for node in self.nodes() {
             let size = Self::size_of(node.order);
             match node.kind {
@@ -520,8 +523,9 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
                 Kind::Used => visit(Block::used(node.addr, size)),
             }
         }
-        // The bitmaps take at least one word, so there is always something past `hi`.
-        visit(Block::overhead(self.cover.hi, end - self.cover.hi));
+        if end > self.cover.hi {
+            visit(Block::overhead(self.cover.hi, end - self.cover.hi));
+        }
     }
 
     // ANCHOR: check

@@ -45,22 +45,30 @@ fn release<H: RawHeap>(heap: &mut H, ptr: NonNull<u8>, layout: Layout) {
     heap.check().expect("heap consistent after deallocate");
 }
 
+/// The free blocks' sizes, in address order.
+fn free_sizes<H: RawHeap>(heap: &H) -> Vec<usize> {
+    kinds(heap, BlockKind::Free)
+        .iter()
+        .map(|block| block.size)
+        .collect()
+}
+
 #[test]
-fn an_aligned_region_is_covered_by_halving_roots() {
+fn an_aligned_region_is_covered_by_doubling_roots() {
     let (start, heap) = heap_at(0);
     heap.check().unwrap();
+    // The bitmaps (less than 2 KiB) come first; then roots that double, each aligned
+    // to its size, up to 32 KiB, which ends the region.
     let free = kinds(&*heap, BlockKind::Free);
-    // 32 KiB, 16 KiB, ... each aligned to its size, each half the one before: the
-    // bitmaps took less than 2 KiB from the end.
-    let sizes: Vec<usize> = free.iter().map(|block| block.size).collect();
-    assert_eq!(&sizes[..5], [32768, 16384, 8192, 4096, 2048]);
-    assert!(sizes.windows(2).all(|pair| pair[1] < pair[0]), "{sizes:?}");
-    assert_eq!(free[0].addr, start);
+    let sizes = free_sizes(&*heap);
+    assert!(sizes.windows(2).all(|pair| pair[1] > pair[0]), "{sizes:?}");
+    assert_eq!(sizes[sizes.len() - 3..], [8192, 16384, 32768]);
     assert!(free.iter().all(|block| block.addr % block.size == 0));
+    assert_eq!(free.last().unwrap().end(), start + (1 << 16));
     let stats = heap.stats();
     assert_eq!(stats.largest_free, 32768);
     assert_eq!(heap.capabilities().max_size, 32768);
-    // Overhead is the bitmaps (and the crumb after them): 3 bits per 16 bytes, rounded
+    // Overhead is the bitmaps and the crumb after them: 3 bits per 16 bytes, rounded
     // up to words and to the 16-byte block grid.
     let bitmaps = 3 * stats.free / 16 / 8;
     assert!(
@@ -68,32 +76,39 @@ fn an_aligned_region_is_covered_by_halving_roots() {
         "overhead {} for bitmaps of {bitmaps} bytes",
         stats.overhead()
     );
+    assert_eq!(kinds(&*heap, BlockKind::Overhead)[0].addr, start);
 }
 
 #[test]
 fn an_unaligned_region_has_roots_that_grow_then_shrink() {
     let (start, heap) = heap_at(0x1000);
     heap.check().unwrap();
-    let sizes: Vec<usize> = kinds(&*heap, BlockKind::Free)
-        .iter()
-        .map(|block| block.size)
-        .collect();
-    assert_eq!(&sizes[..5], [4096, 8192, 16384, 32768, 2048]);
-    // Nothing lost between the first block and the bitmaps: the blocks tile it.
-    let free = heap.stats().free;
+    let sizes = free_sizes(&*heap);
+    let peak = sizes.iter().position(|&size| size == 32768).unwrap();
+    assert!(
+        sizes[..=peak].windows(2).all(|pair| pair[1] > pair[0]),
+        "{sizes:?}"
+    );
+    assert!(
+        sizes[peak..].windows(2).all(|pair| pair[1] < pair[0]),
+        "{sizes:?}"
+    );
+    assert_eq!(sizes[peak + 1], 4096, "{sizes:?}");
+    // Nothing lost between the bitmaps and the end: the blocks tile it.
     let overhead = kinds(&*heap, BlockKind::Overhead);
     assert_eq!(
         overhead.len(),
         1,
-        "a region at a block boundary loses no crumb in front"
+        "a region ending at a block boundary loses no crumb"
     );
-    assert_eq!(overhead[0].addr, start + free);
+    assert_eq!(overhead[0].end() + heap.stats().free, start + (1 << 16));
 
-    // A region at an odd address loses the crumb before the first 16-byte boundary.
+    // A region at an odd address ends its overhead at a 16-byte boundary.
     let heap = Arena::<Buddy>::with_placement(1 << 12, 4096, 3).unwrap();
     heap.check().unwrap();
     let first = blocks(&*heap)[0];
-    assert_eq!((first.kind, first.size), (BlockKind::Overhead, 13));
+    assert_eq!(first.kind, BlockKind::Overhead);
+    assert!(first.end().is_multiple_of(16));
 }
 
 #[test]
@@ -221,7 +236,7 @@ fn the_order_cap_bounds_the_largest_block() {
     // Every root is capped at order 3 (128 bytes), and capped buddies never merge.
     let free = kinds(&*heap, BlockKind::Free);
     assert!(free.iter().all(|block| block.size <= 128));
-    assert_eq!(free[0].size, 128);
+    assert_eq!(free.last().unwrap().size, 128);
     assert_eq!(heap.allocate(bytes(129)), Err(AllocError::Unsupported));
     let a = alloc(&mut *heap, bytes(128));
     let b = alloc(&mut *heap, bytes(128));
@@ -285,11 +300,11 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     let _page = alloc(&mut *heap, Layout::from_size_align(1, 4096).unwrap());
     release(&mut *heap, a, bytes(16));
     release(&mut *heap, c, bytes(16));
-    // The bitmaps start where the last stretch (overhead) starts; the free bits of
-    // order 0 come first, one per 16 bytes from the region's start. Marking `b` free
-    // makes it and `a` two free buddies side by side.
-    let bitmaps = blocks(&*heap).last().unwrap().addr;
-    let bit = (b.as_ptr().addr() - start) / 16;
+    // The bitmaps start the region (at a 64 KiB boundary, so at a word); the free
+    // bits of order 0 come first, one per 16 bytes from the first block. Marking `b`
+    // free makes it and `a` two free buddies side by side.
+    let (bitmaps, lo) = (start, blocks(&*heap)[0].end());
+    let bit = (b.as_ptr().addr() - lo) / 16;
     let word = bitmaps + bit / 64 * 8;
     let saved = poke(&heap, word, 0);
     poke(&heap, word, saved | 1 << (bit % 64));
@@ -327,6 +342,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
+    // No failure file: Miri isolates the test from the file system.
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
     /// Every block is a power of two at most twice what the layout asks (size,
     /// alignment and the 16-byte minimum), aligned to its own size; and once every
     /// block is freed, the heap is exactly as new: every buddy merged back.
