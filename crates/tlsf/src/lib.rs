@@ -288,8 +288,9 @@ impl<const SL: usize> Tlsf<SL> {
             if let Some(rest) = cut.rest {
                 self.insert(rest, fit.size - fit.gap - cut.used_size);
             }
+            let end = cut.used.addr() + cut.used_size;
             self.usage
-                .on_allocate(requested, offset_in(self.region, cut.used.end()));
+                .on_allocate(requested, offset_in(self.region, end));
             cut.used.payload()
         }
     }
