@@ -288,6 +288,35 @@ fn exercise(browser: &Browser<'_>, index: usize, name: &str) -> anyhow::Result<u
     }
     check("filling the heap")?;
     refused_as_explained(browser, &state)?;
+    // Holes everywhere: free every other block of a full heap and ask for two blocks'
+    // worth. A heap that reuses freed blocks has the bytes, but not in one piece.
+    browser.click(".pg-reset")?;
+    let mut state = allocate(browser, 400, 8)?;
+    while state["last"]["ok"] == true {
+        browser.click(".pg-allocate")?;
+        state = heap_state(browser)?;
+    }
+    let live: Vec<u64> = state["live"]
+        .as_array()
+        .context("live blocks")?
+        .iter()
+        .filter_map(|block| block[0].as_u64())
+        .collect();
+    for offset in live.iter().step_by(2) {
+        browser.click(&format!(".pg-map .pg-block[data-offset='{offset}'] rect"))?;
+        browser.click(".pg-free")?;
+    }
+    check("freeing every other block")?;
+    let state = allocate(browser, 800, 8)?;
+    check("asking for two blocks' worth")?;
+    refused_as_explained(browser, &state)?;
+    if name == "free-list-first" {
+        ensure!(
+            state["last"]["cause"] == "fragmentation",
+            "first fit among 400-byte holes: {}",
+            state["last"]
+        );
+    }
     Ok(checks)
 }
 

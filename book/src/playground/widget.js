@@ -127,11 +127,18 @@
     ui.load.addEventListener("click", () => act("pg_load_trace", +ui.workload.value, +ui.seed.value, 1));
     ui.step.addEventListener("click", () => act("pg_step", 1));
     ui.play.addEventListener("click", () => (playing ? pause() : play()));
-    ui.map.addEventListener("click", (event) => {
+    const pick = (event) => {
       const block = event.target.closest(".pg-block");
       if (block && block.dataset.kind === "used") {
         selected = +block.dataset.offset;
         draw();
+      }
+    };
+    ui.map.addEventListener("click", pick);
+    ui.map.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") {
+        event.preventDefault();
+        pick(event);
       }
     });
     reopen();
@@ -198,6 +205,11 @@
       const classes = ["pg-block", `pg-${kind}`];
       if (offset === selected) classes.push("pg-selected");
       group.setAttribute("class", classes.join(" "));
+      if (kind === "used") {
+        // Reachable by keyboard too: Tab to a block, Enter picks it.
+        group.setAttribute("tabindex", "0");
+        group.setAttribute("role", "button");
+      }
       Object.assign(group.dataset, { offset, size, kind });
       const title = document.createElementNS(SVG, "title");
       const asked = requested.get(offset);
