@@ -7,14 +7,19 @@ mod support;
 use conformance::{Violation, property, rules};
 use support::*;
 
+/// The violation must name `rule`. Under Miri the model verifies the heap after every
+/// third operation only, so a later step may show the bug first through another rule;
+/// there the test asks only that the broken heap is rejected.
 fn rejected(result: Result<(), Violation>, rule: &str) -> Violation {
     match result {
         Ok(()) => panic!("the broken heap passed `{rule}`"),
         Err(violation) => {
-            assert_eq!(
-                violation.rule, rule,
-                "the wrong rule caught it:\n{violation}"
-            );
+            if !cfg!(miri) {
+                assert_eq!(
+                    violation.rule, rule,
+                    "the wrong rule caught it:\n{violation}"
+                );
+            }
             violation
         }
     }
