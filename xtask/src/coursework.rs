@@ -18,7 +18,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use conformance::teaching::Flaw;
 
 use crate::assignment;
 use crate::grade::{self, Options, Outcome, Report};
@@ -94,9 +93,9 @@ const FAULTY: &[(&str, &str, Duration)] = &[
     ("out_of_bounds", "segmentation fault", CHECK_TIMEOUT),
 ];
 
-/// The time limit of a part in the check: enough for any rule of a correct heap, short
-/// for the submission that loops.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The time limit of a part in the check: ample for any rule of a correct heap on a
+/// busy machine; only the submission that loops ever waits for it (with a shorter one).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the graded submissions are written.
 fn submissions_dir() -> PathBuf {
@@ -183,14 +182,6 @@ pub fn check() -> anyhow::Result<()> {
         report.grade()
     );
     let mut reports = vec![report];
-    let mut names: Vec<&str> = EXPECTED_LOSSES.iter().map(|(flaw, _)| *flaw).collect();
-    let mut all: Vec<&str> = Flaw::ALL.iter().map(|flaw| flaw.name()).collect();
-    names.sort_unstable();
-    all.sort_unstable();
-    ensure!(
-        names == all,
-        "EXPECTED_LOSSES must name every flaw of conformance::teaching exactly once"
-    );
     for (flaw, expected) in EXPECTED_LOSSES {
         let report = grade::grade(&write_broken(flaw)?, &options(CHECK_TIMEOUT, false)?)?;
         let mut lost = report.lost();
@@ -304,7 +295,7 @@ pub fn figures(out: &Path) -> anyhow::Result<()> {
         reports.push(grade::grade(&path, &options)?);
     }
     let write = |file: &str, report: &Report| {
-        fs::write(out.join(file), report.text()).with_context(|| format!("writing {file}"))
+        fs::write(out.join(file), demote(&report.text())).with_context(|| format!("writing {file}"))
     };
     write("coursework-report-reference.md", &reports[0])?;
     write("coursework-report-broken.md", &reports[1])?;
@@ -322,5 +313,71 @@ pub fn figures(out: &Path) -> anyhow::Result<()> {
     )?;
     let json = serde_json::to_string_pretty(&reports[1].json())?;
     fs::write(out.join("coursework-report-broken.json"), json)?;
+    fs::write(
+        out.join("coursework-formula.md"),
+        format!(
+            "`{}`\n\nwith `{}`\n",
+            grade::GRADE_FORMULA,
+            trace::replay::SCORE_FORMULA
+        ),
+    )?;
     Ok(())
+}
+
+/// A report's headings two levels down, to sit under a chapter's own headings; lines
+/// inside code blocks (`#[test]`) are left alone.
+fn demote(text: &str) -> String {
+    let mut in_code = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        if line.starts_with('#') && !in_code {
+            out.push_str("##");
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use conformance::teaching::Flaw;
+
+    use super::*;
+
+    #[test]
+    fn type_and_file_names_become_crate_names() {
+        assert_eq!(kebab("OffByOneSplit"), "off-by-one-split");
+        assert_eq!(kebab("out_of_bounds"), "out-of-bounds");
+        assert_eq!(kebab("loops"), "loops");
+    }
+
+    #[test]
+    fn headings_move_down_but_code_stays_as_it_is() {
+        let report = "# Grade\n\n```text\n#[test]\nfn regression() {}\n```\n## Part\n";
+        assert_eq!(
+            demote(report),
+            "### Grade\n\n```text\n#[test]\nfn regression() {}\n```\n#### Part\n"
+        );
+    }
+
+    #[test]
+    fn every_flaw_has_its_expected_losses_and_they_are_rules() {
+        let mut names: Vec<&str> = EXPECTED_LOSSES.iter().map(|(flaw, _)| *flaw).collect();
+        let mut all: Vec<&str> = Flaw::ALL.iter().map(|flaw| flaw.name()).collect();
+        names.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(names, all);
+        for (flaw, rules) in EXPECTED_LOSSES {
+            for rule in *rules {
+                assert!(
+                    conformance::rules::explain(rule).is_some(),
+                    "{flaw}: {rule}"
+                );
+            }
+        }
+    }
 }

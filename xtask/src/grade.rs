@@ -269,7 +269,7 @@ impl Report {
         let _ = writeln!(
             out,
             "Submission `{}`, heap type `{}::Heap`. Rules run on a {REGION}-byte region with proptest seed {SEED}, each in its own process.\n",
-            self.path.display(),
+            shown_path(&self.path).display(),
             self.name.replace('-', "_"),
         );
         if let Some(error) = &self.build_error {
@@ -414,6 +414,16 @@ impl Report {
             "seconds": self.seconds,
         })
     }
+}
+
+/// `path` relative to the workspace root when it is inside it (as the book shows it),
+/// else as it is.
+fn shown_path(path: &Path) -> &Path {
+    root()
+        .canonicalize()
+        .ok()
+        .and_then(|repo| path.strip_prefix(repo).ok())
+        .unwrap_or(path)
 }
 
 fn names(rules: &[String]) -> String {
@@ -716,6 +726,7 @@ fn run_part(harness: &Harness, args: &[String], timeout: Duration, tag: &str) ->
     Part::Failed(crash_in_words(status, &stderr))
 }
 
+// ANCHOR: crash_in_words
 /// A child that died, in plain words.
 fn crash_in_words(status: std::process::ExitStatus, stderr: &str) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -746,6 +757,7 @@ fn crash_in_words(status: std::process::ExitStatus, stderr: &str) -> String {
         ),
     }
 }
+// ANCHOR_END: crash_in_words
 
 /// Runs every rule in its own process, `options.jobs` at a time, and sorts out what
 /// each rule's fate is.
@@ -779,6 +791,7 @@ fn run_rules(harness: &Harness, options: &Options) -> Vec<(&'static str, Outcome
     judge(&parts)
 }
 
+// ANCHOR: judge
 /// Each rule's outcome from every scenario's answer: a rule is broken when any scenario
 /// found it broken (the shortest failure is shown), lost when its own scenario did not
 /// finish, kept otherwise.
@@ -817,6 +830,7 @@ fn judge(parts: &[Part]) -> Vec<(&'static str, Outcome)> {
         })
         .collect()
 }
+// ANCHOR_END: judge
 
 /// The performance part: every trace in one process, with the time limit of a part per
 /// trace.
@@ -922,4 +936,135 @@ pub fn summary_table(reports: &[Report]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    fn kept(rule: &str) -> Part {
+        Part::Answer(json!({ "rule": rule, "kept": true }))
+    }
+
+    fn broke(rule: &str, broken: &str, ops: u64) -> Part {
+        Part::Answer(json!({
+            "rule": rule,
+            "kept": false,
+            "broken": broken,
+            "ops": ops,
+            "report": format!("{broken} found by {rule}"),
+        }))
+    }
+
+    #[test]
+    fn a_bug_is_counted_once_against_the_rule_it_breaks() {
+        let mut parts: Vec<Part> = RULES.iter().map(|r| kept(r.name)).collect();
+        let overlap = RULES
+            .iter()
+            .position(|r| r.name == "blocks_never_overlap")
+            .unwrap();
+        parts[0] = broke(RULES[0].name, "blocks_never_overlap", 5);
+        parts[overlap] = broke("blocks_never_overlap", "blocks_never_overlap", 2);
+        let judged = judge(&parts);
+        let lost: Vec<&str> = judged
+            .iter()
+            .filter(|(_, o)| !o.kept())
+            .map(|(r, _)| *r)
+            .collect();
+        assert_eq!(lost, ["blocks_never_overlap"]);
+        assert_eq!(
+            judged[0].1,
+            Outcome::StoppedBy("blocks_never_overlap".into())
+        );
+        match &judged[overlap].1 {
+            Outcome::Broken { report, found_by } => {
+                assert_eq!(report, "blocks_never_overlap found by blocks_never_overlap");
+                assert_eq!(found_by.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_scenario_that_does_not_finish_loses_its_own_rule() {
+        let mut parts: Vec<Part> = RULES.iter().map(|r| kept(r.name)).collect();
+        parts[3] = Part::Failed("it ran out of time".into());
+        let judged = judge(&parts);
+        assert_eq!(judged[3].1, Outcome::Failed("it ran out of time".into()));
+        assert_eq!(judged.iter().filter(|(_, o)| !o.kept()).count(), 1);
+    }
+
+    #[test]
+    fn crashes_are_told_in_plain_words() {
+        let signalled = |signal| ExitStatus::from_raw(signal);
+        assert!(crash_in_words(signalled(11), "").contains("segmentation fault (SIGSEGV)"));
+        assert!(
+            crash_in_words(signalled(6), "free(): invalid size").contains("free(): invalid size")
+        );
+        let overflow =
+            "thread 'main' has overflowed its stack\nfatal runtime error: stack overflow";
+        assert!(crash_in_words(signalled(6), overflow).contains("overflowed its stack"));
+        let panicked = "thread 'main' panicked at src/lib.rs:3:5:\nout of memory";
+        let words = crash_in_words(ExitStatus::from_raw(101 << 8), panicked);
+        assert!(
+            words.contains("panicked") && words.contains("out of memory"),
+            "{words}"
+        );
+    }
+
+    #[test]
+    fn the_harness_runs_every_rule_by_name() {
+        let source = harness_source();
+        for rule in RULES {
+            let arm = format!(
+                "\"{0}\" => conformance::rules::{0}::<Heap>(region)",
+                rule.name
+            );
+            assert!(source.contains(&arm), "{}", rule.name);
+        }
+        assert!(!source.contains("// RULES"));
+    }
+
+    #[test]
+    fn the_grade_gates_performance_on_correctness() {
+        let measured = Performance::Measured {
+            markdown: String::new(),
+            utilization: 0.8,
+            throughput: 1.0,
+            reference: 1.0,
+            score: 50.0,
+            correct: 1,
+            traces: 1,
+        };
+        let mut report = Report {
+            name: "h".into(),
+            path: PathBuf::from("h"),
+            build_error: None,
+            rules: RULES.iter().map(|r| (r.name, Outcome::Kept)).collect(),
+            performance: measured,
+            seconds: 0.0,
+        };
+        assert_eq!(report.grade(), 60.0 + 0.4 * 50.0);
+        report.rules[0].1 = Outcome::Failed("crashed".into());
+        let share = 60.0 * (RULES.len() - 1) as f64 / RULES.len() as f64;
+        assert_eq!(report.performance_index(), 0.0);
+        assert_eq!(report.grade(), share);
+        report.build_error = Some("error[E0412]".into());
+        assert_eq!(report.grade(), 0.0);
+    }
+
+    #[test]
+    fn the_package_name_is_read_from_the_package_table() {
+        let dir = std::env::temp_dir().join(format!("grade-name-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let manifest = "[workspace]\n\n[package]\nversion = \"0.1.0\"\nname = \"my-heap\"\n\n[dependencies]\nname = \"x\"\n";
+        fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+        let name = package_name(&dir);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(name.unwrap(), "my-heap");
+        assert!(package_name(Path::new("/nonexistent")).is_err());
+    }
 }
