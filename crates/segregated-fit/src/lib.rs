@@ -15,11 +15,15 @@
 //!   first non-empty bin above, which the bitmap names. Both together give the block a
 //!   best-fit search of one list would give, while looking at a single bin. The block
 //!   is cut; a rest of at least [`MIN_BLOCK`] bytes is filed on the bin of its own size.
+//! - **The top.** The free block that ends the region (dlmalloc's *top*, the
+//!   wilderness) is on no bin: it serves a request only when no bin can, so it stays
+//!   whole as long as possible, and cutting from it or freeing into it costs no list
+//!   or bitmap work.
 //! - **deallocate** merges the block at once with its free neighbours, found through
-//!   boundary tags, and files the merged block on the bin of its size.
+//!   boundary tags, and files the merged block on the bin of its size (or makes it the
+//!   top when it ends the region).
 //! - **resize_in_place** shrinks by freeing the tail and grows into a free block right
-//!   after the block, which is also how a block at the heap's end grows into the free
-//!   rest of the region.
+//!   after the block; a block at the heap's end grows into the top.
 //!
 //! ## Block layout
 //!
@@ -42,7 +46,8 @@
 //!   bins   [2] 32 B  ──> F ──> B           (exact bin: every block here is 32 bytes)
 //!          [4] 64 B  ──> D
 //!          …
-//!          [70] 2560..3071 B ──> E ──> A   (logarithmic bin: best fit walks it)
+//!          [69] 2560..3071 B ──> E ──> A   (logarithmic bin: best fit walks it)
+//!   top ──> the last block of the region, when it is free
 //! ```
 //!
 //! ## Invariants (checked by [`RawHeap::check`])
@@ -52,9 +57,11 @@
 //! 2. `PREV_USED` of every block (and of the epilogue) tells whether the block before is
 //!    used; every free block's footer equals its size.
 //! 3. No two free blocks are neighbours (immediate coalescing).
-//! 4. Bin `b` holds exactly the free blocks whose size maps to `b`, each once, and its
-//!    links agree: the block a link leads to links back.
+//! 4. Bin `b` holds exactly the free blocks but the top whose size maps to `b`, each
+//!    once, and its links agree: the block a link leads to links back.
 //! 5. Bit `b` of the bitmap is set iff bin `b` is non-empty.
+//! 6. The top is the last block of the span when that block is free, and `None`
+//!    otherwise.
 //!
 //! ## Cost of each operation
 //!
