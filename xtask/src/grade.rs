@@ -64,6 +64,10 @@ pub struct Args {
     /// Parts run at once [default: the number of cores].
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// A performance target: the performance part earns min(1, P / TARGET) of its 40
+    /// points instead of P / 100 (for an assignment with a target to reach).
+    #[arg(long, value_name = "P")]
+    pub target: Option<f64>,
 }
 
 /// `cargo xtask grade`.
@@ -93,6 +97,8 @@ pub struct Options {
     /// Run the performance part when every rule is kept (CI skips it for submissions
     /// that are meant to fail).
     pub performance: bool,
+    /// The performance target, if the assignment has one (see [`Args::target`]).
+    pub target: Option<f64>,
 }
 
 impl Options {
@@ -106,6 +112,7 @@ impl Options {
             timeout: Duration::from_secs(args.timeout.max(1)),
             jobs: args.jobs.unwrap_or_else(cores).max(1),
             performance: true,
+            target: args.target.filter(|t| *t > 0.0),
         })
     }
 
@@ -116,6 +123,7 @@ impl Options {
             timeout: Duration::from_secs(60),
             jobs: cores(),
             performance: true,
+            target: None,
         })
     }
 }
@@ -208,6 +216,8 @@ pub struct Report {
     pub rules: Vec<(&'static str, Outcome)>,
     /// The performance part: the trace tables and summary, or why there is none.
     pub performance: Performance,
+    /// The performance target it was graded against, if any.
+    pub target: Option<f64>,
     /// How long grading took.
     pub seconds: f64,
 }
@@ -254,12 +264,22 @@ impl Report {
         }
     }
 
-    /// The grade out of 100, [`GRADE_FORMULA`].
+    /// The share of the performance part earned: P / 100, or min(1, P / target).
+    pub fn performance_share(&self) -> f64 {
+        let index = self.performance_index();
+        match self.target {
+            Some(target) => (index / target).min(1.0),
+            None => index / 100.0,
+        }
+    }
+
+    /// The grade out of 100, [`GRADE_FORMULA`] (with `min(1, P / target)` for `P / 100`
+    /// when there is a target).
     pub fn grade(&self) -> f64 {
         if self.build_error.is_some() || self.rules.is_empty() {
             return 0.0;
         }
-        60.0 * self.kept() as f64 / self.rules.len() as f64 + 0.4 * self.performance_index()
+        60.0 * self.kept() as f64 / self.rules.len() as f64 + 40.0 * self.performance_share()
     }
 
     /// The report as text (Markdown).
@@ -282,9 +302,15 @@ impl Report {
         }
         self.correctness_text(&mut out);
         self.performance_text(&mut out);
+        let target = match self.target {
+            Some(target) => format!(
+                "\n\nThis assignment has a performance target of P = {target}: the performance part is `40 * min(1, P / {target})`."
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "## Grade\n\n`{GRADE_FORMULA}`\n\nrules kept {} of {}, P = {:.1}{}: **grade {:.1} / 100**",
+            "## Grade\n\n`{GRADE_FORMULA}`{target}\n\nrules kept {} of {}, P = {:.1}{}: **grade {:.1} / 100**",
             self.kept(),
             self.rules.len(),
             self.performance_index(),
@@ -411,6 +437,7 @@ impl Report {
             "performance": performance,
             "grade": self.grade(),
             "formula": GRADE_FORMULA,
+            "target": self.target,
             "seconds": self.seconds,
         })
     }
@@ -447,6 +474,7 @@ pub fn grade(path: &Path, options: &Options) -> anyhow::Result<Report> {
         build_error: None,
         rules: Vec::new(),
         performance: Performance::Skipped("the submission does not build".into()),
+        target: options.target,
         seconds: 0.0,
     };
     eprintln!("grading {} ({})", report.name, report.path.display());
@@ -1045,8 +1073,17 @@ mod tests {
             build_error: None,
             rules: RULES.iter().map(|r| (r.name, Outcome::Kept)).collect(),
             performance: measured,
+            target: None,
             seconds: 0.0,
         };
+        assert_eq!(report.grade(), 60.0 + 0.4 * 50.0);
+        report.target = Some(40.0);
+        assert_eq!(
+            report.grade(),
+            100.0,
+            "a target reached earns the whole part"
+        );
+        report.target = Some(100.0);
         assert_eq!(report.grade(), 60.0 + 0.4 * 50.0);
         report.rules[0].1 = Outcome::Failed("crashed".into());
         let share = 60.0 * (RULES.len() - 1) as f64 / RULES.len() as f64;

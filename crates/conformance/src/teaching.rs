@@ -24,12 +24,15 @@
 //! [`Flaw::ALL`] lists them, so a grader can be run over every broken heap:
 //!
 //! ```
+//! use conformance::Op;
 //! use conformance::teaching::{Flaw, ListHeap, OffByOneSplit};
 //!
 //! assert_eq!(Flaw::ALL.len(), 15);
 //! assert_eq!(Flaw::OffByOneSplit.name(), "OffByOneSplit");
-//! let broken = conformance::rules::blocks_never_overlap::<ListHeap<OffByOneSplit>>(4096);
+//! let two_blocks = [Op::Alloc { size: 9, align_log2: 0 }; 2];
+//! let broken = conformance::replay::<ListHeap<OffByOneSplit>>(4096, &two_blocks);
 //! assert_eq!(broken.unwrap_err().rule, "blocks_never_overlap");
+//! assert_eq!(conformance::replay::<ListHeap>(4096, &two_blocks), Ok(()));
 //! ```
 
 use core::alloc::Layout;
