@@ -103,16 +103,23 @@ impl<const SL: usize> Classes<SL> {
     /// class that would fit is passed over.
     #[inline]
     pub const fn good_fit(size: usize) -> Option<(Class, usize)> {
-        let rounded = if size < Self::LINEAR {
-            size
-        } else {
-            let width = 1 << (size.ilog2() - Self::SL_LOG2);
-            match size.checked_add(width - 1) {
-                Some(bumped) => bumped & !(width - 1),
-                None => return None,
-            }
+        if size < Self::LINEAR {
+            return Some((Self::class_of(size), size));
+        }
+        let log = size.ilog2();
+        let shift = log - Self::SL_LOG2;
+        // `size / 2^shift` rounded up: from `SL` to `2 * SL`, where `2 * SL` (a size
+        // just under the next power of two) carries into the next row's column 0.
+        let Some(bumped) = size.checked_add((1 << shift) - 1) else {
+            return None;
         };
-        Some((Self::class_of(rounded), rounded))
+        let slices = bumped >> shift;
+        let carry = (slices >> (Self::SL_LOG2 + 1)) as u32;
+        let class = Class {
+            fl: log - Self::LINEAR_LOG2 + 1 + carry,
+            sl: slices as u32 & (SL as u32 - 1),
+        };
+        Some((class, slices << shift))
     }
     // ANCHOR_END: good_fit
 }
