@@ -205,9 +205,9 @@ impl SegregatedFit {
         // SAFETY: the bins hold exactly the live free blocks but the top (invariant
         // 4); blocks of `bin` may be smaller than `need`.
         unsafe {
-            if self.bins.marked(bin)
-                && let Some(block) = self.best_in_bin(bin, need, need)
-            {
+            // An empty bin ends the walk at its head: asking the bitmap first would cost
+            // more than it saves.
+            if let Some(block) = self.best_in_bin(bin, need, need) {
                 return Some((block, Home::Bin(bin)));
             }
             match self.bins.first_nonempty_from(bin + 1) {
@@ -226,11 +226,11 @@ impl SegregatedFit {
     }
     // ANCHOR_END: find_fit
 
-    /// The free block, where it is kept and the gap in front of the new block that fits a block of
-    /// `need` bytes whose payload is aligned to `align > GRANULE`: the least spare in
-    /// the first bin, from the request's up, that has a fit, or else the top. Alignment shifts where a
-    /// block starts, so a block's bin no longer says whether it fits: every block is
-    /// asked.
+    /// The free block, where it is kept and the gap in front of the new block that fits
+    /// a block of `need` bytes whose payload is aligned to `align > GRANULE`: the least
+    /// spare in the first bin, from the request's up, that has a fit, or else the top.
+    /// Alignment shifts where a block starts, so a block's bin no longer says whether
+    /// it fits: every block is asked.
     fn find_aligned_fit(&self, need: usize, align: usize) -> Option<(BlockRef, Home, usize)> {
         let mut from = bin_of(need);
         while let Some(bin) = self.bins.first_nonempty_from(from) {
