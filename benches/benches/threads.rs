@@ -2,18 +2,23 @@
 //! (`Locked<H>`), the same heap behind per-thread magazines (`ThreadCache<H>`), and the
 //! system allocator, with 1, 2 and 4 threads.
 //!
-//! Each thread churns its own working set: a ring of `LIVE` blocks, in which every step
-//! frees the oldest block and allocates a new one of a size between 16 and 256 bytes,
-//! writing its first byte. Threads share nothing but the allocator, so any slowdown
-//! with more threads is the allocator's: waiting for the lock and moving its cache
-//! lines between cores. The table (million operations per second, all threads together,
-//! best of `TRIES` runs) goes to `target/bench/threads.md`, for the book.
+//! Two workloads. In *private churn* each thread churns its own working set: a ring of
+//! `LIVE` blocks, in which every step frees the oldest block and allocates a new one of
+//! a size between 16 and 256 bytes, writing its first byte. Threads share nothing but
+//! the allocator, so any slowdown with more threads is the allocator's: waiting for the
+//! lock and moving its cache lines between cores. In *producer–consumer* threads work in
+//! pairs: one allocates blocks and passes them through slots to the other, which frees
+//! them, so blocks pile up in the consumer's magazines and drain from the producer's,
+//! and the caching layer must move them through the lock in batches. The tables
+//! (million operations per second, all threads together, best of `TRIES` runs) go to
+//! `target/bench/threads.md`, for the book.
 //!
 //! `cargo bench -p heaplab-benches --bench threads`
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
@@ -75,18 +80,105 @@ fn churn(mut front: impl Front, thread: usize) {
     }
 }
 
+/// Slots through which threads hand blocks to each other: `LIVE` per pair of threads.
+struct Slots(Vec<AtomicPtr<u8>>);
+
+impl Slots {
+    fn new(threads: usize) -> Self {
+        Slots(
+            (0..threads.div_ceil(2) * LIVE)
+                .map(|_| AtomicPtr::default())
+                .collect(),
+        )
+    }
+
+    /// The size a handed-off block was allocated with, written in its first word.
+    fn layout_of(ptr: NonNull<u8>) -> Layout {
+        // SAFETY: every handed-off block is at least 16 bytes, aligned to 8, and starts
+        // with its size, written before it was published with release ordering.
+        let size = unsafe { ptr.cast::<usize>().read() };
+        Layout::from_size_align(size, 8).expect("a size this bench wrote")
+    }
+
+    /// Frees whatever is left in the slots once the threads are done.
+    fn drain(&mut self, front: &mut impl Front) {
+        for slot in &mut self.0 {
+            if let Some(ptr) = NonNull::new(*slot.get_mut()) {
+                // SAFETY: the block was allocated with the size it holds, and the slot
+                // owned it.
+                unsafe { front.free(ptr, Self::layout_of(ptr)) };
+            }
+        }
+    }
+}
+
+/// One thread of a producer–consumer pair: the producer (even thread) allocates each
+/// block and publishes it in the next of the pair's slots once that slot is empty; the
+/// consumer (odd thread) waits for each slot to fill, takes the block and frees it. A
+/// lone thread plays both parts in turn. Waiting yields, since 4 threads share 2 cores.
+fn pass_on(mut front: impl Front, thread: usize, threads: usize, slots: &Slots) {
+    let pair = &slots.0[thread / 2 * LIVE..][..LIVE];
+    let alone = threads == 1;
+    for step in 0..STEPS {
+        let slot = &pair[step % LIVE];
+        if alone || thread.is_multiple_of(2) {
+            let layout = layout(step, thread);
+            let ptr = front.alloc(layout);
+            // SAFETY: a fresh block of at least 16 bytes, aligned to 8.
+            unsafe { ptr.cast::<usize>().write(layout.size()) };
+            while slot
+                .compare_exchange(
+                    std::ptr::null_mut(),
+                    ptr.as_ptr(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+            {
+                std::thread::yield_now();
+            }
+        }
+        if alone || !thread.is_multiple_of(2) {
+            let block = loop {
+                match NonNull::new(slot.swap(std::ptr::null_mut(), Ordering::AcqRel)) {
+                    Some(block) => break block,
+                    None => std::thread::yield_now(),
+                }
+            };
+            // SAFETY: the swap gave this thread sole ownership of the block.
+            unsafe { front.free(block, Slots::layout_of(block)) };
+        }
+    }
+}
+
+/// The two workloads.
+#[derive(Clone, Copy)]
+enum Pattern {
+    Private,
+    ProducerConsumer,
+}
+
 /// Million operations (allocations and frees) per second over `threads` threads, best of
 /// [`TRIES`].
-fn throughput(shared: &impl Shared, threads: usize) -> f64 {
+fn throughput(shared: &impl Shared, threads: usize, pattern: Pattern) -> f64 {
     let best = (0..TRIES)
         .map(|_| {
+            let mut slots = Slots::new(threads);
             let started = Instant::now();
             std::thread::scope(|scope| {
                 for thread in 0..threads {
-                    scope.spawn(move || churn(shared.front(), thread));
+                    let slots = &slots;
+                    scope.spawn(move || match pattern {
+                        Pattern::Private => churn(shared.front(), thread),
+                        Pattern::ProducerConsumer => {
+                            pass_on(shared.front(), thread, threads, slots)
+                        }
+                    });
                 }
             });
-            started.elapsed()
+            let took = started.elapsed();
+            slots.drain(&mut shared.front());
+            took
         })
         .min()
         .unwrap_or(Duration::MAX);
@@ -164,9 +256,17 @@ struct Row {
     trips_per_op: Option<f64>,
 }
 
-fn measure(name: String, shared: &impl Shared, trips: impl Fn() -> Option<usize>) -> Row {
+fn measure(
+    name: String,
+    shared: &impl Shared,
+    pattern: Pattern,
+    trips: impl Fn() -> Option<usize>,
+) -> Row {
     let before = trips();
-    let mops = THREADS.iter().map(|&t| throughput(shared, t)).collect();
+    let mops = THREADS
+        .iter()
+        .map(|&t| throughput(shared, t, pattern))
+        .collect();
     let ops: usize = THREADS.iter().map(|&t| 2 * STEPS * t * TRIES).sum();
     let trips_per_op = before
         .zip(trips())
@@ -179,7 +279,7 @@ fn measure(name: String, shared: &impl Shared, trips: impl Fn() -> Option<usize>
     }
 }
 
-struct Heaps(Vec<Row>);
+struct Heaps(Vec<Row>, Pattern);
 
 impl HeapVisitor for Heaps {
     fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
@@ -191,7 +291,12 @@ impl HeapVisitor for Heaps {
         if reuse != Some(Reuse::Any) {
             return; // a heap that cannot reuse blocks cannot churn
         }
-        self.0.push(measure(format!("Locked<{}>", entry.name), &locked, || None));
+        self.0.push(measure(
+            format!("Locked<{}>", entry.name),
+            &locked,
+            self.1,
+            || None,
+        ));
         drop(locked);
         let memory = Memory::new(REGION).expect("bench region");
         // SAFETY: `memory` outlives the cache, which is declared after it.
@@ -199,6 +304,7 @@ impl HeapVisitor for Heaps {
         self.0.push(measure(
             format!("ThreadCache<{}>", entry.name),
             &cache,
+            self.1,
             || Some(cache.trips()),
         ));
     }
@@ -209,7 +315,7 @@ fn table(rows: &[Row]) -> String {
     for t in THREADS {
         let _ = write!(out, " {t} thread{} |", if t == 1 { "" } else { "s" });
     }
-    out.push_str(" 4 threads ÷ 1 | lock trips per op |\n|---|");
+    out.push_str(" 4 threads ÷ 1 | lock trips per 1000 ops |\n|---|");
     out.push_str(&"---:|".repeat(THREADS.len() + 2));
     out.push('\n');
     for row in rows {
@@ -218,23 +324,22 @@ fn table(rows: &[Row]) -> String {
             let _ = write!(out, " {mops:.1} |");
         }
         let scaling = row.mops[THREADS.len() - 1] / row.mops[0];
-        let trips = row
-            .trips_per_op
-            .map_or_else(|| "1".to_owned(), |t| format!("{t:.3}"));
-        let trips = if row.name == "system" { "—".to_owned() } else { trips };
+        let trips = match (row.name.as_str(), row.trips_per_op) {
+            ("system", _) => "—".to_owned(),
+            (_, None) => "1000".to_owned(),
+            (_, Some(per_op)) => format!("{:.1}", per_op * 1000.0),
+        };
         let _ = writeln!(out, " {scaling:.2} | {trips} |");
     }
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let _ = writeln!(
-        out,
-        "\nMillion operations (allocations and frees) per second, all threads together, best of \
-         {TRIES} runs of {STEPS} allocations per thread, each thread churning {LIVE} live blocks \
-         of 16 to 256 bytes; measured on a machine with {cores} cores shared with other work, so \
-         4 threads oversubscribe it. `Locked` takes its spinlock on every operation; \
-         `ThreadCache` takes it once per batch of {} blocks.",
-        thread_cache::BATCH
-    );
     out
+}
+
+fn rows(pattern: Pattern) -> Vec<Row> {
+    let mut heaps = Heaps(Vec::new(), pattern);
+    for_each_heap(&mut heaps);
+    let mut rows = heaps.0;
+    rows.push(measure("system".to_owned(), &System, pattern, || None));
+    rows
 }
 
 fn main() {
@@ -243,15 +348,34 @@ fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
         return;
     }
-    let mut heaps = Heaps(Vec::new());
-    for_each_heap(&mut heaps);
-    let mut rows = heaps.0;
-    rows.push(measure("system".to_owned(), &System, || None));
-    let table = table(&rows);
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/threads.md");
-    if let Some(dir) = out.parent() {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut out = String::new();
+    for (pattern, title) in [
+        (
+            Pattern::Private,
+            "Private churn: each thread frees its own blocks",
+        ),
+        (
+            Pattern::ProducerConsumer,
+            "Producer–consumer: even threads allocate, odd threads free what they receive",
+        ),
+    ] {
+        println!("\n{title}");
+        let _ = writeln!(out, "**{title}**\n\n{}", table(&rows(pattern)));
+    }
+    let _ = writeln!(
+        out,
+        "Million operations (allocations and frees) per second, all threads together, best of \
+         {TRIES} runs of {STEPS} allocations per thread, with {LIVE} live blocks of 16 to 256 \
+         bytes per thread; measured on a machine with {cores} cores shared with other work, so \
+         4 threads oversubscribe it and the numbers are noisy. `Locked` takes its spinlock on \
+         every operation; `ThreadCache` only to move a batch of {} blocks.",
+        thread_cache::BATCH
+    );
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/threads.md");
+    if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir).expect("target/bench can be created");
     }
-    std::fs::write(&out, &table).expect("target/bench/threads.md can be written");
-    println!("\n{table}\nwritten to {}", out.display());
+    std::fs::write(&file, &out).expect("target/bench/threads.md can be written");
+    println!("\n{out}\nwritten to {}", file.display());
 }
