@@ -370,28 +370,25 @@ impl<const SL: usize> Tlsf<SL> {
         let most_blocks = span.map_or(0, |span| span.len() / MIN_BLOCK);
         let mut listed = 0;
         for (fl, row) in (0..).zip(&self.free) {
-            for (sl, list) in (0..).zip(row) {
-                let class = Class { fl, sl };
-                let has_blocks = list.first().is_some();
-                if has_blocks != bits::is_set(self.sl_bitmap[fl as usize], sl) {
-                    return Err(HeapError::new(
-                        "bit sl of sl_bitmap[fl] is set iff free[fl][sl] holds a block",
-                    ));
-                }
-                listed += Self::check_list(list, class, span, most_blocks - listed)?;
+            let bitmap = self.sl_bitmap[fl as usize];
+            let holding = (0..).zip(row).fold(0, |holding, (sl, list)| {
+                bits::with_bit(holding, sl, list.first().is_some())
+            });
+            if holding != bitmap {
+                return Err(HeapError::new(
+                    "bit sl of sl_bitmap[fl] is set iff free[fl][sl] holds a block",
+                ));
             }
-            let row_used = self.sl_bitmap[fl as usize] != 0;
-            if row_used != bits::is_set(self.fl_bitmap, fl) {
+            if (bitmap != 0) != bits::is_set(self.fl_bitmap, fl) {
                 return Err(HeapError::new(
                     "bit fl of fl_bitmap is set iff sl_bitmap[fl] is not zero",
                 ));
             }
-            if self.sl_bitmap[fl as usize]
-                .checked_shr(SL as u32)
-                .unwrap_or(0)
-                != 0
-            {
-                return Err(HeapError::new("sl_bitmap[fl] has a bit per list, no more"));
+            let mut unchecked = bitmap;
+            while let Some(sl) = bits::lowest_set_from(unchecked, 0) {
+                let list = &row[sl as usize];
+                listed += Self::check_list(list, Class { fl, sl }, span, most_blocks - listed)?;
+                unchecked = bits::with_bit(unchecked, sl, false);
             }
         }
         Ok(listed)
@@ -602,5 +599,59 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
             max_align: 1 << (usize::BITS - 1),
             resizes_in_place: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rawheap::Arena;
+
+    /// The invariant `check` reports for `heap` once `break_it` has changed it.
+    fn broken(break_it: impl FnOnce(&mut Tlsf)) -> &'static str {
+        let mut heap = Arena::<Tlsf>::new(4096);
+        let layout = Layout::from_size_align(100, 8).unwrap();
+        let block = heap.allocate(layout).unwrap();
+        let _wall = heap.allocate(layout).unwrap();
+        // SAFETY: `block` is live with `layout`, freed once. It leaves a hole of class
+        // (0, 7) in front of the wall, so that two lists hold a block.
+        unsafe { heap.deallocate(block, layout) };
+        heap.check().expect("the heap is sound before it is broken");
+        break_it(&mut heap);
+        heap.check().expect_err("check notices").invariant
+    }
+
+    #[test]
+    fn check_reads_as_the_invariants_of_the_fields() {
+        assert_eq!(
+            broken(|heap| heap.sl_bitmap[0] ^= 1),
+            "bit sl of sl_bitmap[fl] is set iff free[fl][sl] holds a block"
+        );
+        assert_eq!(
+            broken(|heap| heap.fl_bitmap ^= 1 << 9),
+            "bit fl of fl_bitmap is set iff sl_bitmap[fl] is not zero"
+        );
+        assert_eq!(
+            broken(|heap| {
+                let hole = heap.free[0][7].first().unwrap();
+                heap.free[0][7] = BlockList::new();
+                // SAFETY: `hole` is a free block, now on no list.
+                unsafe { heap.free[0][8].push_front(hole) };
+                heap.sl_bitmap[0] ^= 1 << 7 | 1 << 8;
+            }),
+            "free[fl][sl] holds only blocks of class (fl, sl)"
+        );
+        assert_eq!(
+            broken(|heap| {
+                heap.free[0][7] = BlockList::new();
+                heap.sl_bitmap[0] ^= 1 << 7;
+                heap.fl_bitmap ^= usize::from(heap.sl_bitmap[0] == 0);
+            }),
+            "every free block is on the list of its class"
+        );
+        assert_eq!(
+            broken(|heap| heap.usage.live_blocks += 1),
+            "every used block is a live one"
+        );
     }
 }
