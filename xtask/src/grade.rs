@@ -208,6 +208,9 @@ impl Outcome {
 pub struct Report {
     /// The crate's package name.
     pub name: String,
+    /// The name of the folder it was given as (a student's, in a folder of submissions,
+    /// where every crate may have the template's package name).
+    pub folder: String,
     /// Where it is.
     pub path: PathBuf,
     /// Why it could not be graded at all (it does not build), or `None`.
@@ -242,6 +245,16 @@ pub enum Performance {
 }
 
 impl Report {
+    /// The submission as a summary row names it: its folder, and its package name when
+    /// that differs.
+    pub fn label(&self) -> String {
+        if self.folder == self.name || self.folder.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} ({})", self.folder, self.name)
+        }
+    }
+
     /// Rules kept.
     pub fn kept(&self) -> usize {
         self.rules.iter().filter(|(_, o)| o.kept()).count()
@@ -429,6 +442,7 @@ impl Report {
         };
         json!({
             "submission": self.name,
+            "folder": self.folder,
             "path": self.path,
             "build_error": self.build_error,
             "rules": rules,
@@ -464,12 +478,16 @@ fn names(rules: &[String]) -> String {
 /// Grades the crate at `path`.
 pub fn grade(path: &Path, options: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let folder = path
+        .file_name()
+        .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
     let path = path
         .canonicalize()
         .with_context(|| format!("no submission at {}", path.display()))?;
     let name = package_name(&path)?;
     let mut report = Report {
         name,
+        folder,
         path,
         build_error: None,
         rules: Vec::new(),
@@ -496,6 +514,8 @@ pub fn grade(path: &Path, options: &Options) -> anyhow::Result<Report> {
     } else {
         run_traces(&harness, options)
     };
+    // The parts' output was read; what a part printed is in the report.
+    let _ = fs::remove_dir_all(&harness.logs);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -595,9 +615,11 @@ fn traces(files: &[String]) -> Value {
 }
 "#;
 
-/// A built harness: the program to run.
+/// A built harness: the program to run, and the folder its parts write their output
+/// to (this grader's own, so that two graders running at once never mix their files).
 struct Harness {
     exe: PathBuf,
+    logs: PathBuf,
 }
 
 /// The harness's package name for the submission `name` at `path`: one per submission
@@ -677,7 +699,11 @@ codegen-units = 16
         .filter(|message| message["target"]["name"] == harness.as_str())
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
         .context("cargo built the harness but named no executable")?;
-    Ok(Ok(Harness { exe }))
+    let logs = grade_dir()
+        .join("runs")
+        .join(format!("{harness}-{}", std::process::id()));
+    fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    Ok(Ok(Harness { exe, logs }))
 }
 
 /// Writes `text` to `path` unless it already holds it, so cargo rebuilds only what changed.
@@ -698,10 +724,7 @@ enum Part {
 
 /// Runs the harness with `args` in a child process, stopped after `timeout`.
 fn run_part(harness: &Harness, args: &[String], timeout: Duration, tag: &str) -> Part {
-    let logs = grade_dir().join("runs");
-    if let Err(error) = fs::create_dir_all(&logs) {
-        return Part::Failed(format!("could not create {}: {error}", logs.display()));
-    }
+    let logs = &harness.logs;
     // Files, not pipes: a child that prints a lot never blocks on a full pipe.
     let out_path = logs.join(format!("{tag}.out"));
     let err_path = logs.join(format!("{tag}.err"));
@@ -918,11 +941,11 @@ fn grade_folder(
         if let Some(out) = out {
             let (file, text) = if json {
                 (
-                    format!("{}.json", report.name),
+                    format!("{}.json", report.folder),
                     serde_json::to_string_pretty(&report.json())?,
                 )
             } else {
-                (format!("{}.md", report.name), report.text())
+                (format!("{}.md", report.folder), report.text())
             };
             fs::write(out.join(file), text)?;
         }
@@ -955,7 +978,7 @@ pub fn summary_table(reports: &[Report]) -> String {
         let _ = writeln!(
             out,
             "| {} | {}/{} | {:.1} | {:.1} | {} |",
-            report.name,
+            report.label(),
             report.kept(),
             RULES.len(),
             report.performance_index(),
@@ -1069,6 +1092,7 @@ mod tests {
         };
         let mut report = Report {
             name: "h".into(),
+            folder: "h".into(),
             path: PathBuf::from("h"),
             build_error: None,
             rules: RULES.iter().map(|r| (r.name, Outcome::Kept)).collect(),
