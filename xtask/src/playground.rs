@@ -221,7 +221,7 @@ fn exercise(browser: &Browser<'_>, index: usize, name: &str) -> anyhow::Result<u
         agrees(browser).with_context(|| format!("after {what}"))
     };
     browser.click(&format!(".pg-heap option[value='{index}']"))?;
-    browser.click(".pg-region option[value='4096']")?;
+    browser.click(".pg-region option[value='16384']")?;
     browser.click(".pg-reset")?;
     let state = check("opening the heap")?;
     ensure!(state["heap"] == name, "the page opened {}", state["heap"]);
@@ -276,12 +276,12 @@ fn exercise(browser: &Browser<'_>, index: usize, name: &str) -> anyhow::Result<u
     ensure!(last["ok"] == true, "reallocate: {last}");
     ensure!(live_at(&state, last["offset"].as_u64().unwrap_or(u64::MAX)));
     // A request larger than the region can never be served.
-    let state = allocate(browser, 8192, 8)?;
+    let state = allocate(browser, 32768, 8)?;
     check("a request larger than the region")?;
     ensure!(state["last"]["cause"] == "unsupported", "{}", state["last"]);
     refused_as_explained(browser, &state)?;
     // Fill the heap until a request is refused; the page must say why, as the numbers do.
-    let mut state = allocate(browser, 700, 8)?;
+    let mut state = allocate(browser, 3000, 8)?;
     while state["last"]["ok"] == true {
         browser.click(".pg-allocate")?;
         state = heap_state(browser)?;
@@ -291,7 +291,7 @@ fn exercise(browser: &Browser<'_>, index: usize, name: &str) -> anyhow::Result<u
     // Holes everywhere: free every other block of a full heap and ask for two blocks'
     // worth. A heap that reuses freed blocks has the bytes, but not in one piece.
     browser.click(".pg-reset")?;
-    let mut state = allocate(browser, 400, 8)?;
+    let mut state = allocate(browser, 2000, 8)?;
     while state["last"]["ok"] == true {
         browser.click(".pg-allocate")?;
         state = heap_state(browser)?;
@@ -307,13 +307,17 @@ fn exercise(browser: &Browser<'_>, index: usize, name: &str) -> anyhow::Result<u
         browser.click(".pg-free")?;
     }
     check("freeing every other block")?;
-    let state = allocate(browser, 800, 8)?;
+    let state = allocate(browser, 4000, 8)?;
     check("asking for two blocks' worth")?;
-    refused_as_explained(browser, &state)?;
+    // A heap may serve it (bump got its top back when the newest block was freed); a
+    // refusal must be explained.
+    if state["last"]["ok"] == false {
+        refused_as_explained(browser, &state)?;
+    }
     if name == "free-list-first" {
         ensure!(
             state["last"]["cause"] == "fragmentation",
-            "first fit among 400-byte holes: {}",
+            "first fit among 2000-byte holes: {}",
             state["last"]
         );
     }
