@@ -163,12 +163,12 @@ fn drive(browser: &Browser<'_>, site_port: u16) -> anyhow::Result<()> {
         );
     }
     replay(browser, &shots)?;
-    embeds(browser, site_port)
+    embeds(browser, site_port, &shots)
 }
 
 /// Opens every chapter that embeds the widget and checks that it starts with the
 /// allocator the embed names (a misspelt name would silently show another).
-fn embeds(browser: &Browser<'_>, site_port: u16) -> anyhow::Result<()> {
+fn embeds(browser: &Browser<'_>, site_port: u16, shots: &Path) -> anyhow::Result<()> {
     let src = root().join("book").join("src");
     let mut chapters: Vec<PathBuf> = std::fs::read_dir(&src)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -194,6 +194,8 @@ fn embeds(browser: &Browser<'_>, site_port: u16) -> anyhow::Result<()> {
         )?;
         ensure!(shown == heap, "{page} embeds {heap} but shows {shown}");
         agrees(browser).with_context(|| format!("the widget in {page}"))?;
+        browser.script("document.querySelector('.heaplab-playground').scrollIntoView();")?;
+        browser.window_screenshot(&shots.join(format!("page-{page}.png")))?;
         println!("    {page}: the embedded widget shows {heap}");
     }
     Ok(())
@@ -727,9 +729,21 @@ impl Browser<'_> {
     /// Saves a PNG of the element `css` to `path`.
     fn screenshot(&self, css: &str, path: &Path) -> anyhow::Result<()> {
         let element = self.find(css)?;
-        let png = self.command("GET", &format!("/element/{element}/screenshot"), None)?;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().context("a base64 screenshot")?)?;
-        std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
+        save_png(
+            &self.command("GET", &format!("/element/{element}/screenshot"), None)?,
+            path,
+        )
     }
+
+    /// Saves a PNG of the whole window to `path`.
+    fn window_screenshot(&self, path: &Path) -> anyhow::Result<()> {
+        save_png(&self.command("GET", "/screenshot", None)?, path)
+    }
+}
+
+/// Writes WebDriver's base64 screenshot `answer` to `path`.
+fn save_png(answer: &Value, path: &Path) -> anyhow::Result<()> {
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(answer.as_str().context("a base64 screenshot")?)?;
+    std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
 }
