@@ -192,7 +192,9 @@ enum State {
 /// What one cache holds, as [`Slab::caches`] reports it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// The size of the cache's objects.
+    /// The cache's size class: an index into [`CLASSES`].
+    pub class: usize,
+    /// The size of the cache's objects, `CLASSES[class]`.
     pub object_size: usize,
     /// Slabs with no free object.
     pub full: usize,
@@ -217,13 +219,18 @@ impl CacheStats {
 
     /// Objects in one slab of this cache.
     pub fn objects_per_slab(&self) -> usize {
-        (SLAB_BYTES - HEADER) / self.object_size
+        objects_per_slab(self.class)
     }
 
-    /// Bytes lost to the tails of the cache's slabs: past the last object, before the
-    /// header, too short for one more object.
+    /// Bytes lost at the tail of each of the cache's slabs: past the last object,
+    /// before the header, too short for one more object.
+    pub fn tail_per_slab(&self) -> usize {
+        tail_bytes(self.class)
+    }
+
+    /// Bytes lost to the tails of all the cache's slabs.
     pub fn tail_bytes(&self) -> usize {
-        self.slabs() * (SLAB_BYTES - HEADER - self.objects_per_slab() * self.object_size)
+        self.slabs() * self.tail_per_slab()
     }
 }
 
@@ -235,9 +242,10 @@ impl<B: RawHeap> Slab<B> {
 
     /// What each cache holds, smallest class first.
     pub fn caches(&self) -> impl Iterator<Item = CacheStats> + '_ {
-        self.caches.iter().zip(CLASSES).map(|(cache, object_size)| {
+        self.caches.iter().enumerate().map(|(class, cache)| {
             let mut stats = CacheStats {
-                object_size,
+                class,
+                object_size: CLASSES[class],
                 full: cache.full.len(),
                 partial: cache.partial.len(),
                 empty: cache.empty.len(),
