@@ -11,8 +11,9 @@
 //!   ([`class_of`]). Each cache keeps its slabs on three lists: *full* (no free
 //!   object), *partial* (some live, some free) and *empty* (nothing live).
 //! - **allocate** pops an object off the first partial slab. When the cache has no
-//!   partial slab it takes an empty one, or a new page from the backing heap, carved
-//!   into objects at once.
+//!   partial slab it takes an empty one, or a new page from the backing heap, whose
+//!   objects are carved one at a time as they go out (only the header is written when
+//!   the slab is made).
 //! - **deallocate** finds the slab from the object's address (below), pushes the object
 //!   onto it, and moves the slab to the partial list (it was full) or to the empty list
 //!   (nothing live). Past a reserve of [`RESERVE`] empty slabs per cache, an empty slab
@@ -45,10 +46,11 @@
 //!  one slab: SLAB_BYTES (4096) aligned to SLAB_BYTES, from the backing heap
 //!  ┌────────┬────────┬────────┬────────┬─────┬────────┬──────┬────────────────────┐
 //!  │ obj 0  │ obj 1  │ obj 2  │ obj 3  │ ... │ obj n-1│ tail │ header             │
-//!  │ live   │ free ─────────────┐ live │     │ free ─┐│unused│ free ─> obj 1      │
-//!  └────────┴────────┴────────┴│───────┴─────┴───────│┴──────┴────────────────────┘
-//!            ^                 └─> obj n-1 ──────────┘> none   live, class,
-//!            free objects link through their first word        prev/next slab
+//!  │ live   │ freed ─┼> freed │ live   │     │ fresh  │unused│ free ─> obj 1      │
+//!  │        │        │ ─> none│        │     │        │      │ fresh ─> obj n-1   │
+//!  └────────┴────────┴────────┴────────┴─────┴────────┴──────┴────────────────────┘
+//!   freed objects link through their first word;   live, size, class, prev/next
+//!   fresh ones (never handed out) are carved from `fresh` up when the list is empty
 //!
 //!  slab & !(SLAB_BYTES - 1) ── the same for every object in it ──> header at the end
 //!
@@ -71,8 +73,9 @@
 //!
 //! 1. Every slab on a cache's lists belongs to that cache's class, and its frame is
 //!    marked in the frame map; the map marks no other frame.
-//! 2. A slab's free list holds distinct objects of that slab, on object boundaries,
-//!    and `live` plus their number is the slab's object count.
+//! 2. A slab's free list holds distinct objects of that slab below its fresh (never
+//!    handed out) ones, on object boundaries, and `live` plus their number is the
+//!    number of objects carved so far.
 //! 3. A slab is on the full list iff none of its objects is free, on the empty list iff
 //!    none is live, and on the partial list otherwise; list links agree both ways.
 //! 4. A cache keeps at most [`RESERVE`] empty slabs.
@@ -82,7 +85,7 @@
 //!
 //! | operation | cost |
 //! | --- | --- |
-//! | `allocate` (small) | O(1): a table lookup and a pop; O(objects per slab) to carve a new slab, once per slab |
+//! | `allocate` (small) | O(1): a table lookup and a pop; a new slab costs one header and a block of the backing heap |
 //! | `deallocate` (small) | O(1): a bit of the frame map, a mask and a push |
 //! | large requests | the backing heap's |
 //! | `resize_in_place` | O(1) within an object; the backing heap's for large blocks |
