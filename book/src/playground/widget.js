@@ -46,6 +46,10 @@
       return option;
     }));
   const bytes = (n) => `${n.toLocaleString("en-US")} B`;
+  // A field's value as the module's 32-bit unsigned argument: what is typed beyond that
+  // range is passed as the largest value, so the heap refuses it and says so, instead of
+  // a wrapped-around number being served.
+  const number = (input) => Math.min(Math.max(Math.floor(+input.value) || 0, 0), 0xffffffff);
 
   const root = el("div", { class: "heaplab-playground" });
   script.after(root);
@@ -121,10 +125,10 @@
     ui.heap.addEventListener("change", reopen);
     ui.region.addEventListener("change", reopen);
     ui.reset.addEventListener("click", reopen);
-    ui.allocate.addEventListener("click", () => act("pg_allocate", +ui.size.value, +ui.align.value));
+    ui.allocate.addEventListener("click", () => act("pg_allocate", number(ui.size), +ui.align.value));
     ui.free.addEventListener("click", () => act("pg_free", selected));
-    ui.reallocate.addEventListener("click", () => act("pg_reallocate", selected, +ui.resize.value));
-    ui.load.addEventListener("click", () => act("pg_load_trace", +ui.workload.value, +ui.seed.value, 1));
+    ui.reallocate.addEventListener("click", () => act("pg_reallocate", selected, number(ui.resize)));
+    ui.load.addEventListener("click", () => act("pg_load_trace", +ui.workload.value, number(ui.seed), 1));
     ui.step.addEventListener("click", () => act("pg_step", 1));
     ui.play.addEventListener("click", () => (playing ? pause() : play()));
     const pick = (event) => {

@@ -58,7 +58,15 @@ pub struct Kind {
     /// Its registry entry.
     pub entry: Entry,
     /// Makes a heap of this allocator over `region` fresh bytes.
-    open: fn(usize) -> Result<Box<dyn Heap>, AllocError>,
+    make: fn(usize) -> Result<Box<dyn Heap>, AllocError>,
+}
+
+impl Kind {
+    /// A heap of this allocator over `region` fresh bytes.
+    fn fresh_heap(&self, region: usize) -> Result<Box<dyn Heap>, String> {
+        (self.make)(region)
+            .map_err(|error| format!("no memory for a {region}-byte region: {error}"))
+    }
 }
 
 /// Every allocator of the registry, in the registry's order.
@@ -68,7 +76,7 @@ pub fn kinds() -> Vec<Kind> {
         fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
             self.0.push(Kind {
                 entry: *entry,
-                open: open::<H>,
+                make: make::<H>,
             });
         }
     }
@@ -77,7 +85,7 @@ pub fn kinds() -> Vec<Kind> {
     collect.0
 }
 
-fn open<H: RawHeap + 'static>(region: usize) -> Result<Box<dyn Heap>, AllocError> {
+fn make<H: RawHeap + 'static>(region: usize) -> Result<Box<dyn Heap>, AllocError> {
     Ok(Box::new(Arena::<H>::try_new(region)?))
 }
 
@@ -246,8 +254,7 @@ impl Playground {
                 "a region of {region} bytes: the playground takes 1 to {MAX_REGION}"
             ));
         }
-        let heap = (kind.open)(region)
-            .map_err(|error| format!("no memory for a {region}-byte region: {error}"))?;
+        let heap = kind.fresh_heap(region)?;
         Ok(Playground {
             kind,
             heap,
@@ -308,11 +315,11 @@ impl Playground {
         }
         let trace = generate(workload, seed, scale);
         let region = trace.suggested_heap().min(MAX_REGION);
-        let index = kinds()
-            .iter()
-            .position(|kind| kind.entry == self.kind.entry)
-            .ok_or("the allocator left the registry")?;
-        *self = Playground::open(index, region)?;
+        let heap = self.kind.fresh_heap(region)?;
+        // The old blocks go with the old heap: forget them before it is dropped.
+        self.live.clear();
+        self.heap = heap;
+        self.last = None;
         self.replay = Some(Replay {
             workload,
             seed,
