@@ -349,7 +349,11 @@ fn replay(browser: &Browser<'_>, shots: &Path) -> anyhow::Result<()> {
     ensure!(state["trace"]["next"] == 3, "{}", state["trace"]);
     browser.click(".pg-speed option[value='10']")?;
     browser.click(".pg-play")?;
-    std::thread::sleep(Duration::from_millis(400));
+    browser.wait_for(
+        "the replay to run a few frames",
+        "return document.querySelector('.heaplab-playground').heaplab.call('pg_state').trace.next;",
+        |next| Ok(next.as_u64().is_some_and(|next| next >= 50)),
+    )?;
     browser.click(".pg-play")?;
     let paused = agrees(browser).context("after pausing a replay")?;
     browser.screenshot(
