@@ -132,8 +132,9 @@ use crate::tree::{Kind, Nodes};
 ///
 /// `MIN_BLOCK` is a power of two of at least two words (a free block holds two links);
 /// `ORDERS` is at least 1 and small enough for the largest block to fit in a `usize`.
-/// Other values fail to compile.
-pub struct Buddy<const MIN_BLOCK: usize = 16, const ORDERS: usize = 32> {
+/// Other values fail to compile. The defaults, 16-byte blocks and 28 orders (blocks of
+/// up to 2 GiB), hold on 32-bit targets too; a larger region gets roots of 2 GiB.
+pub struct Buddy<const MIN_BLOCK: usize = 16, const ORDERS: usize = 28> {
     /// The region as handed to `new`; every pointer the heap makes is derived from it.
     region: NonNull<[u8]>,
     /// Blocks cover `[cover.lo, cover.hi)` and have orders `0..cover.orders`; the
