@@ -206,6 +206,9 @@ pub struct GcStats {
     pub allocated_objects: u64,
     /// Bytes allocated (the sizes the heap was asked for).
     pub allocated_bytes: u64,
+    /// Objects marked by collections, counted once per collection that marked them:
+    /// the work of marking, which a long-lived object costs again at every collection.
+    pub marked_objects: u64,
     /// Objects freed by collections.
     pub reclaimed_objects: u64,
     /// Bytes freed by collections.
@@ -578,6 +581,7 @@ impl<H: RawHeap> Collector<H> {
     fn record(&mut self, collection: Collection) {
         let stats = &mut self.stats;
         stats.collections += 1;
+        stats.marked_objects += collection.marked as u64;
         stats.reclaimed_objects += collection.freed_objects as u64;
         stats.reclaimed_bytes += collection.freed_bytes as u64;
         stats.live_objects -= collection.freed_objects;

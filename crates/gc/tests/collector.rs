@@ -225,6 +225,7 @@ fn stats_add_up_over_collections() {
     gc.collect();
     let stats = gc.stats();
     assert_eq!(stats.collections, 2);
+    assert_eq!(stats.marked_objects, 2, "the root, once per collection");
     assert_eq!((stats.allocated_objects, stats.allocated_bytes), (3, 20));
     assert_eq!((stats.reclaimed_objects, stats.reclaimed_bytes), (2, 16));
     assert_eq!((stats.live_objects, stats.live_bytes), (1, 4));
