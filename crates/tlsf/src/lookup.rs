@@ -146,7 +146,8 @@ impl fmt::Display for Lookup {
             (Some(found), Some((offset, size))) => writeln!(
                 f,
                 "list ({}, {}) holds blocks of {} bytes or more: its first block, at +{offset:#x}, \
-                 {size} bytes, is taken, and what the request leaves of it goes back on the list of its size.",
+                 {size} bytes, is taken; what the request leaves of it, if that is a block, goes on \
+                 the list of its own size.",
                 found.class.fl, found.class.sl, found.min_size
             ),
             (None, Some((offset, size))) => writeln!(
