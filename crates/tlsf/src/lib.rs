@@ -1,9 +1,9 @@
 //! # tlsf: Two-Level Segregated Fit
 //!
 //! TLSF (Masmano, Ripoll, Crespo and Real, ECRTS 2004) keeps one free list per size
-//! class and finds a list that can serve a request with two bit scans, so every
-//! operation takes the same bounded time however many blocks are free: the allocator
-//! of real-time systems, where the worst case is what counts.
+//! class and finds a list that can serve a request with at most three bit scans, so
+//! every operation takes the same bounded time however many blocks are free: the
+//! allocator of real-time systems, where the worst case is what counts.
 //!
 //! - **Classes.** A free block's size picks a *row* by its highest set bit (first
 //!   level, powers of two) and a *column* by the next `log2(SL)` bits (second level,
@@ -63,7 +63,7 @@
 //!
 //! | operation | cost, at most |
 //! | --- | --- |
-//! | `allocate` | class arithmetic (one `ilog2`), two bit scans (`trailing_zeros`) and a third for the fallback of one list head, one block unlinked, one cut (three headers and two footers written), two blocks linked |
+//! | `allocate` | class arithmetic (one `ilog2`), at most three bit scans (`trailing_zeros`: the row from the start column, the rows above, the row found), one more list head looked at when they find nothing, one block unlinked, one cut (three headers and two footers written), two blocks linked |
 //! | `deallocate` | two tags read, two blocks unlinked, one merge (a header, a footer and a bit written), one block linked |
 //! | `resize_in_place` | growing: one block unlinked, one cut, one linked; shrinking: one cut and a `deallocate` |
 //! | `usable_size` | the header |
