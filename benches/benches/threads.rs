@@ -18,7 +18,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
@@ -112,42 +113,61 @@ impl Slots {
     }
 }
 
-/// One thread of a producer–consumer pair: the producer (even thread) allocates each
-/// block and publishes it in the next of the pair's slots once that slot is empty; the
-/// consumer (odd thread) waits for each slot to fill, takes the block and frees it. A
-/// lone thread plays both parts in turn. Waiting yields, since 4 threads share 2 cores.
-fn pass_on(mut front: impl Front, thread: usize, threads: usize, slots: &Slots) {
+/// Set by each producer when it is done, so that its consumer knows when to stop.
+struct Done(Vec<AtomicBool>);
+
+/// Spins a producer waits for its consumer to empty a slot before taking it back.
+const PATIENCE: usize = 32;
+
+/// One thread of a producer–consumer pair: the producer (even thread) allocates
+/// `STEPS` blocks, publishing each in the next of the pair's slots (and freeing the
+/// block it displaces when the consumer has not taken it within [`PATIENCE`] spins);
+/// the consumer (odd thread) sweeps the slots, freeing what it finds, until the producer
+/// is done. A lone thread produces and consumes in turn.
+fn pass_on(mut front: impl Front, thread: usize, threads: usize, slots: &Slots, done: &Done) {
     let pair = &slots.0[thread / 2 * LIVE..][..LIVE];
+    let finished = &done.0[thread / 2];
     let alone = threads == 1;
-    for step in 0..STEPS {
-        let slot = &pair[step % LIVE];
-        if alone || thread.is_multiple_of(2) {
+    if alone || thread.is_multiple_of(2) {
+        for step in 0..STEPS {
             let layout = layout(step, thread);
             let ptr = front.alloc(layout);
             // SAFETY: a fresh block of at least 16 bytes, aligned to 8.
             unsafe { ptr.cast::<usize>().write(layout.size()) };
-            while slot
-                .compare_exchange(
-                    std::ptr::null_mut(),
-                    ptr.as_ptr(),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-            {
-                std::thread::yield_now();
+            let slot = &pair[step % LIVE];
+            // Give a running consumer a moment to empty the slot; a descheduled one is
+            // not waited for (4 threads share 2 cores).
+            for _ in 0..PATIENCE {
+                if slot.load(Ordering::Relaxed).is_null() {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            let displaced = slot.swap(ptr.as_ptr(), Ordering::AcqRel);
+            if let Some(old) = NonNull::new(displaced) {
+                // SAFETY: the swap gave this thread sole ownership of the old block.
+                unsafe { front.free(old, Slots::layout_of(old)) };
+            }
+            if alone {
+                take(&mut front, slot);
             }
         }
-        if alone || !thread.is_multiple_of(2) {
-            let block = loop {
-                match NonNull::new(slot.swap(std::ptr::null_mut(), Ordering::AcqRel)) {
-                    Some(block) => break block,
-                    None => std::thread::yield_now(),
-                }
-            };
-            // SAFETY: the swap gave this thread sole ownership of the block.
-            unsafe { front.free(block, Slots::layout_of(block)) };
+        finished.store(true, Ordering::Release);
+    } else {
+        while !finished.load(Ordering::Acquire) {
+            for slot in pair {
+                take(&mut front, slot);
+            }
         }
+    }
+}
+
+/// Empties `slot`, freeing the block it held if any.
+fn take(front: &mut impl Front, slot: &AtomicPtr<u8>) {
+    if let Some(block) = NonNull::new(slot.swap(std::ptr::null_mut(), Ordering::AcqRel)) {
+        // SAFETY: the swap gave this thread sole ownership of the block, allocated with
+        // the size it holds.
+        unsafe { front.free(block, Slots::layout_of(block)) };
     }
 }
 
@@ -164,14 +184,25 @@ fn throughput(shared: &impl Shared, threads: usize, pattern: Pattern) -> f64 {
     let best = (0..TRIES)
         .map(|_| {
             let mut slots = Slots::new(threads);
+            let done = Done(
+                (0..threads.div_ceil(2))
+                    .map(|_| AtomicBool::new(false))
+                    .collect(),
+            );
+            // Every thread starts work at once, so that a fast thread does not finish
+            // before the others are even scheduled.
+            let start = Barrier::new(threads);
             let started = Instant::now();
             std::thread::scope(|scope| {
                 for thread in 0..threads {
-                    let slots = &slots;
-                    scope.spawn(move || match pattern {
-                        Pattern::Private => churn(shared.front(), thread),
-                        Pattern::ProducerConsumer => {
-                            pass_on(shared.front(), thread, threads, slots)
+                    let (slots, done, start) = (&slots, &done, &start);
+                    scope.spawn(move || {
+                        start.wait();
+                        match pattern {
+                            Pattern::Private => churn(shared.front(), thread),
+                            Pattern::ProducerConsumer => {
+                                pass_on(shared.front(), thread, threads, slots, done)
+                            }
                         }
                     });
                 }
@@ -182,7 +213,15 @@ fn throughput(shared: &impl Shared, threads: usize, pattern: Pattern) -> f64 {
         })
         .min()
         .unwrap_or(Duration::MAX);
-    (2 * STEPS * threads) as f64 / best.as_secs_f64() / 1e6
+    (2 * STEPS * allocating(threads, pattern)) as f64 / best.as_secs_f64() / 1e6
+}
+
+/// Threads that allocate: all of them, or the producers.
+fn allocating(threads: usize, pattern: Pattern) -> usize {
+    match pattern {
+        Pattern::Private => threads,
+        Pattern::ProducerConsumer => threads.div_ceil(2),
+    }
 }
 
 struct Plain<'a, H: RawHeap>(&'a Locked<H>);
@@ -267,7 +306,10 @@ fn measure(
         .iter()
         .map(|&t| throughput(shared, t, pattern))
         .collect();
-    let ops: usize = THREADS.iter().map(|&t| 2 * STEPS * t * TRIES).sum();
+    let ops: usize = THREADS
+        .iter()
+        .map(|&t| 2 * STEPS * allocating(t, pattern) * TRIES)
+        .sum();
     let trips_per_op = before
         .zip(trips())
         .map(|(before, after)| (after - before) as f64 / ops as f64);
