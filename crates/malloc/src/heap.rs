@@ -39,7 +39,7 @@ unsafe fn unlock_process() {
 }
 
 /// `rawheap::Locked`'s lock type for this process: every `Locked` using it shares
-/// [`MUTEX`]. Only one exists, the heap.
+/// one static pthread mutex. Only one exists, the heap.
 pub struct ProcessLock;
 
 // SAFETY: `lock` and `unlock` are a pthread mutex's, which excludes, acquires and
