@@ -172,47 +172,51 @@ fn requests_round_up_to_a_power_of_two_and_alignment_comes_free() {
 fn shrinking_frees_the_upper_halves_and_growing_takes_free_buddies() {
     let (_, mut heap) = heap_at(0);
     let fresh = blocks(&*heap);
-    let big = alloc(&mut *heap, bytes(2000));
+    // Blocks of a 32nd, a 64th and a 256th of the region (2 KiB, 1 KiB and 256 bytes
+    // of 64 KiB), asked for with sizes that round up to them.
+    let (large, middle, small) = (REGION / 32, REGION / 64, REGION / 256);
+    let (large_ask, middle_ask, small_ask) = (large - 48, middle * 5 / 8, small - 6);
+    let big = alloc(&mut *heap, bytes(large_ask));
     let start = big.as_ptr().addr();
-    // SAFETY: `big` is live with 2000 bytes; it shrinks to 100 in place.
-    unsafe { heap.resize_in_place(big, bytes(2000), bytes(100)) }.unwrap();
+    // SAFETY: `big` is live with `large_ask` bytes; it shrinks in place.
+    unsafe { heap.resize_in_place(big, bytes(large_ask), bytes(small_ask)) }.unwrap();
     heap.check().unwrap();
     let free = kinds(&*heap, BlockKind::Free);
-    for half in [128, 256, 512, 1024] {
+    for half in [small, 2 * small, middle] {
         assert!(free.contains(&Block::free(start + half, half)), "{half}");
     }
-    // Its buddies are free again: growing back to 2000 bytes takes them in place.
-    // SAFETY: `big` is live with 100 bytes.
-    unsafe { heap.resize_in_place(big, bytes(100), bytes(2000)) }.unwrap();
+    // Its buddies are free again: growing back takes them in place.
+    // SAFETY: `big` is live with `small_ask` bytes.
+    unsafe { heap.resize_in_place(big, bytes(small_ask), bytes(large_ask)) }.unwrap();
     heap.check().unwrap();
-    assert_eq!(kinds(&*heap, BlockKind::Used), [Block::used(start, 2048)]);
+    assert_eq!(kinds(&*heap, BlockKind::Used), [Block::used(start, large)]);
 
     // With its buddy in use, the block cannot grow; reallocate moves it.
-    // SAFETY: `big` is live with 2000 bytes.
-    unsafe { heap.resize_in_place(big, bytes(2000), bytes(600)) }.unwrap();
-    let wall = alloc(&mut *heap, bytes(600));
+    // SAFETY: `big` is live with `large_ask` bytes.
+    unsafe { heap.resize_in_place(big, bytes(large_ask), bytes(middle_ask)) }.unwrap();
+    let wall = alloc(&mut *heap, bytes(middle_ask));
     assert_eq!(
         wall.as_ptr().addr(),
-        start + 1024,
-        "the newest free 1 KiB block"
+        start + middle,
+        "the newest free block of its order"
     );
     let before = heap.stats();
-    // SAFETY: `big` is live with 600 bytes.
-    let refused = unsafe { heap.resize_in_place(big, bytes(600), bytes(2000)) };
+    // SAFETY: `big` is live with `middle_ask` bytes.
+    let refused = unsafe { heap.resize_in_place(big, bytes(middle_ask), bytes(large_ask)) };
     assert_eq!(refused, Err(AllocError::Exhausted));
     assert_eq!(heap.stats(), before);
     // SAFETY: as above; on success `big` is dead.
-    let moved = unsafe { heap.reallocate(big, bytes(600), bytes(2000)) }.unwrap();
+    let moved = unsafe { heap.reallocate(big, bytes(middle_ask), bytes(large_ask)) }.unwrap();
     assert_ne!(moved, big);
     heap.check().unwrap();
 
     // An upper half cannot grow in place: the larger block would start before it.
-    // SAFETY: `wall` is live with 600 bytes; its block is the upper half of `big`'s
-    // old 2 KiB block, whose lower half is free now.
-    let refused = unsafe { heap.resize_in_place(wall, bytes(600), bytes(1500)) };
+    // SAFETY: `wall` is live with `middle_ask` bytes; its block is the upper half of
+    // `big`'s old block, whose lower half is free now.
+    let refused = unsafe { heap.resize_in_place(wall, bytes(middle_ask), bytes(large * 3 / 4)) };
     assert_eq!(refused, Err(AllocError::Exhausted));
-    release(&mut *heap, wall, bytes(600));
-    release(&mut *heap, moved, bytes(2000));
+    release(&mut *heap, wall, bytes(middle_ask));
+    release(&mut *heap, moved, bytes(large_ask));
     assert_eq!(blocks(&*heap), fresh);
 }
 
