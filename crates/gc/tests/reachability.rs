@@ -7,7 +7,7 @@
 //! vectors and works out reachability itself. After each operation the test compares
 //! which objects are live; after each collection it also compares contents, the counts
 //! the collection reported, and the heap's own view (`check`, live blocks). It runs over
-//! three heaps: first-fit and best-fit free lists, and segregated fit.
+//! four heaps: first-fit and best-fit free lists, segregated fit and TLSF.
 
 use std::collections::HashSet;
 
@@ -16,6 +16,7 @@ use gc::{Collector, Gc, Trace, Tracer};
 use proptest::prelude::*;
 use rawheap::RawHeap;
 use segregated_fit::SegregatedFit;
+use tlsf::Tlsf;
 
 /// A link to an object of any of the three sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,5 +314,10 @@ proptest! {
     #[test]
     fn segregated_fit_frees_exactly_the_unreachable(threshold in threshold(), ops in program()) {
         run::<SegregatedFit>(threshold, ops);
+    }
+
+    #[test]
+    fn tlsf_frees_exactly_the_unreachable(threshold in threshold(), ops in program()) {
+        run::<Tlsf>(threshold, ops);
     }
 }
