@@ -365,8 +365,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    // No failure file: Miri isolates the test from the file system.
+    // No failure file: Miri isolates the test from the file system. Four cases under
+    // Miri, where each is slow; the conformance suite adds its own random sequences.
     #![proptest_config(ProptestConfig {
+        cases: if cfg!(miri) { 4 } else { ProptestConfig::default().cases },
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
