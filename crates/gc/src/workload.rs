@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn the_collector_runs_where_the_leak_ran_out() {
         let long = Shape {
-            rounds: 200,
+            rounds: if cfg!(miri) { 40 } else { 200 },
             ..SHAPE
         };
         let mut gc = Collector::<FreeList>::new(2048);
