@@ -40,6 +40,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             "criterion benches (every allocator and its peers)",
             &mut command,
         )?;
+        run(
+            "latency of single calls (writes target/bench/latency.md)",
+            &mut cargo(&["bench", "-p", "heaplab-benches", "--bench", "latency"]),
+        )?;
     }
     let results = read_results(&root().join("target/criterion"))?;
     let table = ratio_table(&results);

@@ -73,7 +73,7 @@ fn book_dir() -> PathBuf {
 }
 
 /// Where the site is written (`[build] build-dir` of `book.toml`).
-fn build_dir() -> PathBuf {
+pub(crate) fn build_dir() -> PathBuf {
     book_dir().join("build")
 }
 
@@ -91,6 +91,7 @@ fn build() -> anyhow::Result<()> {
     let started = Instant::now();
     let book = mdbook_driver::MDBook::load(book_dir()).context("loading the book")?;
     book.build().context("building the book")?;
+    crate::playground::build_into(&build_dir())?;
     println!(
         "book: built in {:.1} s into {}",
         started.elapsed().as_secs_f64(),
@@ -110,17 +111,7 @@ fn serve(port: u16, open_browser: bool) -> anyhow::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .with_context(|| format!("listening on localhost:{port} (pick another with --port)"))?;
     let build_number = Arc::new(AtomicU64::new(1));
-    let site = build_dir();
-    let served = Arc::clone(&build_number);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (site, served) = (site.clone(), Arc::clone(&served));
-            std::thread::spawn(move || {
-                // A browser closing a connection early is no reason to stop serving.
-                let _ = respond(stream, &site, &served);
-            });
-        }
-    });
+    serve_in_background(listener, build_dir(), Arc::clone(&build_number));
     let url = format!("http://127.0.0.1:{port}/");
     println!("book: serving {url}; edit book/ or crates/ and the page reloads (Ctrl-C stops)");
     if open_browser {
@@ -148,6 +139,24 @@ fn serve(port: u16, open_browser: bool) -> anyhow::Result<()> {
             Err(error) => eprintln!("book: {error:#}\nbook: still serving the last good build"),
         }
     }
+}
+
+/// Serves the files of `site` to whoever connects to `listener`, from a background
+/// thread (one more per connection); the version endpoint answers `build_number`.
+pub(crate) fn serve_in_background(
+    listener: TcpListener,
+    site: PathBuf,
+    build_number: Arc<AtomicU64>,
+) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (site, served) = (site.clone(), Arc::clone(&build_number));
+            std::thread::spawn(move || {
+                // A browser closing a connection early is no reason to stop serving.
+                let _ = respond(stream, &site, &served);
+            });
+        }
+    });
 }
 
 /// Folders whose changes need only a rebuild: the chapters, not what xtask writes.
@@ -261,6 +270,7 @@ fn content_type(file: &Path) -> &'static str {
         "css" => "text/css",
         "js" => "text/javascript",
         "json" => "application/json",
+        "wasm" => "application/wasm",
         "svg" => "image/svg+xml",
         "png" => "image/png",
         "ico" => "image/x-icon",

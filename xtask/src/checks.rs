@@ -1,5 +1,6 @@
 //! `ci`, `test` and `miri`: the checks a change must pass.
 
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::bail;
@@ -9,7 +10,23 @@ use crate::shell::{cargo, cargo_on, output, run};
 /// Crates whose unsafe code runs under Miri: the contract, the suite, every allocator.
 /// A new allocator joins by adding its package name here.
 /// (`heaplab` holds the tests of rawheap's `Locked`, `StaticHeap` and `Arena`.)
-const MIRI_PACKAGES: &[&str] = &["rawheap", "conformance", "bump", "free-list", "heaplab"];
+const MIRI_PACKAGES: &[&str] = &[
+    "rawheap",
+    "conformance",
+    "bump",
+    "free-list",
+    "buddy",
+    "slab",
+    "segregated-fit",
+    "tlsf",
+    "heaplab",
+    "gc",
+    "thread-cache",
+];
+
+/// Seconds CI fuzzes each target: enough to replay the regressions and try fresh
+/// inputs; long runs are `cargo xtask fuzz`.
+const CI_FUZZ_SECONDS: u64 = 20;
 
 /// The nightly toolchain Miri runs on.
 const NIGHTLY: &str = "nightly";
@@ -26,10 +43,12 @@ pub struct MiriArgs {
     /// Property-test cases per sequence property; CI uses a small number to fit its budget.
     #[arg(long, default_value_t = 8)]
     cases: u32,
-    /// Also run under the Tree Borrows aliasing model and with strict provenance.
-    #[arg(long)]
-    all_models: bool,
-    /// Packages to run (default: every crate with unsafe code).
+    /// The aliasing model to run under (both by default, as CI does). Each run also
+    /// checks strict provenance: a pointer made from an integer is an error.
+    #[arg(long, value_enum)]
+    model: Option<Model>,
+    /// Packages to run (default: every crate with unsafe code, and the book's code
+    /// blocks, which are `book-tests`'s doctests).
     #[arg(long = "package", short = 'p')]
     packages: Vec<String>,
 }
@@ -65,12 +84,17 @@ pub fn ci(args: &CiArgs) -> anyhow::Result<()> {
             "--locked",
         ]),
     )?;
+    println!("\n==> real programs on heaplab's malloc (LD_PRELOAD)");
+    crate::preload::run(&crate::preload::Args::default())?;
+    crate::coursework::check()?;
+    crate::fuzz::fuzz(crate::fuzz::TARGETS, CI_FUZZ_SECONDS)?;
     println!("\n==> the book: figures from real runs, includes and anchors, build");
     crate::book::check()?;
+    crate::playground::test()?;
     if !args.no_miri {
         miri(&MiriArgs {
             cases: 8,
-            all_models: false,
+            model: None,
             packages: Vec::new(),
         })?;
     }
@@ -81,41 +105,114 @@ pub fn ci(args: &CiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every test of the workspace. cargo-nextest runs each test in its own process, all
+/// of the workspace's tests side by side on every core (`cargo test` runs one test
+/// binary after another, so the longest binary sets the pace); doctests, which nextest
+/// does not run, follow.
 pub fn test() -> anyhow::Result<()> {
-    run("tests", &mut cargo(&["test", "--workspace", "--locked"]))
+    install_nextest()?;
+    run(
+        "tests",
+        &mut cargo(&[
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ]),
+    )?;
+    run(
+        "doctests",
+        &mut cargo(&["test", "--workspace", "--locked", "--doc"]),
+    )
+}
+
+/// Installs cargo-nextest when it is missing (this machine's image has it; a bare one
+/// builds it from crates.io).
+fn install_nextest() -> anyhow::Result<()> {
+    if output(&mut cargo(&["nextest", "--version"])).is_some() {
+        return Ok(());
+    }
+    run(
+        "installing cargo-nextest",
+        &mut cargo(&["install", "cargo-nextest", "--locked"]),
+    )
+}
+
+/// Miri's aliasing models: the rules a program's references and raw pointers must keep.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Model {
+    /// Stacked Borrows, Miri's default.
+    Stacked,
+    /// Tree Borrows (`-Zmiri-tree-borrows`), which accepts some patterns Stacked
+    /// Borrows rejects and rejects others.
+    Tree,
+}
+
+impl Model {
+    fn step(self) -> &'static str {
+        match self {
+            Model::Stacked => "Miri (Stacked Borrows, strict provenance)",
+            Model::Tree => "Miri (Tree Borrows, strict provenance)",
+        }
+    }
+
+    fn flags(self) -> &'static str {
+        match self {
+            Model::Stacked => "-Zmiri-strict-provenance",
+            Model::Tree => "-Zmiri-tree-borrows -Zmiri-strict-provenance",
+        }
+    }
 }
 
 pub fn miri(args: &MiriArgs) -> anyhow::Result<()> {
     install_miri()?;
-    let packages: Vec<&str> = if args.packages.is_empty() {
-        MIRI_PACKAGES.to_vec()
+    install_nextest()?;
+    let (packages, doc_packages): (Vec<&str>, Vec<&str>) = if args.packages.is_empty() {
+        let mut doc_packages = MIRI_PACKAGES.to_vec();
+        doc_packages.push("book-tests");
+        (MIRI_PACKAGES.to_vec(), doc_packages)
     } else {
-        args.packages.iter().map(String::as_str).collect()
+        let packages: Vec<&str> = args.packages.iter().map(String::as_str).collect();
+        (packages.clone(), packages)
     };
-    let mut models = vec![("Miri (Stacked Borrows)", "")];
-    if args.all_models {
-        models.push(("Miri (Tree Borrows)", "-Zmiri-tree-borrows"));
-        models.push(("Miri (strict provenance)", "-Zmiri-strict-provenance"));
-    }
-    for (step, flags) in models {
-        let mut command = cargo_on(NIGHTLY, &["miri", "test", "--locked"]);
-        for package in &packages {
-            command.args(["-p", package]);
-        }
-        command
-            .env("PROPTEST_CASES", args.cases.to_string())
-            .env("QUICKCHECK_TESTS", args.cases.to_string());
-        if !flags.is_empty() {
-            command.env("MIRIFLAGS", flags);
-        }
-        run(step, &mut command)?;
+    let models = match args.model {
+        Some(model) => vec![model],
+        None => vec![Model::Stacked, Model::Tree],
+    };
+    for model in models {
+        // One interpreter per test, as many at once as there are cores: Miri itself
+        // runs on one thread, so `cargo miri test` would leave all but one core idle.
+        let tests = ["miri", "nextest", "run", "--locked", "--no-fail-fast"];
+        run(
+            model.step(),
+            &mut miri_command(&tests, &packages, args.cases, model.flags()),
+        )?;
+        let doctests = ["miri", "test", "--locked", "--doc"];
+        run(
+            &format!("{}, doctests", model.step()),
+            &mut miri_command(&doctests, &doc_packages, args.cases, model.flags()),
+        )?;
     }
     Ok(())
 }
 
+/// `cargo +nightly ARGS -p PACKAGE...` with the property-test sizes and Miri flags set.
+fn miri_command(args: &[&str], packages: &[&str], cases: u32, flags: &str) -> Command {
+    let mut command = cargo_on(NIGHTLY, args);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    command
+        .env("PROPTEST_CASES", cases.to_string())
+        .env("QUICKCHECK_TESTS", cases.to_string())
+        .env("MIRIFLAGS", flags);
+    command
+}
+
 /// Adds the nightly toolchain's `miri` and `rust-src` components when they are missing.
 fn install_miri() -> anyhow::Result<()> {
-    let installed = output(std::process::Command::new("rustup").args([
+    let installed = output(Command::new("rustup").args([
         "component",
         "list",
         "--installed",
@@ -127,7 +224,7 @@ fn install_miri() -> anyhow::Result<()> {
     if installed.is_empty() {
         run(
             "installing nightly with miri and rust-src",
-            std::process::Command::new("rustup").args([
+            Command::new("rustup").args([
                 "toolchain",
                 "install",
                 NIGHTLY,
@@ -140,7 +237,7 @@ fn install_miri() -> anyhow::Result<()> {
     } else if !(has("miri") && has("rust-src")) {
         run(
             "adding miri and rust-src to nightly",
-            std::process::Command::new("rustup").args([
+            Command::new("rustup").args([
                 "component",
                 "add",
                 "--toolchain",

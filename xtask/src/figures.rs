@@ -78,6 +78,7 @@ pub fn generate(args: &Args) -> anyhow::Result<()> {
         let file = out.join(format!("{example}.txt"));
         std::fs::write(&file, printed).with_context(|| format!("writing {}", file.display()))?;
     }
+    crate::coursework::figures(&out)?;
     println!("figures: written to {}", out.display());
     Ok(())
 }

@@ -3,12 +3,18 @@
 //! Run `cargo xtask --help` for the list. Each subcommand prints the commands it runs,
 //! stops at the first failure and exits non-zero.
 
+mod assignment;
 mod bench;
 mod book;
 mod chapter;
 mod checks;
+mod coursework;
 mod demo;
 mod figures;
+mod fuzz;
+mod grade;
+mod playground;
+mod preload;
 mod replay;
 mod shell;
 
@@ -35,6 +41,9 @@ enum Command {
     Ci(checks::CiArgs),
     /// The whole test suite (unit, integration, doc tests) on stable.
     Test,
+    /// Fuzz every allocator (through `conformance::Checked`) and the trace parser with
+    /// cargo-fuzz on nightly (installs cargo-fuzz if missing).
+    Fuzz(fuzz::FuzzArgs),
     /// The conformance suite of every allocator under Miri (nightly; installs miri and
     /// rust-src if missing).
     Miri(checks::MiriArgs),
@@ -45,6 +54,20 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Run the criterion benches (every allocator beside its peers) and write the ratio table.
     Bench(bench::BenchArgs),
+    /// Drive the book's heap playground in headless Chromium: every allocator, allocate,
+    /// free, reallocate, replay, and check the drawing against the heap's own reports.
+    Playground(playground::Args),
+    /// Create a student's assignment crate from the coursework template.
+    NewAssignment(assignment::Args),
+    /// Grade a student's heap (or a folder of them with --all): the suite rule by rule,
+    /// traces, a score.
+    Grade(grade::Args),
+    /// The coursework kit's own check (a step of `ci`): a fresh assignment, the reference
+    /// solution, and the broken and faulty submissions graded.
+    Coursework,
+    /// Real programs (python3, perl, gcc) on every allocator through LD_PRELOAD, compared
+    /// with their output on the C library's malloc.
+    Preload(preload::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,8 +79,14 @@ fn main() -> anyhow::Result<()> {
         Command::Ci(args) => checks::ci(&args),
         Command::Test => checks::test(),
         Command::Miri(args) => checks::miri(&args),
+        Command::Fuzz(args) => fuzz::run_args(&args),
         Command::Traces(args) => replay::traces(args),
         Command::Replay(args) => replay::replay(args),
         Command::Bench(args) => bench::bench(&args),
+        Command::Playground(args) => playground::run_args(&args),
+        Command::NewAssignment(args) => assignment::run(&args),
+        Command::Grade(args) => grade::run(&args),
+        Command::Coursework => coursework::check(),
+        Command::Preload(args) => preload::run(&args),
     }
 }

@@ -139,7 +139,14 @@ pub fn generate(out: &mut Output, options: &Options) -> io::Result<()> {
     contract_walk(out)?;
     fragmentation_failure(out)?;
     leak_report(out)?;
+    crate::gc_figures::generate(out)?;
+    crate::slab_figures::generate(out, &traces)?;
+    crate::buddy_figures::generate(out)?;
     out.write("bench.md", bench_table(options.bench_summary.as_deref()))?;
+    for (name, file, command) in MEASURED_ELSEWHERE {
+        out.write(name, measured_elsewhere(file, command))?;
+    }
+    crate::latency_figures::generate(out, options.bench_summary.as_deref())?;
     out.write(
         "score-formula.md",
         format!("> `{}`\n", replay::SCORE_FORMULA),
@@ -656,6 +663,34 @@ pub fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String
             |_| "a panic without a message".to_owned(),
             |m| m.to_string(),
         ),
+    })
+}
+
+/// Tables that commands other than the figures write under the workspace's `target/`:
+/// the name in the book, the file, and the command that writes it.
+const MEASURED_ELSEWHERE: [(&str, &str, &str); 2] = [
+    (
+        "threads-bench.md",
+        "target/bench/threads.md",
+        "`cargo bench -p heaplab-benches --bench threads` (a minute or two)",
+    ),
+    (
+        "malloc-exit-stats.md",
+        "target/preload/exit-stats.md",
+        "`cargo xtask preload` (a CI step, about 20 s)",
+    ),
+];
+
+/// The file a command wrote, or a note naming the command when it never ran.
+fn measured_elsewhere(file: &str, command: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(file);
+    std::fs::read_to_string(path).unwrap_or_else(|_| {
+        format!(
+            "No results were found when this book was built. Run {command}, then \
+             `cargo xtask book`: they appear here.\n"
+        )
     })
 }
 

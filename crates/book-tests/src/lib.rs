@@ -10,9 +10,13 @@
 //! computes everything the book shows from real runs, and [`scenario`] is the chapters'
 //! step-by-step demo.
 
+pub mod buddy_figures;
 pub mod figures;
+pub mod gc_figures;
+pub mod latency_figures;
 pub mod links;
 pub mod scenario;
+pub mod slab_figures;
 
 /// Each chapter's examples, as doctests (`cargo test -p book-tests --doc`).
 #[cfg(doctest)]
@@ -37,4 +41,10 @@ mod chapters {
 
     #[doc = include_str!("../../../book/src/comparison.md")]
     struct Comparison;
+
+    #[doc = include_str!("../../../book/src/tlsf.md")]
+    struct Tlsf;
+
+    #[doc = include_str!("../../../book/src/gc.md")]
+    struct Gc;
 }

@@ -15,10 +15,28 @@
 //! assert!(stats.usable >= 100);
 //! # unsafe { heap.deallocate(block, Layout::from_size_align(100, 16).unwrap()) };
 //! ```
+//!
+//! A heap cannot outlive its region: an [`Arena`] owns both, and a borrow of the heap
+//! ends with it, so using a heap after its region is gone does not compile:
+//!
+//! ```compile_fail,E0597
+//! use heaplab::{Arena, RawHeap, free_list::FreeList};
+//! use core::alloc::Layout;
+//!
+//! let heap = {
+//!     let arena = Arena::<FreeList>::new(4096);
+//!     &*arena // error: `arena` does not live long enough
+//! };
+//! heap.stats();
+//! ```
 
+pub use buddy;
 pub use bump;
 pub use free_list;
 pub use rawheap::{self, *};
+pub use segregated_fit;
+pub use slab;
+pub use tlsf;
 pub use trace;
 
 pub mod registry;

@@ -46,6 +46,31 @@ pub fn for_each_heap(visitor: &mut impl HeapVisitor) {
         peer: Some("linked_list_allocator"),
         summary: "explicit free list, boundary tags, best fit",
     });
+    visitor.visit::<crate::segregated_fit::SegregatedFit>(&Entry {
+        name: "segregated-fit",
+        peer: Some("talc"),
+        summary: "segregated free lists: exact and logarithmic bins, bitmap, best fit in a bin",
+    });
+    visitor.visit::<crate::tlsf::Tlsf>(&Entry {
+        name: "tlsf",
+        peer: Some("rlsf"),
+        summary: "two-level segregated fit: bitmap-indexed size classes, good fit in constant time",
+    });
+    visitor.visit::<crate::buddy::Buddy>(&Entry {
+        name: "buddy",
+        peer: Some("buddy_system_allocator"),
+        summary: "binary buddy system: power-of-two blocks, split on allocate, merged with buddies on free",
+    });
+    visitor.visit::<crate::slab::Slab<crate::buddy::Buddy>>(&Entry {
+        name: "slab",
+        peer: Some("system"),
+        summary: "slab allocator: object caches of size classes, slabs and large blocks from buddy",
+    });
+    visitor.visit::<crate::slab::Slab<FreeList<FirstFit>>>(&Entry {
+        name: "slab-free-list",
+        peer: Some("system"),
+        summary: "slab allocator over the first-fit free list",
+    });
 }
 
 /// Every allocator's entry, in order.

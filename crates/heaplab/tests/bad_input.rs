@@ -107,7 +107,11 @@ fn assert_filled(name: &str, ptr: NonNull<u8>, size: usize, byte: u8) {
 fn size_zero_is_refused_and_reallocating_to_zero_keeps_the_block() {
     for_every_heap(|name, heap| {
         for align in [1, 8, 64] {
-            assert_eq!(heap.allocate(layout(0, align)), Err(AllocError::ZeroSize), "{name}");
+            assert_eq!(
+                heap.allocate(layout(0, align)),
+                Err(AllocError::ZeroSize),
+                "{name}"
+            );
             assert_eq!(
                 heap.allocate_zeroed(layout(0, align)),
                 Err(AllocError::ZeroSize),
@@ -173,7 +177,11 @@ fn reallocating_to_a_huge_size_is_refused_and_keeps_the_block() {
     for_every_heap(|name, heap| {
         let (_, len) = heap.region();
         let ptr = filled(heap, name, 64, 0x3C);
-        for size in [len + 1, isize::MAX as usize - 7, isize::MAX as usize / 2 + 1] {
+        for size in [
+            len + 1,
+            isize::MAX as usize - 7,
+            isize::MAX as usize / 2 + 1,
+        ] {
             // SAFETY: `ptr` is live with this layout; on `Err` it stays live.
             let answer = unsafe { heap.reallocate(ptr, layout(64, 8), layout(size, 8)) };
             assert_eq!(answer, Err(AllocError::Unsupported), "{name}: to {size}");
