@@ -271,24 +271,6 @@ impl<P: Placement> FreeList<P> {
     }
     // ANCHOR_END: coalesce
 
-    /// Why `layout` cannot be served: too big for even an empty heap, or not now.
-    #[cold]
-    fn refusal(&self, layout: Layout) -> AllocError {
-        if layout.size() == 0 {
-            return AllocError::ZeroSize;
-        }
-        let fits_when_empty = tags::block_size(layout.size())
-            .zip(self.blocks)
-            .is_some_and(|(need, (span, _))| {
-                tags::fit_gap(span.first, span.len(), need, layout.align()).is_some()
-            });
-        if fits_when_empty {
-            AllocError::Exhausted
-        } else {
-            AllocError::Unsupported
-        }
-    }
-
     /// Whether `block` is on the free list. O(free blocks).
     ///
     /// # Safety
@@ -333,64 +315,21 @@ impl<P: Placement> FreeList<P> {
         Ok(listed)
     }
 
-    /// Walks the blocks in address order checking invariants 1 to 4 (all but the list's
-    /// own links, see `check_free_list`); returns the free and used blocks counted.
+    /// Walks the blocks in address order checking invariants 1 to 3 (the tags, see
+    /// [`tags::check_span`]) and 4 (every free block is on the list); returns the free
+    /// and used blocks counted.
     fn check_blocks(&self, span: Span, first: BlockRef) -> Result<(usize, usize), HeapError> {
-        let (mut free, mut used) = (0, 0);
-        let mut prev_used = true;
-        let mut end = span.first;
-        // SAFETY: `first` is the span's first block; `blocks` stops at a header whose
-        // size leaves the span.
-        for block in unsafe { span.blocks(first) } {
-            let at = |invariant| HeapError::new(invariant).at(block.addr());
-            // SAFETY: `blocks` yields headers inside the span.
-            let (size, is_used, says_prev_used) =
-                unsafe { (block.size(), block.is_used(), block.prev_used()) };
-            if block.addr() != end || !span.holds(block.addr()) {
-                return Err(at("the blocks tile the span"));
-            }
-            if size < MIN_BLOCK || !rawheap::align::is_aligned(size, GRANULE) {
-                return Err(at(
-                    "a block is at least MIN_BLOCK bytes, a multiple of GRANULE",
-                ));
-            }
-            if says_prev_used != prev_used {
-                return Err(at("PREV_USED tells whether the block before is used"));
-            }
-            if is_used {
-                used += 1;
-            } else {
-                if !prev_used {
-                    return Err(at("no two free blocks are neighbours"));
+        let on_the_list = |block: BlockRef, _| {
+            // SAFETY: `check_free_list` found the list's links sound.
+            match unsafe { self.listed(block) } {
+                true => Ok(()),
+                false => {
+                    Err(HeapError::new("every free block is on the free list").at(block.addr()))
                 }
-                // SAFETY: a free block of at least MIN_BLOCK bytes inside the span.
-                if unsafe { block.footer() } != size {
-                    return Err(at("a free block's footer equals its size"));
-                }
-                // SAFETY: `check_free_list` found the list's links sound.
-                if !unsafe { self.listed(block) } {
-                    return Err(at("every free block is on the free list"));
-                }
-                free += 1;
             }
-            prev_used = is_used;
-            end = block.addr() + size;
-        }
-        if end != span.epilogue {
-            return Err(HeapError::new("the blocks reach the epilogue exactly").at(end));
-        }
-        // SAFETY: the blocks tile the span, so the epilogue header is where it was put.
-        let epilogue = unsafe { span.epilogue_of(first) };
-        // SAFETY: as above.
-        let (size, is_used, says_prev_used) =
-            unsafe { (epilogue.size(), epilogue.is_used(), epilogue.prev_used()) };
-        if size != 0 || !is_used || says_prev_used != prev_used {
-            return Err(HeapError::new(
-                "the epilogue is a used, zero-sized header that knows the last block",
-            )
-            .at(span.epilogue));
-        }
-        Ok((free, used))
+        };
+        // SAFETY: `first` is the first block of our span.
+        unsafe { tags::check_span(span, first, on_the_list) }
     }
 }
 
@@ -423,12 +362,12 @@ unsafe impl<P: Placement> RawHeap for FreeList<P> {
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let need = match tags::block_size(layout.size()) {
             Some(need) if layout.size() != 0 => need,
-            _ => return Err(self.refusal(layout)),
+            _ => return Err(tags::refusal(self.blocks, layout)),
         };
         match self.find_fit(need, layout.align()) {
             // SAFETY: `find_fit` found this free block on the list with this fit.
             Some((block, fit)) => Ok(unsafe { self.split(block, fit.gap, need, layout.size()) }),
-            None => Err(self.refusal(layout)),
+            None => Err(tags::refusal(self.blocks, layout)),
         }
     }
     // ANCHOR_END: allocate
@@ -491,29 +430,8 @@ unsafe impl<P: Placement> RawHeap for FreeList<P> {
     }
 
     fn walk(&self, visit: &mut dyn FnMut(Block)) {
-        let start = self.region.cast::<u8>().as_ptr().addr();
-        let end = start + self.region.len();
-        let Some((span, first)) = self.blocks else {
-            if end > start {
-                visit(Block::overhead(start, end - start));
-            }
-            return;
-        };
-        if span.first > start {
-            visit(Block::overhead(start, span.first - start));
-        }
-        // SAFETY: `first` is the span's first block and nothing changes while we walk.
-        for block in unsafe { span.blocks(first) } {
-            // SAFETY: `blocks` yields headers inside the span.
-            let (size, used) = unsafe { (block.size(), block.is_used()) };
-            if used {
-                visit(Block::overhead(block.addr(), HEADER));
-                visit(Block::used(block.addr() + HEADER, size - HEADER));
-            } else {
-                visit(Block::free(block.addr(), size));
-            }
-        }
-        visit(Block::overhead(span.epilogue, end - span.epilogue));
+        // SAFETY: `blocks` is our span, formatted in `region`; `&self` keeps it still.
+        unsafe { tags::walk_span(self.region, self.blocks, visit) }
     }
 
     // ANCHOR: check

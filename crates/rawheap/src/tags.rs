@@ -52,15 +52,19 @@
 //! *relink* the lists (the planned blocks tell which blocks leave and which arrive),
 //! then *write the tags* (`write_tags`). Lists are the caller's business, so a heap with
 //! one list (free-list) and a heap with a table of lists (segregated-fit, TLSF) use the
-//! same plans.
+//! same plans. What does not depend on the lists is here once too: [`walk_span`]
+//! reports a span's blocks, [`check_span`] checks invariants 1 to 3 and hands each free
+//! block to the heap's own list check, and [`refusal`] tells `Exhausted` from
+//! `Unsupported`.
 //!
 //! Everything here is `unsafe`: a [`BlockRef`] is a bare pointer, and each function
 //! trusts that it points at a block header of a live, formatted span.
 
+use core::alloc::Layout;
 use core::mem::size_of;
 use core::ptr::NonNull;
 
-use crate::align;
+use crate::{AllocError, Block, HeapError, align};
 
 /// Bytes in a machine word: a header, a footer or a link.
 pub const WORD: usize = size_of::<usize>();
@@ -833,6 +837,132 @@ pub unsafe fn split_tail(used: BlockRef, need: usize) -> Option<BlockRef> {
         let tail = used.next_phys();
         tail.write_used(tail_size, true);
         Some(tail)
+    }
+}
+
+/// Reports the stretches of `region` for [`RawHeap::walk`](crate::RawHeap::walk): the
+/// bytes before the span and after its epilogue as overhead, a used block as its header
+/// (overhead) and payload (used), a free block whole as free. `blocks` is the span and
+/// its first block, `None` for a region too small to hold one. Whatever its free lists,
+/// a heap on this module walks this way.
+///
+/// # Safety
+///
+/// `blocks` describes a live span formatted in `region`, and no header changes while
+/// this runs.
+pub unsafe fn walk_span(
+    region: NonNull<[u8]>,
+    blocks: Option<(Span, BlockRef)>,
+    visit: &mut dyn FnMut(Block),
+) {
+    let start = region.cast::<u8>().as_ptr().addr();
+    let end = start + region.len();
+    let Some((span, first)) = blocks else {
+        if end > start {
+            visit(Block::overhead(start, end - start));
+        }
+        return;
+    };
+    if span.first > start {
+        visit(Block::overhead(start, span.first - start));
+    }
+    // SAFETY: the caller's promise; `blocks` stops at a header whose size leaves the span.
+    for block in unsafe { span.blocks(first) } {
+        // SAFETY: `blocks` yields headers inside the span.
+        let (size, used) = unsafe { (block.size(), block.is_used()) };
+        if used {
+            visit(Block::overhead(block.addr(), HEADER));
+            visit(Block::used(block.addr() + HEADER, size - HEADER));
+        } else {
+            visit(Block::free(block.addr(), size));
+        }
+    }
+    visit(Block::overhead(span.epilogue, end - span.epilogue));
+}
+
+/// Checks invariants 1 to 3 of this module, walking the blocks in address order: they
+/// tile the span on the granule grid, every `PREV_USED` bit and free footer tells the
+/// truth, no two free blocks touch, and the epilogue closes the span. Hands each free
+/// block and its size to `on_free`, which checks the heap's own lists. Returns the free
+/// and used blocks counted.
+///
+/// # Safety
+///
+/// `first` is the first block of a live span formatted from `span`.
+pub unsafe fn check_span(
+    span: Span,
+    first: BlockRef,
+    mut on_free: impl FnMut(BlockRef, usize) -> Result<(), HeapError>,
+) -> Result<(usize, usize), HeapError> {
+    let (mut free, mut used) = (0, 0);
+    let mut prev_used = true;
+    let mut end = span.first;
+    // SAFETY: the caller's promise; `blocks` stops at a header whose size leaves the span.
+    for block in unsafe { span.blocks(first) } {
+        let at = |invariant| HeapError::new(invariant).at(block.addr());
+        // SAFETY: `blocks` yields headers inside the span.
+        let (size, is_used, says_prev_used) =
+            unsafe { (block.size(), block.is_used(), block.prev_used()) };
+        if block.addr() != end || !span.holds(block.addr()) {
+            return Err(at("the blocks tile the span"));
+        }
+        if size < MIN_BLOCK || !align::is_aligned(size, GRANULE) {
+            return Err(at(
+                "a block is at least MIN_BLOCK bytes, a multiple of GRANULE",
+            ));
+        }
+        if says_prev_used != prev_used {
+            return Err(at("PREV_USED tells whether the block before is used"));
+        }
+        if is_used {
+            used += 1;
+        } else {
+            if !prev_used {
+                return Err(at("no two free blocks are neighbours"));
+            }
+            // SAFETY: a free block of at least MIN_BLOCK bytes inside the span.
+            if unsafe { block.footer() } != size {
+                return Err(at("a free block's footer equals its size"));
+            }
+            on_free(block, size)?;
+            free += 1;
+        }
+        prev_used = is_used;
+        end = block.addr() + size;
+    }
+    if end != span.epilogue {
+        return Err(HeapError::new("the blocks reach the epilogue exactly").at(end));
+    }
+    // SAFETY: the blocks tile the span, so the epilogue header is where it was put.
+    let epilogue = unsafe { span.epilogue_of(first) };
+    // SAFETY: as above.
+    let (size, is_used, says_prev_used) =
+        unsafe { (epilogue.size(), epilogue.is_used(), epilogue.prev_used()) };
+    if size != 0 || !is_used || says_prev_used != prev_used {
+        return Err(HeapError::new(
+            "the epilogue is a used, zero-sized header that knows the last block",
+        )
+        .at(span.epilogue));
+    }
+    Ok((free, used))
+}
+
+/// Why a heap on `blocks` refuses `layout`: `ZeroSize` for size 0, `Exhausted` when the
+/// request would fit in the one free block of the empty heap (not now, but some day),
+/// `Unsupported` when it never can.
+pub fn refusal(blocks: Option<(Span, BlockRef)>, layout: Layout) -> AllocError {
+    if layout.size() == 0 {
+        return AllocError::ZeroSize;
+    }
+    let fits_when_empty = block_size(layout.size())
+        .zip(blocks)
+        .is_some_and(|(need, (span, _))| {
+            fit_gap(span.first, span.len(), need, layout.align()).is_some()
+        });
+    if fits_when_empty {
+        AllocError::Exhausted
+    } else {
+        AllocError::Unsupported
     }
 }
 

@@ -356,24 +356,6 @@ impl SegregatedFit {
     }
     // ANCHOR_END: coalesce
 
-    /// Why `layout` cannot be served: too big for even an empty heap, or not now.
-    #[cold]
-    fn refusal(&self, layout: Layout) -> AllocError {
-        if layout.size() == 0 {
-            return AllocError::ZeroSize;
-        }
-        let fits_when_empty = tags::block_size(layout.size())
-            .zip(self.blocks)
-            .is_some_and(|(need, (span, _))| {
-                tags::fit_gap(span.first, span.len(), need, layout.align()).is_some()
-            });
-        if fits_when_empty {
-            AllocError::Exhausted
-        } else {
-            AllocError::Unsupported
-        }
-    }
-
     /// Checks every bin's list and the bitmap (invariants 4 and 5, all but "every free
     /// block is listed", which `check_blocks` adds); returns how many blocks the bins
     /// hold. Reads a block's links only after finding it inside the span.
@@ -426,75 +408,35 @@ impl SegregatedFit {
         Ok(listed)
     }
 
-    /// Walks the blocks in address order checking invariants 1 to 3, that every free
-    /// block but the last is on its bin, and invariant 6; returns how many free blocks
-    /// should be on bins and how many blocks are used.
+    /// Walks the blocks in address order checking invariants 1 to 3 (the tags, see
+    /// [`tags::check_span`]), that every free block but the last is on its bin, and
+    /// invariant 6; returns how many free blocks should be on bins and how many blocks
+    /// are used.
     fn check_blocks(&self, span: Span, first: BlockRef) -> Result<(usize, usize), HeapError> {
-        let (mut binned, mut used) = (0, 0);
         let mut last_free = None;
-        let mut prev_used = true;
-        let mut end = span.first;
-        // SAFETY: `first` is the span's first block; `blocks` stops at a header whose
-        // size would leave the span.
-        for block in unsafe { span.blocks(first) } {
-            let at = |invariant| HeapError::new(invariant).at(block.addr());
-            // SAFETY: `blocks` yields headers inside the span.
-            let (size, is_used, says_prev_used) =
-                unsafe { (block.size(), block.is_used(), block.prev_used()) };
-            if block.addr() != end || !span.holds(block.addr()) {
-                return Err(at("the blocks tile the span"));
+        let on_its_bin = |block: BlockRef, size: usize| {
+            if block.addr() + size == span.epilogue {
+                last_free = Some(block);
+                return Ok(());
             }
-            if size < MIN_BLOCK || !rawheap::align::is_aligned(size, GRANULE) {
-                return Err(at(
-                    "a block is at least MIN_BLOCK bytes, a multiple of GRANULE",
-                ));
-            }
-            if says_prev_used != prev_used {
-                return Err(at("PREV_USED tells whether the block before is used"));
-            }
-            if is_used {
-                used += 1;
+            // SAFETY: `check_bins` found the lists' links sound.
+            if unsafe { self.bins.list(bin_of(size)).iter() }.any(|b| b == block) {
+                Ok(())
             } else {
-                if !prev_used {
-                    return Err(at("no two free blocks are neighbours"));
-                }
-                // SAFETY: a free block of at least MIN_BLOCK bytes inside the span.
-                if unsafe { block.footer() } != size {
-                    return Err(at("a free block's footer equals its size"));
-                }
-                if block.addr() + size == span.epilogue {
-                    last_free = Some(block);
-                } else {
-                    // SAFETY: `check_bins` found the lists' links sound.
-                    if !unsafe { self.bins.list(bin_of(size)).iter() }.any(|b| b == block) {
-                        return Err(at("every free block but the top is on the bin of its size"));
-                    }
-                    binned += 1;
-                }
+                Err(
+                    HeapError::new("every free block but the top is on the bin of its size")
+                        .at(block.addr()),
+                )
             }
-            prev_used = is_used;
-            end = block.addr() + size;
-        }
-        if end != span.epilogue {
-            return Err(HeapError::new("the blocks reach the epilogue exactly").at(end));
-        }
+        };
+        // SAFETY: `first` is the first block of our span.
+        let (free, used) = unsafe { tags::check_span(span, first, on_its_bin) }?;
         if self.top != last_free {
             return Err(HeapError::new(
                 "the top is the last block when that is free, and none otherwise",
             ));
         }
-        // SAFETY: the blocks tile the span, so the epilogue header is where it was put.
-        let epilogue = unsafe { span.epilogue_of(first) };
-        // SAFETY: as above.
-        let (size, is_used, says_prev_used) =
-            unsafe { (epilogue.size(), epilogue.is_used(), epilogue.prev_used()) };
-        if size != 0 || !is_used || says_prev_used != prev_used {
-            return Err(HeapError::new(
-                "the epilogue is a used, zero-sized header that knows the last block",
-            )
-            .at(span.epilogue));
-        }
-        Ok((binned, used))
+        Ok((free - usize::from(last_free.is_some()), used))
     }
 }
 
@@ -524,7 +466,7 @@ unsafe impl RawHeap for SegregatedFit {
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let need = match tags::block_size(layout.size()) {
             Some(need) if layout.size() != 0 => need,
-            _ => return Err(self.refusal(layout)),
+            _ => return Err(tags::refusal(self.blocks, layout)),
         };
         let found = if layout.align() <= GRANULE {
             self.find_fit(need).map(|(block, home)| (block, home, 0))
@@ -536,7 +478,7 @@ unsafe impl RawHeap for SegregatedFit {
                 // SAFETY: the block was found at `home` with this gap and need.
                 Ok(unsafe { self.split(block, home, gap, need, layout.size()) })
             }
-            None => Err(self.refusal(layout)),
+            None => Err(tags::refusal(self.blocks, layout)),
         }
     }
     // ANCHOR_END: allocate
@@ -609,29 +551,8 @@ unsafe impl RawHeap for SegregatedFit {
     }
 
     fn walk(&self, visit: &mut dyn FnMut(Block)) {
-        let start = self.region.cast::<u8>().as_ptr().addr();
-        let end = start + self.region.len();
-        let Some((span, first)) = self.blocks else {
-            if end > start {
-                visit(Block::overhead(start, end - start));
-            }
-            return;
-        };
-        if span.first > start {
-            visit(Block::overhead(start, span.first - start));
-        }
-        // SAFETY: `first` is the span's first block and nothing changes while we walk.
-        for block in unsafe { span.blocks(first) } {
-            // SAFETY: `blocks` yields headers inside the span.
-            let (size, used) = unsafe { (block.size(), block.is_used()) };
-            if used {
-                visit(Block::overhead(block.addr(), HEADER));
-                visit(Block::used(block.addr() + HEADER, size - HEADER));
-            } else {
-                visit(Block::free(block.addr(), size));
-            }
-        }
-        visit(Block::overhead(span.epilogue, end - span.epilogue));
+        // SAFETY: `blocks` is our span, formatted in `region`; `&self` keeps it still.
+        unsafe { tags::walk_span(self.region, self.blocks, visit) }
     }
 
     // ANCHOR: check

@@ -96,7 +96,6 @@
 
 mod class;
 mod lookup;
-mod span;
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -321,18 +320,6 @@ impl<const SL: usize> Tlsf<SL> {
     }
     // ANCHOR_END: coalesce
 
-    /// Why `layout` cannot be served: too big for even an empty heap, or not now.
-    #[cold]
-    fn refusal(&self, layout: Layout) -> AllocError {
-        if layout.size() == 0 {
-            AllocError::ZeroSize
-        } else if span::fits_when_empty(self.blocks, layout) {
-            AllocError::Exhausted
-        } else {
-            AllocError::Unsupported
-        }
-    }
-
     /// What a search for `layout` does in the index now, for showing it (see
     /// [`Lookup`]); `None` for a size the heap refuses outright.
     pub fn lookup(&self, layout: Layout) -> Option<Lookup> {
@@ -485,12 +472,12 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let need = match tags::block_size(layout.size()) {
             Some(need) if layout.size() != 0 => need,
-            _ => return Err(self.refusal(layout)),
+            _ => return Err(tags::refusal(self.blocks, layout)),
         };
         match self.find_fit(need, layout.align()) {
             // SAFETY: `find_fit` just found this fit.
             Some(fit) => Ok(unsafe { self.split(fit, need, layout.size()) }),
-            None => Err(self.refusal(layout)),
+            None => Err(tags::refusal(self.blocks, layout)),
         }
     }
     // ANCHOR_END: allocate
@@ -556,7 +543,7 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
 
     fn walk(&self, visit: &mut dyn FnMut(Block)) {
         // SAFETY: `blocks` is the span formatted in our region, unchanged while we walk.
-        unsafe { span::walk(self.region, self.blocks, visit) }
+        unsafe { tags::walk_span(self.region, self.blocks, visit) }
     }
 
     // ANCHOR: check
@@ -568,7 +555,7 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
         };
         // SAFETY: `first` is the span's first block; `check_index` found the lists sound.
         let (free, used) = unsafe {
-            span::check_blocks(span, first, |block, size| {
+            tags::check_span(span, first, |block, size| {
                 if self.listed(block, size) {
                     Ok(())
                 } else {
