@@ -35,6 +35,18 @@ const MAP_WIDTH: usize = 720;
 /// is about the process's memory), so the caller of [`generate`] runs them.
 pub const EXAMPLES: &[&str] = &["where_things_live"];
 
+/// Files of the coursework chapters that `cargo xtask figures` writes after
+/// [`generate`], with the grader's reports: grading builds each submission as its own
+/// crate, which is the grader's business (`xtask/src/coursework.rs`), not this crate's.
+pub const GRADER_REPORTS: &[&str] = &[
+    "coursework-report-reference.md",
+    "coursework-report-broken.md",
+    "coursework-report-broken.json",
+    "coursework-report-loops.md",
+    "coursework-batch.md",
+    "coursework-formula.md",
+];
+
 /// Workloads drawn as heap maps and fragmentation plots, one of each per allocator.
 pub const PICTURED: [Workload; 2] = [Workload::RandomMixed, Workload::FirstFitAdversary];
 

@@ -348,7 +348,17 @@ mod tests {
     #[test]
     fn every_registry_allocator_has_a_chapter_with_its_demo() {
         let chapters = chapters();
-        assert_eq!(chapters, ["bump", "free-list"]);
+        assert_eq!(
+            chapters,
+            [
+                "bump",
+                "free-list",
+                "segregated-fit",
+                "tlsf",
+                "buddy",
+                "slab"
+            ]
+        );
         let names: Vec<&str> = demos("free-list").iter().map(|(name, _)| *name).collect();
         assert_eq!(
             names,
