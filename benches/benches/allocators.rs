@@ -13,16 +13,8 @@ use std::ptr::NonNull;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use heaplab::RawHeap;
-use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
-use heaplab_benches::peers::{BuddySystem, Bumpalo, LinkedList, Rlsf, System, Talc};
-use heaplab_benches::{Contender, Workload};
+use heaplab_benches::{Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender};
 use trace::Workload as Generator;
-
-/// Trace size for the benches: a few thousand operations a pass, so that one pass is
-/// long against the timer and short enough for every contender to run many.
-const SCALE: usize = 4;
-const SEED: u64 = 2026;
 
 fn time<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, workload: &Workload) {
     let mut heap = C::with_region(workload.region);
@@ -35,14 +27,14 @@ fn time<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, work
     });
 }
 
-struct HeaplabAllocators<'g, 'c> {
+struct Timed<'g, 'c> {
     group: &'g mut BenchmarkGroup<'c, WallTime>,
     workload: &'g Workload,
 }
 
-impl HeapVisitor for HeaplabAllocators<'_, '_> {
-    fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
-        time::<heaplab::Arena<H>>(self.group, entry.name, self.workload);
+impl ContenderVisitor for Timed<'_, '_> {
+    fn visit<C: Contender>(&mut self, name: &str) {
+        time::<C>(self.group, name, self.workload);
     }
 }
 
@@ -52,16 +44,10 @@ fn allocators(c: &mut Criterion) {
         let workload = Workload::from_trace(generator.name(), &trace);
         let mut group = c.benchmark_group(generator.name());
         group.throughput(Throughput::Elements(workload.steps.len() as u64));
-        for_each_heap(&mut HeaplabAllocators {
+        for_each_contender(&mut Timed {
             group: &mut group,
             workload: &workload,
         });
-        time::<Bumpalo>(&mut group, "bumpalo", &workload);
-        time::<LinkedList>(&mut group, "linked_list_allocator", &workload);
-        time::<BuddySystem>(&mut group, "buddy_system_allocator", &workload);
-        time::<Talc>(&mut group, "talc", &workload);
-        time::<Rlsf>(&mut group, "rlsf", &workload);
-        time::<System>(&mut group, "system", &workload);
         group.finish();
     }
 }

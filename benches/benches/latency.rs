@@ -27,7 +27,7 @@ use heaplab::Arena;
 use heaplab::free_list::{FirstFit, FreeList};
 use heaplab::tlsf::Tlsf;
 use heaplab_benches::peers::Rlsf;
-use heaplab_benches::{Contender, Step, Workload};
+use heaplab_benches::{Contender, SCALE, SEED, Step, Workload};
 use trace::Workload as Generator;
 
 /// Replays of each trace; each call keeps the mean of its fastest half.
@@ -35,8 +35,6 @@ const PASSES: usize = 200;
 /// The traces: both leave many free blocks of many sizes, the case where searching a
 /// list costs most. Same seed and scale as the criterion benches.
 const TRACES: [Generator; 2] = [Generator::FirstFitAdversary, Generator::RandomMixed];
-const SCALE: usize = 4;
-const SEED: u64 = 2026;
 
 /// The kinds of call timed, in table order.
 const OPS: [&str; 3] = ["allocate", "free", "reallocate"];

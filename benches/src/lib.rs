@@ -10,6 +10,36 @@ use core::ptr::NonNull;
 
 pub mod peers;
 
+/// The seed of the generated traces every bench replays.
+pub const SEED: u64 = 2026;
+
+/// Trace size for the benches: a few thousand operations a pass, so that one pass is
+/// long against the timer and short enough for every contender to run many.
+pub const SCALE: usize = 4;
+
+/// Something to do with each contender's type, heaplab allocators and peers alike.
+pub trait ContenderVisitor {
+    /// Called once per contender, with its name as tables show it.
+    fn visit<C: Contender>(&mut self, name: &str);
+}
+
+/// Calls `visitor` with every contender: each heaplab allocator of the registry
+/// through its [`Arena`](heaplab::Arena), then the peer crates and the system
+/// allocator, in the order the bench tables list them.
+pub fn for_each_contender(visitor: &mut impl ContenderVisitor) {
+    struct Heaplab<'v, V>(&'v mut V);
+    impl<V: ContenderVisitor> heaplab::registry::HeapVisitor for Heaplab<'_, V> {
+        fn visit<H: heaplab::RawHeap + Send + 'static>(
+            &mut self,
+            entry: &heaplab::registry::Entry,
+        ) {
+            self.0.visit::<heaplab::Arena<H>>(entry.name);
+        }
+    }
+    heaplab::registry::for_each_heap(&mut Heaplab(visitor));
+    peers::for_each_peer(visitor);
+}
+
 /// An allocator as the benches see it: built over a region of a given size, then asked
 /// to allocate, free and reallocate.
 pub trait Contender {
@@ -233,8 +263,6 @@ impl Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peers::{BuddySystem, Bumpalo, LinkedList, Rlsf, System, Talc};
-    use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
 
     /// Runs `workload` twice on one `C`, as the bench does pass after pass, and checks
     /// that every block was freed: it must complete for every contender.
@@ -252,11 +280,11 @@ mod tests {
         }
     }
 
-    struct EveryHeaplabHeap<'w>(&'w Workload);
+    struct Completes<'w>(&'w Workload);
 
-    impl HeapVisitor for EveryHeaplabHeap<'_> {
-        fn visit<H: heaplab::RawHeap + Send + 'static>(&mut self, _: &Entry) {
-            completes::<heaplab::Arena<H>>(self.0);
+    impl ContenderVisitor for Completes<'_> {
+        fn visit<C: Contender>(&mut self, _: &str) {
+            completes::<C>(self.0);
         }
     }
 
@@ -265,13 +293,7 @@ mod tests {
         for generator in trace::Workload::ALL {
             let workload =
                 Workload::from_trace(generator.name(), &trace::generate(generator, 7, 1));
-            for_each_heap(&mut EveryHeaplabHeap(&workload));
-            completes::<Bumpalo>(&workload);
-            completes::<LinkedList>(&workload);
-            completes::<BuddySystem>(&workload);
-            completes::<Talc>(&workload);
-            completes::<Rlsf>(&workload);
-            completes::<System>(&workload);
+            for_each_contender(&mut Completes(&workload));
         }
     }
 

@@ -11,7 +11,18 @@ use core::ptr::NonNull;
 
 use heaplab::Memory;
 
-use crate::Contender;
+use crate::{Contender, ContenderVisitor};
+
+/// Calls `visitor` with every peer crate and the system allocator, by the names the
+/// bench tables use.
+pub fn for_each_peer(visitor: &mut impl ContenderVisitor) {
+    visitor.visit::<Bumpalo>("bumpalo");
+    visitor.visit::<LinkedList>("linked_list_allocator");
+    visitor.visit::<BuddySystem>("buddy_system_allocator");
+    visitor.visit::<Talc>("talc");
+    visitor.visit::<Rlsf>("rlsf");
+    visitor.visit::<System>("system");
+}
 
 /// Page-aligned memory for a peer, the same kind an [`Arena`](heaplab::Arena) gets.
 fn region(bytes: usize) -> Memory {

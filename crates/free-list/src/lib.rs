@@ -360,9 +360,8 @@ unsafe impl<P: Placement> RawHeap for FreeList<P> {
     // ANCHOR: allocate
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let need = match tags::block_size(layout.size()) {
-            Some(need) if layout.size() != 0 => need,
-            _ => return Err(tags::refusal(self.blocks, layout)),
+        let Some(need) = tags::block_size(layout.size()) else {
+            return Err(tags::refusal(self.blocks, layout));
         };
         match self.find_fit(need, layout.align()) {
             // SAFETY: `find_fit` found this free block on the list with this fit.

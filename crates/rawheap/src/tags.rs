@@ -86,17 +86,25 @@ const PREV_USED: usize = 0b10;
 /// Every flag bit; sizes are multiples of `GRANULE`, so these bits are free.
 const FLAGS: usize = USED | PREV_USED;
 
+/// The largest request whose block size a `usize` holds: adding the header and rounding
+/// up to a granule do not overflow.
+const LARGEST_REQUEST: usize = usize::MAX - (HEADER + GRANULE - 1);
+
 /// The block size that serves a request of `size` bytes: header plus payload, rounded up
-/// to a granule, at least [`MIN_BLOCK`]. `None` when that overflows.
+/// to a granule, at least [`MIN_BLOCK`]. `None` for size 0, which no heap serves, and
+/// when the size overflows.
 #[inline]
 pub const fn block_size(size: usize) -> Option<usize> {
-    let Some(with_header) = size.checked_add(HEADER) else {
+    // One comparison, on every allocation, turns away both: 0 wraps to `usize::MAX`.
+    if size.wrapping_sub(1) >= LARGEST_REQUEST {
         return None;
-    };
-    match align::round_size(with_header, GRANULE) {
-        Some(rounded) if rounded < MIN_BLOCK => Some(MIN_BLOCK),
-        rounded => rounded,
     }
+    let rounded = (size + (HEADER + GRANULE - 1)) & !(GRANULE - 1);
+    Some(if rounded < MIN_BLOCK {
+        MIN_BLOCK
+    } else {
+        rounded
+    })
 }
 
 /// A block, as a pointer to its header.
@@ -393,6 +401,50 @@ impl BlockList {
             }
         }
         self.head = Some(block);
+    }
+
+    /// Takes the first block off the list, if any.
+    ///
+    /// # Safety
+    ///
+    /// The list's blocks are live free blocks.
+    #[inline]
+    pub unsafe fn pop_front(&mut self) -> Option<BlockRef> {
+        let block = self.head?;
+        // SAFETY: the caller's promise: `block` and the block after it are on the list.
+        unsafe {
+            self.head = block.next_free();
+            if let Some(next) = self.head {
+                next.set_prev_free(None);
+            }
+        }
+        Some(block)
+    }
+
+    /// Takes `block` off its list when a block is in front of it there, by linking its
+    /// two neighbours to each other, and returns true; returns false, changing nothing,
+    /// when `block` is the first, whose list's head must change too.
+    ///
+    /// A heap with many lists must work out which list a block is on (its size class)
+    /// to reach the list's head; a block behind the head spares it that work.
+    ///
+    /// # Safety
+    ///
+    /// `block` is on a list whose blocks are live free blocks.
+    #[inline]
+    pub unsafe fn unlink_behind_head(block: BlockRef) -> bool {
+        // SAFETY: the caller's promise: `block` and its list neighbours are on the list.
+        unsafe {
+            let Some(prev) = block.prev_free() else {
+                return false;
+            };
+            let next = block.next_free();
+            prev.set_next_free(next);
+            if let Some(next) = next {
+                next.set_prev_free(Some(prev));
+            }
+        }
+        true
     }
 
     /// Takes a block off the list; returns the block that followed it.
@@ -739,7 +791,9 @@ impl Merge {
         unsafe {
             // Immediate coalescing keeps a used block before every free one.
             self.block.write_free(self.size, true);
-            self.block.next_phys().set_prev_used(false);
+            // The block after is `size` bytes on: computed, not read back from the header
+            // just written.
+            BlockRef(self.block.0.byte_add(self.size)).set_prev_used(false);
         }
     }
 }
@@ -972,6 +1026,7 @@ mod tests {
 
     #[test]
     fn block_size_adds_the_header_rounds_and_keeps_a_minimum() {
+        assert_eq!(block_size(0), None);
         assert_eq!(block_size(1), Some(MIN_BLOCK));
         assert_eq!(block_size(MIN_BLOCK - HEADER), Some(MIN_BLOCK));
         assert_eq!(
@@ -980,6 +1035,12 @@ mod tests {
         );
         assert_eq!(block_size(usize::MAX - HEADER + 1), None);
         assert_eq!(block_size(usize::MAX - 2), None);
+        assert_eq!(block_size(usize::MAX), None);
+        // The largest size served is the one whose rounded block is the last multiple of
+        // a granule; one byte more needs a block past `usize::MAX`.
+        let largest = usize::MAX - (GRANULE - 1) - HEADER;
+        assert_eq!(block_size(largest), Some(usize::MAX - (GRANULE - 1)));
+        assert_eq!(block_size(largest + 1), None);
     }
 
     #[test]

@@ -464,9 +464,8 @@ unsafe impl RawHeap for SegregatedFit {
     // ANCHOR: allocate
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let need = match tags::block_size(layout.size()) {
-            Some(need) if layout.size() != 0 => need,
-            _ => return Err(tags::refusal(self.blocks, layout)),
+        let Some(need) = tags::block_size(layout.size()) else {
+            return Err(tags::refusal(self.blocks, layout));
         };
         let found = if layout.align() <= GRANULE {
             self.find_fit(need).map(|(block, home)| (block, home, 0))

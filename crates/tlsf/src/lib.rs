@@ -112,24 +112,28 @@ pub use rawheap::tags::{GRANULE, MIN_BLOCK};
 
 /// A TLSF heap with `SL` free lists per power of two (a power of two up to
 /// `usize::BITS`). See the [crate documentation](crate).
+///
+/// The fields are laid out in this order (`repr(C)`): what every operation reads or
+/// writes (the first-level bitmap, the usage counts) shares the first cache line.
+#[repr(C)]
 pub struct Tlsf<const SL: usize = 32> {
+    /// Bit `fl` is set iff `sl_bitmap[fl]` is not zero: some list of row `fl` holds a
+    /// block.
+    fl_bitmap: usize,
+    /// Live blocks, requested bytes and high-water mark, updated by every operation.
+    usage: Usage,
     /// The region as handed to `new`; every block pointer is derived from it.
     region: NonNull<[u8]>,
     /// The span of blocks inside the region and its first block, or `None` when the
     /// region is too small for one block (then every list is empty and every request
     /// refused).
     blocks: Option<(Span, BlockRef)>,
-    /// Bit `fl` is set iff `sl_bitmap[fl]` is not zero: some list of row `fl` holds a
-    /// block.
-    fl_bitmap: usize,
     /// Bit `sl` of `sl_bitmap[fl]` is set iff `free[fl][sl]` holds a block.
     sl_bitmap: [usize; FL],
     /// `free[fl][sl]` holds only free blocks of class `(fl, sl)` (see [`Classes`]),
     /// each once and linked both ways, the latest first; every free block is on the
     /// list of its class.
     free: [[BlockList; SL]; FL],
-    /// Live blocks, requested bytes and high-water mark, updated by every operation.
-    usage: Usage,
 }
 
 // SAFETY: the heap is the only user of its region (the promise made to `new`), and all
@@ -156,10 +160,19 @@ struct Fit {
 }
 
 impl<const SL: usize> Tlsf<SL> {
+    /// Where `class` is in the tables: its row and column. The class arithmetic keeps
+    /// `fl < FL` and `sl < SL`; taking them modulo the table sizes, which are powers of
+    /// two, costs one mask each and tells the compiler so, which then checks no bounds.
+    #[inline]
+    fn place(class: Class) -> (usize, usize) {
+        (class.fl as usize % FL, class.sl as usize % SL)
+    }
+
     /// The list of `class`.
     #[inline]
     fn list(&mut self, class: Class) -> &mut BlockList {
-        &mut self.free[class.fl as usize][class.sl as usize]
+        let (fl, sl) = Self::place(class);
+        &mut self.free[fl][sl]
     }
 
     // ANCHOR: insert
@@ -171,45 +184,62 @@ impl<const SL: usize> Tlsf<SL> {
     /// `block` is a free block of this heap of `size` bytes, on no list.
     #[inline]
     unsafe fn insert(&mut self, block: BlockRef, size: usize) {
-        let class = Classes::<SL>::class_of(size);
+        // SAFETY: the caller's promise.
+        unsafe { self.insert_in(block, Classes::<SL>::class_of(size)) }
+    }
+
+    /// [`insert`](Self::insert) with the block's class already worked out.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a free block of this heap of class `class`, on no list.
+    #[inline]
+    unsafe fn insert_in(&mut self, block: BlockRef, class: Class) {
         // SAFETY: the caller's promise; the list holds free blocks only.
         unsafe { self.list(class).push_front(block) };
-        let row = &mut self.sl_bitmap[class.fl as usize];
+        let row = &mut self.sl_bitmap[Self::place(class).0];
         *row = bits::with_bit(*row, class.sl, true);
         self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, true);
     }
 
-    /// Takes the free block `block` off the list of `class`, and marks the list (and
-    /// its row) empty when it was the last.
+    /// Takes the first block off the list of `class`, and marks the list (and its row)
+    /// empty when it was the last.
     ///
     /// # Safety
     ///
-    /// `block` is on the list of `class`.
+    /// The list of `class` is not empty.
     #[inline]
-    unsafe fn remove_from(&mut self, block: BlockRef, class: Class) {
+    unsafe fn pop_first(&mut self, class: Class) {
         let list = self.list(class);
-        // SAFETY: the caller's promise.
-        unsafe { list.unlink(block) };
+        // SAFETY: the lists hold live free blocks (invariant 4).
+        unsafe { list.pop_front() };
         if list.first().is_none() {
-            let row = &mut self.sl_bitmap[class.fl as usize];
+            let row = &mut self.sl_bitmap[Self::place(class).0];
             *row = bits::with_bit(*row, class.sl, false);
             if *row == 0 {
                 self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, false);
             }
         }
     }
-    // ANCHOR_END: insert
 
-    /// Takes the free block `block` of `size` bytes off the list of its class.
+    /// Takes the free block `block` off its list. Only the first block of a list needs
+    /// its class worked out, to reach the list's head and bitmap bits; a block behind it
+    /// comes off by linking its neighbours to each other.
     ///
     /// # Safety
     ///
-    /// `block` is a free block of this heap of `size` bytes (so on that list).
+    /// `block` is a free block of this heap (so on the list of its class).
     #[inline]
-    unsafe fn remove(&mut self, block: BlockRef, size: usize) {
+    unsafe fn take_off(&mut self, block: BlockRef) {
         // SAFETY: the caller's promise and invariant 4.
-        unsafe { self.remove_from(block, Classes::<SL>::class_of(size)) }
+        unsafe {
+            if !BlockList::unlink_behind_head(block) {
+                self.pop_first(Classes::<SL>::class_of(block.size()));
+            }
+        }
     }
+
+    // ANCHOR_END: insert
 
     // ANCHOR: find
     /// The first non-empty list of class `wanted` or above: one scan of row `wanted.fl`
@@ -217,12 +247,12 @@ impl<const SL: usize> Tlsf<SL> {
     /// the row found, whose every list is of a larger class.
     #[inline]
     fn find(&self, wanted: Class) -> Option<Class> {
-        let row = self.sl_bitmap[wanted.fl as usize];
+        let row = self.sl_bitmap[Self::place(wanted).0];
         if let Some(sl) = bits::lowest_set_from(row, wanted.sl) {
             return Some(Class { fl: wanted.fl, sl });
         }
         let fl = bits::lowest_set_from(self.fl_bitmap, wanted.fl + 1)?;
-        let sl = self.sl_bitmap[fl as usize].trailing_zeros();
+        let sl = self.sl_bitmap[fl as usize % FL].trailing_zeros();
         Some(Class { fl, sl })
     }
     // ANCHOR_END: find
@@ -252,7 +282,8 @@ impl<const SL: usize> Tlsf<SL> {
         let class = self
             .find(wanted)
             .unwrap_or_else(|| Classes::<SL>::class_of(search));
-        let block = self.free[class.fl as usize][class.sl as usize].first()?;
+        let (fl, sl) = Self::place(class);
+        let block = self.free[fl][sl].first()?;
         // SAFETY: the lists hold live free blocks (invariant 4).
         let size = unsafe { block.size() };
         let gap = tags::fit_gap(block.addr(), size, need, align)?;
@@ -265,28 +296,55 @@ impl<const SL: usize> Tlsf<SL> {
     }
     // ANCHOR_END: find_fit
 
+    /// A block of `need` bytes aligned to `align`, for a request of `requested` bytes:
+    /// found, then cut.
+    #[inline(always)]
+    fn serve(&mut self, need: usize, align: usize, requested: usize) -> Option<NonNull<u8>> {
+        let fit = self.find_fit(need, align)?;
+        // SAFETY: `find_fit` just found this fit.
+        Some(unsafe { self.split(fit, need, requested) })
+    }
+
     // ANCHOR: split
     /// Cuts a block of `need` bytes out of `fit` and hands it out for a request of
     /// `requested` bytes. The gap in front (for an alignment) and the rest behind, when
-    /// they are blocks, go on the lists of their classes.
+    /// they are blocks, go on the lists of their classes; a rest alone takes the
+    /// block's place when it stays in its class.
     ///
     /// # Safety
     ///
-    /// `fit` came from `find_fit(need, _)` and nothing changed since.
+    /// `fit` came from `find_fit(need, _)` and nothing changed since: its block is the
+    /// first of the list of its class.
     #[inline]
     unsafe fn split(&mut self, fit: Fit, need: usize, requested: usize) -> NonNull<u8> {
-        // SAFETY: the caller's promise; the block leaves its list before the tags are
-        // written, and the new free blocks are linked after, as `Cut` requires.
+        // SAFETY: the caller's promise; the lists are relinked before the tags are
+        // written, as `Cut` requires, and the rest's links lie behind the block's.
         unsafe {
-            self.remove_from(fit.block, fit.class);
             let cut = Cut::plan(fit.block, fit.gap, need);
+            let rest_size = fit.size - fit.gap - cut.used_size;
+            match (cut.gap, cut.rest) {
+                // A large block cut a little at a time mostly stays in its class: then
+                // the rest takes its place on the list, and no bitmap changes.
+                (None, Some(rest)) => {
+                    let class = Classes::<SL>::class_of(rest_size);
+                    if class == fit.class {
+                        self.list(class).replace(fit.block, rest);
+                    } else {
+                        self.pop_first(fit.class);
+                        self.insert_in(rest, class);
+                    }
+                }
+                (gap, rest) => {
+                    self.pop_first(fit.class);
+                    if let Some(gap) = gap {
+                        self.insert(gap, fit.gap);
+                    }
+                    if let Some(rest) = rest {
+                        self.insert(rest, rest_size);
+                    }
+                }
+            }
             cut.write_tags();
-            if let Some(gap) = cut.gap {
-                self.insert(gap, fit.gap);
-            }
-            if let Some(rest) = cut.rest {
-                self.insert(rest, fit.size - fit.gap - cut.used_size);
-            }
             let end = cut.used.addr() + cut.used_size;
             self.usage
                 .on_allocate(requested, offset_in(self.region, end));
@@ -309,10 +367,10 @@ impl<const SL: usize> Tlsf<SL> {
         unsafe {
             let merge = Merge::plan(block);
             if let Some(prev) = merge.prev {
-                self.remove(prev, prev.size());
+                self.take_off(prev);
             }
             if let Some(next) = merge.next {
-                self.remove(next, next.size());
+                self.take_off(next);
             }
             merge.write_tags();
             self.insert(merge.block, merge.size);
@@ -323,7 +381,7 @@ impl<const SL: usize> Tlsf<SL> {
     /// What a search for `layout` does in the index now, for showing it (see
     /// [`Lookup`]); `None` for a size the heap refuses outright.
     pub fn lookup(&self, layout: Layout) -> Option<Lookup> {
-        let need = tags::block_size(layout.size()).filter(|_| layout.size() != 0)?;
+        let need = tags::block_size(layout.size())?;
         let search = Self::search_size(need, layout.align())?;
         let (wanted, rounded) = Classes::<SL>::good_fit(search)?;
         let rows = self
@@ -470,15 +528,17 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
     // ANCHOR: allocate
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let need = match tags::block_size(layout.size()) {
-            Some(need) if layout.size() != 0 => need,
-            _ => return Err(tags::refusal(self.blocks, layout)),
+        let Some(need) = tags::block_size(layout.size()) else {
+            return Err(tags::refusal(self.blocks, layout));
         };
-        match self.find_fit(need, layout.align()) {
-            // SAFETY: `find_fit` just found this fit.
-            Some(fit) => Ok(unsafe { self.split(fit, need, layout.size()) }),
-            None => Err(tags::refusal(self.blocks, layout)),
-        }
+        // Every payload is aligned to `GRANULE`: for the common request the compiler
+        // drops all the work of a gap in front.
+        let served = if layout.align() <= GRANULE {
+            self.serve(need, GRANULE, layout.size())
+        } else {
+            self.serve(need, layout.align(), layout.size())
+        };
+        served.ok_or_else(|| tags::refusal(self.blocks, layout))
     }
     // ANCHOR_END: allocate
 
@@ -514,7 +574,7 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
             } else {
                 let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
                 let next_size = grow.next.size();
-                self.remove(grow.next, next_size);
+                self.take_off(grow.next);
                 grow.write_tags();
                 if let Some(rest) = grow.rest {
                     self.insert(rest, size + next_size - grow.used_size());
