@@ -236,14 +236,19 @@ impl Stats {
 /// The counts only the allocator's callers know: how many blocks are live, how many
 /// bytes they asked for, and how high the heap has reached. Allocators keep one and
 /// update it in `allocate`, `deallocate` and `resize_in_place`.
+///
+/// The two counters are kept apart (`repr(C)`, the high-water mark between them): side
+/// by side, the compiler turns their two additions into one vector addition, which costs
+/// three times the instructions on every `allocate` and `deallocate`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct Usage {
     /// Blocks allocated and not yet freed.
     pub live_blocks: usize,
-    /// Sum of `layout.size()` over live blocks.
-    pub requested: usize,
     /// See [`Stats::high_water`].
     pub high_water: usize,
+    /// Sum of `layout.size()` over live blocks.
+    pub requested: usize,
 }
 
 impl Usage {
@@ -273,7 +278,9 @@ impl Usage {
     /// The heap now reaches `end_offset` bytes into the region.
     #[inline]
     pub fn reach(&mut self, end_offset: usize) {
-        self.high_water = self.high_water.max(end_offset);
+        if end_offset > self.high_water {
+            self.high_water = end_offset;
+        }
     }
 }
 

@@ -403,22 +403,21 @@ impl BlockList {
         self.head = Some(block);
     }
 
-    /// Takes the first block off the list, if any.
+    /// Takes `first`, the first block, off the list. Cheaper than
+    /// [`unlink`](Self::unlink) for a caller who knows the block is first.
     ///
     /// # Safety
     ///
-    /// The list's blocks are live free blocks.
+    /// `first` is the first block of this list, whose blocks are live free blocks.
     #[inline]
-    pub unsafe fn pop_front(&mut self) -> Option<BlockRef> {
-        let block = self.head?;
-        // SAFETY: the caller's promise: `block` and the block after it are on the list.
+    pub unsafe fn unlink_first(&mut self, first: BlockRef) {
+        // SAFETY: the caller's promise: `first` and the block after it are on the list.
         unsafe {
-            self.head = block.next_free();
+            self.head = first.next_free();
             if let Some(next) = self.head {
                 next.set_prev_free(None);
             }
         }
-        Some(block)
     }
 
     /// Takes `block` off its list when a block is in front of it there, by linking its

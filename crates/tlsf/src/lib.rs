@@ -202,23 +202,14 @@ impl<const SL: usize> Tlsf<SL> {
         self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, true);
     }
 
-    /// Takes the first block off the list of `class`, and marks the list (and its row)
-    /// empty when it was the last.
-    ///
-    /// # Safety
-    ///
-    /// The list of `class` is not empty.
+    /// Clears the bit of the list of `class`, now empty, and its row's bit when the
+    /// row has no other block.
     #[inline]
-    unsafe fn pop_first(&mut self, class: Class) {
-        let list = self.list(class);
-        // SAFETY: the lists hold live free blocks (invariant 4).
-        unsafe { list.pop_front() };
-        if list.first().is_none() {
-            let row = &mut self.sl_bitmap[Self::place(class).0];
-            *row = bits::with_bit(*row, class.sl, false);
-            if *row == 0 {
-                self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, false);
-            }
+    fn mark_empty(&mut self, class: Class) {
+        let row = &mut self.sl_bitmap[Self::place(class).0];
+        *row = bits::with_bit(*row, class.sl, false);
+        if *row == 0 {
+            self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, false);
         }
     }
 
@@ -231,14 +222,30 @@ impl<const SL: usize> Tlsf<SL> {
     /// `block` is a free block of this heap (so on the list of its class).
     #[inline]
     unsafe fn take_off(&mut self, block: BlockRef) {
-        // SAFETY: the caller's promise and invariant 4.
+        // SAFETY: the caller's promise and invariant 4: a block with none in front of
+        // it is the first of the list of its class.
         unsafe {
-            if !BlockList::unlink_behind_head(block) {
-                self.pop_first(Classes::<SL>::class_of(block.size()));
+            if BlockList::unlink_behind_head(block) {
+                return;
             }
+            self.take_first(block, Classes::<SL>::class_of(block.size()));
         }
     }
 
+    /// Takes `block`, the first block of the list of `class`, off it.
+    ///
+    /// # Safety
+    ///
+    /// `block` is the first block of the list of `class`.
+    #[inline]
+    unsafe fn take_first(&mut self, block: BlockRef, class: Class) {
+        let list = self.list(class);
+        // SAFETY: the caller's promise; the lists hold live free blocks (invariant 4).
+        unsafe { list.unlink_first(block) };
+        if list.first().is_none() {
+            self.mark_empty(class);
+        }
+    }
     // ANCHOR_END: insert
 
     // ANCHOR: find
@@ -305,6 +312,19 @@ impl<const SL: usize> Tlsf<SL> {
         Some(unsafe { self.split(fit, need, requested) })
     }
 
+    /// [`serve`](Self::serve) for an alignment beyond `GRANULE`, kept out of line so
+    /// that the common path is compiled for a gap of 0.
+    #[cold]
+    #[inline(never)]
+    fn serve_aligned(
+        &mut self,
+        need: usize,
+        align: usize,
+        requested: usize,
+    ) -> Option<NonNull<u8>> {
+        self.serve(need, align, requested)
+    }
+
     // ANCHOR: split
     /// Cuts a block of `need` bytes out of `fit` and hands it out for a request of
     /// `requested` bytes. The gap in front (for an alignment) and the rest behind, when
@@ -321,33 +341,35 @@ impl<const SL: usize> Tlsf<SL> {
         // written, as `Cut` requires, and the rest's links lie behind the block's.
         unsafe {
             let cut = Cut::plan(fit.block, fit.gap, need);
+            let end = cut.used.addr() + cut.used_size;
+            self.usage
+                .on_allocate(requested, offset_in(self.region, end));
             let rest_size = fit.size - fit.gap - cut.used_size;
-            match (cut.gap, cut.rest) {
+            let rest_class = cut.rest.map(|_| Classes::<SL>::class_of(rest_size));
+            match (cut.gap, cut.rest, rest_class) {
                 // A large block cut a little at a time mostly stays in its class: then
                 // the rest takes its place on the list, and no bitmap changes.
-                (None, Some(rest)) => {
-                    let class = Classes::<SL>::class_of(rest_size);
-                    if class == fit.class {
-                        self.list(class).replace(fit.block, rest);
-                    } else {
-                        self.pop_first(fit.class);
+                (None, Some(rest), Some(class)) if class == fit.class => {
+                    self.list(class).replace(fit.block, rest);
+                }
+                (None, rest, rest_class) => {
+                    // The rest goes on another list than the block's, so it is filed
+                    // first: the processor then reads that list's head before the
+                    // stores that take the block off its own.
+                    if let (Some(rest), Some(class)) = (rest, rest_class) {
                         self.insert_in(rest, class);
                     }
+                    self.take_first(fit.block, fit.class);
                 }
-                (gap, rest) => {
-                    self.pop_first(fit.class);
-                    if let Some(gap) = gap {
-                        self.insert(gap, fit.gap);
-                    }
+                (Some(gap), rest, _) => {
+                    self.take_first(fit.block, fit.class);
+                    self.insert(gap, fit.gap);
                     if let Some(rest) = rest {
                         self.insert(rest, rest_size);
                     }
                 }
             }
             cut.write_tags();
-            let end = cut.used.addr() + cut.used_size;
-            self.usage
-                .on_allocate(requested, offset_in(self.region, end));
             cut.used.payload()
         }
     }
@@ -532,11 +554,11 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
             return Err(tags::refusal(self.blocks, layout));
         };
         // Every payload is aligned to `GRANULE`: for the common request the compiler
-        // drops all the work of a gap in front.
+        // drops all the work of a gap in front, which only the aligned path does.
         let served = if layout.align() <= GRANULE {
             self.serve(need, GRANULE, layout.size())
         } else {
-            self.serve(need, layout.align(), layout.size())
+            self.serve_aligned(need, layout.align(), layout.size())
         };
         served.ok_or_else(|| tags::refusal(self.blocks, layout))
     }
