@@ -13,7 +13,9 @@ const SYSTEM: &str = "system";
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Only benchmarks whose id contains this (criterion's filter, e.g. `small-fixed`).
+    /// Only benchmarks whose id matches this (criterion's filter, a regular expression,
+    /// e.g. `small-fixed/tlsf`); with `--instructions`, only workloads whose name
+    /// contains it.
     filter: Option<String>,
     /// Where to write the Markdown summary.
     #[arg(long, default_value = "target/bench/summary.md")]
@@ -21,9 +23,18 @@ pub struct BenchArgs {
     /// Only rebuild the table from the last run's results; run nothing.
     #[arg(long)]
     table_only: bool,
+    /// Count instructions per operation instead of timing: each allocator and its peer
+    /// replay the bench's workloads under `valgrind --tool=callgrind` (the `passes`
+    /// example), which counts the same whatever else the machine is doing. Writes
+    /// target/bench/instructions.md.
+    #[arg(long, conflicts_with = "table_only")]
+    instructions: bool,
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.instructions {
+        return count_instructions(args.filter.as_deref());
+    }
     if !args.table_only {
         let mut command = cargo(&[
             "bench",
@@ -45,8 +56,13 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             &mut cargo(&["bench", "-p", "heaplab-benches", "--bench", "latency"]),
         )?;
     }
-    let results = read_results(&root().join("target/criterion"))?;
-    let table = ratio_table(&results);
+    let results = read_results(&target_dir().join("criterion"))?;
+    let table = ratio_table(
+        &results,
+        "ns/op",
+        "mean time to replay the workload's trace divided by its operations \
+         (criterion, same run for every contender)",
+    );
     let out = root().join(&args.out);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
@@ -54,6 +70,104 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     std::fs::write(&out, &table).with_context(|| format!("writing {}", out.display()))?;
     println!("\n{table}\nwritten to {}", out.display());
     Ok(())
+}
+
+/// Where cargo puts its output: `CARGO_TARGET_DIR` when set, as cargo itself does.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+/// Passes replayed under callgrind; the count of 2 passes is subtracted from the count
+/// of `2 + MEASURED_PASSES`, which leaves the measured passes alone: no start-up, no
+/// trace generation, no first pass over cold memory.
+const MEASURED_PASSES: usize = 10;
+
+/// `cargo xtask bench --instructions`: instructions per operation of every heaplab
+/// allocator and its peer on each workload, and their ratio.
+fn count_instructions(filter: Option<&str>) -> anyhow::Result<()> {
+    run(
+        "the replay program counted under callgrind",
+        &mut cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "heaplab-benches",
+            "--example",
+            "passes",
+        ]),
+    )?;
+    let passes = target_dir().join("release/examples/passes");
+    let mut counts = Results::new();
+    for workload in trace::Workload::ALL {
+        let workload = workload.name();
+        if filter.is_some_and(|filter| !workload.contains(filter)) {
+            continue;
+        }
+        let mut contenders: Vec<&str> = Vec::new();
+        for entry in heaplab::registry::entries() {
+            for name in [Some(entry.name), entry.peer].into_iter().flatten() {
+                if !contenders.contains(&name) {
+                    contenders.push(name);
+                }
+            }
+        }
+        for contender in contenders {
+            let per_op = instructions_per_op(&passes, contender, workload)?;
+            println!("{workload:>20} {contender:<24} {per_op:8.1} instructions/op");
+            counts
+                .entry(workload.to_owned())
+                .or_default()
+                .insert(contender.to_owned(), per_op);
+        }
+    }
+    let table = ratio_table(
+        &counts,
+        "instructions/op",
+        "instructions per operation (callgrind, the measured passes only, deterministic)",
+    );
+    let out = target_dir().join("bench/instructions.md");
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, &table).with_context(|| format!("writing {}", out.display()))?;
+    println!("\n{table}\nwritten to {}", out.display());
+    Ok(())
+}
+
+/// Instructions per operation of `contender` on `workload`, from two callgrind runs.
+fn instructions_per_op(passes: &Path, contender: &str, workload: &str) -> anyhow::Result<f64> {
+    let count = |runs: usize| -> anyhow::Result<(f64, f64)> {
+        let out = std::process::Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(passes)
+            .args([contender, workload, &runs.to_string()])
+            .output()
+            .context("could not run valgrind (Debian's package `valgrind`)")?;
+        if !out.status.success() {
+            bail!(
+                "{contender} on {workload} under callgrind: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let first_number = |text: &str| {
+            text.split_whitespace()
+                .next()?
+                .replace(',', "")
+                .parse()
+                .ok()
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let instructions = stderr
+            .lines()
+            .find_map(|line| first_number(line.split_once("Collected :")?.1))
+            .context("callgrind printed no count")?;
+        let steps = first_number(&String::from_utf8_lossy(&out.stdout))
+            .context("the replay printed no step count")?;
+        Ok((instructions, steps))
+    };
+    let (base, _) = count(2)?;
+    let (total, steps) = count(2 + MEASURED_PASSES)?;
+    Ok((total - base) / (MEASURED_PASSES as f64 * steps))
 }
 
 /// Nanoseconds per operation, by workload then contender.
@@ -106,9 +220,9 @@ fn read_results(dir: &Path) -> anyhow::Result<Results> {
 
 /// The Markdown table: ns per operation of each heaplab allocator, of its peer, and of
 /// the system allocator, with the ratios (below 1.0: heaplab is faster).
-fn ratio_table(results: &Results) -> String {
-    let mut table = String::from(
-        "| workload | allocator | ns/op | peer | peer ns/op | ratio to peer | system ns/op | ratio to system |\n\
+fn ratio_table(results: &Results, unit: &str, measure: &str) -> String {
+    let mut table = format!(
+        "| workload | allocator | {unit} | peer | peer {unit} | ratio to peer | system {unit} | ratio to system |\n\
          | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |\n",
     );
     for (workload, times) in results {
@@ -132,9 +246,9 @@ fn ratio_table(results: &Results) -> String {
             );
         }
     }
-    table.push_str(
-        "\nns/op: mean time to replay the workload's trace divided by its operations \
-         (criterion, same run for every contender). Ratio = heaplab / other: below 1.0, heaplab is faster.\n",
+    let _ = writeln!(
+        table,
+        "\n{unit}: {measure}. Ratio = heaplab / other: below 1.0, heaplab does less."
     );
     table
 }
