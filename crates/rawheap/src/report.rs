@@ -256,9 +256,17 @@ impl Usage {
     /// `end_offset` bytes into the region.
     #[inline]
     pub fn on_allocate(&mut self, size: usize, end_offset: usize) {
+        self.on_reuse(size);
+        self.reach(end_offset);
+    }
+
+    /// A block of `size` requested bytes was handed out that ends below the high-water
+    /// mark (memory the heap had reached before, such as a free block with a used one
+    /// after it): `on_allocate` without the mark to update.
+    #[inline]
+    pub fn on_reuse(&mut self, size: usize) {
         self.live_blocks += 1;
         self.requested += size;
-        self.reach(end_offset);
     }
 
     /// A block of `size` requested bytes came back.

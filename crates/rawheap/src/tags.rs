@@ -710,6 +710,35 @@ impl Cut {
         }
     }
 
+    /// Plans cutting a used block of `need` bytes from the front of `free`, whose size
+    /// the caller has read already: [`Cut::plan`] with no gap, reading nothing. With
+    /// immediate coalescing (invariant 3) the block before a free one is used, so the
+    /// used block's `PREV_USED` is known without its header.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Cut::plan`] with a gap of 0; `size` is `free`'s size, and the block
+    /// before `free` is used (or `free` is the first block).
+    #[inline]
+    pub unsafe fn plan_front(free: BlockRef, size: usize, need: usize) -> Cut {
+        let left = size - need;
+        let (used_size, rest, rest_size) = if left >= MIN_BLOCK {
+            // SAFETY: the caller's promise: `need < size`, so the rest is inside `free`.
+            (need, Some(BlockRef(unsafe { free.0.byte_add(need) })), left)
+        } else {
+            (size, None, 0)
+        };
+        Cut {
+            gap: None,
+            used: free,
+            used_size,
+            rest,
+            rest_size,
+            gap_size: 0,
+            prev_used: true,
+        }
+    }
+
     /// Writes the tags the plan describes; the caller has relinked its lists first.
     ///
     /// # Safety

@@ -27,7 +27,7 @@ use rawheap::tags::{BlockList, BlockRef, GRANULE};
 pub const BINS: usize = 128;
 
 /// How many exact bins there are (some of the smallest stay empty).
-const EXACT_BINS: usize = 64;
+pub(crate) const EXACT_BINS: usize = 64;
 
 /// Blocks smaller than this have an exact bin: 1024 bytes on a 64-bit target.
 pub const EXACT_LIMIT: usize = EXACT_BINS * GRANULE;
@@ -82,27 +82,40 @@ pub const fn smallest_in(bin: usize) -> usize {
 }
 
 /// The table of free lists, one per bin, and the bitmap that says which are non-empty.
+///
+/// The bitmap comes first (`repr(C)`): every request scans it, next to the heap's other
+/// hot fields, while only a few of the list heads are touched.
+#[repr(C)]
 pub(crate) struct Bins {
+    /// Bit `b % BITS` of word `b / BITS` is set iff `lists[b]` is non-empty.
+    nonempty: [usize; WORDS],
     /// `lists[b]` holds exactly the free blocks whose size `s` has `bin_of(s) == b`,
     /// most recently filed first.
     lists: [BlockList; BINS],
-    /// Bit `b % BITS` of word `b / BITS` is set iff `lists[b]` is non-empty.
-    nonempty: [usize; WORDS],
 }
 
 impl Bins {
     /// Every bin empty.
     pub(crate) const fn new() -> Self {
         Bins {
-            lists: [const { BlockList::new() }; BINS],
             nonempty: [0; WORDS],
+            lists: [const { BlockList::new() }; BINS],
         }
     }
 
     /// The list of `bin`.
     #[inline]
     pub(crate) fn list(&self, bin: usize) -> &BlockList {
-        &self.lists[bin]
+        // Every bin the heap computes is below `BINS` (`bin_of` clamps, the bitmap has
+        // `BINS` bits), but the compiler cannot always see it: masking with the power of
+        // two `BINS` costs one instruction where a bounds check costs a branch.
+        &self.lists[bin % BINS]
+    }
+
+    /// The list of `bin`, to change (see [`list`](Self::list) for the mask).
+    #[inline]
+    fn list_mut(&mut self, bin: usize) -> &mut BlockList {
+        &mut self.lists[bin % BINS]
     }
 
     /// Whether bit `bin` of the bitmap is set.
@@ -113,7 +126,8 @@ impl Bins {
 
     #[inline]
     fn mark(&mut self, bin: usize, nonempty: bool) {
-        let word = &mut self.nonempty[bin / WORD_BITS];
+        // The mask as in `list`: the bitmap has a bit for every bin below `BINS`.
+        let word = &mut self.nonempty[(bin % BINS) / WORD_BITS];
         *word = bits::with_bit(*word, (bin % WORD_BITS) as u32, nonempty);
     }
 
@@ -124,19 +138,17 @@ impl Bins {
     }
 
     // ANCHOR: first_nonempty
-    /// The first non-empty bin at `bin` or above: a bit scan per bitmap word.
+    /// The first non-empty bin at `bin` or above: a bit scan per bitmap word, from the
+    /// word of `bin` with the bits below `bin` cleared.
     #[inline]
     pub(crate) fn first_nonempty_from(&self, bin: usize) -> Option<usize> {
         let mut word = bin / WORD_BITS;
-        let mut from = (bin % WORD_BITS) as u32;
-        while word < WORDS {
-            if let Some(bit) = bits::lowest_set_from(self.nonempty[word], from) {
-                return Some(word * WORD_BITS + bit as usize);
-            }
+        let mut bits = *self.nonempty.get(word)? & (usize::MAX << (bin % WORD_BITS));
+        while bits == 0 {
             word += 1;
-            from = 0;
+            bits = *self.nonempty.get(word)?;
         }
-        None
+        Some(word * WORD_BITS + bits.trailing_zeros() as usize)
     }
     // ANCHOR_END: first_nonempty
 
@@ -149,7 +161,7 @@ impl Bins {
     #[inline]
     pub(crate) unsafe fn push(&mut self, block: BlockRef, bin: usize) {
         // SAFETY: the caller's promise.
-        unsafe { self.lists[bin].push_front(block) };
+        unsafe { self.list_mut(bin).push_front(block) };
         self.mark(bin, true);
     }
 
@@ -160,11 +172,44 @@ impl Bins {
     /// `block` is on the list of `bin`.
     #[inline]
     pub(crate) unsafe fn unlink(&mut self, block: BlockRef, bin: usize) {
-        let list = &mut self.lists[bin];
+        let list = self.list_mut(bin);
         // SAFETY: the caller's promise.
         unsafe { list.unlink(block) };
         if list.first().is_none() {
             self.mark(bin, false);
+        }
+    }
+
+    /// Takes the first block off `bin`, if any.
+    ///
+    /// # Safety
+    ///
+    /// The bins hold live free blocks.
+    #[inline]
+    pub(crate) unsafe fn pop_front(&mut self, bin: usize) -> Option<BlockRef> {
+        let list = self.list_mut(bin);
+        // SAFETY: the caller's promise.
+        let block = unsafe { list.pop_front() }?;
+        if list.first().is_none() {
+            self.mark(bin, false);
+        }
+        Some(block)
+    }
+
+    /// Takes a free block off whichever bin it is on. A block behind its list's head
+    /// leaves by linking its two neighbours to each other, and only the head, whose
+    /// list's head changes, needs its bin worked out from its size.
+    ///
+    /// # Safety
+    ///
+    /// `block` is on a bin, the bin of its size; the bins hold live free blocks.
+    #[inline]
+    pub(crate) unsafe fn take_off(&mut self, block: BlockRef) {
+        // SAFETY: the caller's promise; a block that is no list's head is behind one.
+        unsafe {
+            if !BlockList::unlink_behind_head(block) {
+                self.pop_front(bin_of(block.size()));
+            }
         }
     }
 
@@ -191,7 +236,7 @@ impl Bins {
                 self.unlink(old, bin);
                 self.push(new, new_bin);
             } else if old != new {
-                self.lists[bin].replace(old, new);
+                self.list_mut(bin).replace(old, new);
             }
         }
     }

@@ -110,13 +110,24 @@ use rawheap::{
     AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, Usage, check_walk, offset_in,
 };
 
-use bins::Bins;
 pub use bins::{BINS, EXACT_LIMIT, SUB_BINS, bin_of, smallest_in};
+use bins::{Bins, EXACT_BINS};
 pub use rawheap::tags::{GRANULE, MIN_BLOCK};
 
 /// A segregated-fit heap: free blocks on one list per size class, a bitmap of the
 /// non-empty ones, best fit within a class. See the [crate documentation](crate).
+///
+/// The fields every operation reads come first (`repr(C)`), so that they share a cache
+/// line or two; the list heads, a kilobyte, come last.
+#[repr(C)]
 pub struct SegregatedFit {
+    /// The last block of the span when it is free (dlmalloc's *top*), or `None` when
+    /// the last block is used. It is on no bin, and serves a request only when no bin
+    /// can: the one free block that can grow as other blocks merge into it is kept
+    /// whole as long as possible.
+    top: Option<BlockRef>,
+    /// Live blocks, requested bytes and high-water mark, updated by every operation.
+    usage: Usage,
     /// The region as handed to `new`; every block pointer is derived from it.
     region: NonNull<[u8]>,
     /// The span of blocks inside the region and its first block, or `None` when the
@@ -125,13 +136,6 @@ pub struct SegregatedFit {
     /// Every free block but the top, on the bin of its size, each once; the bitmap
     /// marks exactly the non-empty bins.
     bins: Bins,
-    /// The last block of the span when it is free (dlmalloc's *top*), or `None` when
-    /// the last block is used. It is on no bin, and serves a request only when no bin
-    /// can: the one free block that can grow as other blocks merge into it is kept
-    /// whole as long as possible.
-    top: Option<BlockRef>,
-    /// Live blocks, requested bytes and high-water mark, updated by every operation.
-    usage: Usage,
 }
 
 // SAFETY: the heap is the only user of its region (the promise made to `new`), and all
@@ -170,18 +174,24 @@ impl SegregatedFit {
 
     // ANCHOR: best_in_bin
     /// The block of `bin` that fits a block of `need` bytes with the least to spare, if
-    /// any. A block of `unbeatable` bytes, the least a block of the bin can spare,
-    /// ends the walk at once, so on an exact bin the first block is taken.
+    /// any. Every block of an exact bin has the bin's one size, so there the first block
+    /// is it. On a logarithmic bin best fit walks the list, and a block of `unbeatable`
+    /// bytes, the least a block of the bin can spare, ends the walk at once.
     ///
     /// # Safety
     ///
     /// The bins hold live free blocks (invariant 4); no block of `bin` is smaller than
-    /// `unbeatable`, which is at least `need`.
-    #[inline]
+    /// `unbeatable`, which is at least `need`, and if `bin` is exact its size is at least
+    /// `need`.
+    #[inline(always)]
     unsafe fn best_in_bin(&self, bin: usize, need: usize, unbeatable: usize) -> Option<BlockRef> {
+        let list = self.bins.list(bin);
+        if bin < EXACT_BINS {
+            return list.first();
+        }
         let mut best: Option<(BlockRef, usize)> = None;
         // SAFETY: the caller's promise; the list does not change during the walk.
-        for block in unsafe { self.bins.list(bin).iter() } {
+        for block in unsafe { list.iter() } {
             // SAFETY: as above: a listed block is a live free block.
             let size = unsafe { block.size() };
             if size == unbeatable {
@@ -196,35 +206,54 @@ impl SegregatedFit {
     // ANCHOR_END: best_in_bin
 
     // ANCHOR: find_fit
-    /// The free block that fits a block of `need` bytes best, and where it is kept: the
-    /// best fit in the request's own bin, or else the smallest block of the first
-    /// non-empty bin above, or else the top.
-    #[inline]
-    fn find_fit(&self, need: usize) -> Option<(BlockRef, Home)> {
+    /// Serves a request of `size` bytes with a block of `need` bytes, whose payload is
+    /// aligned to `GRANULE` like every payload: the best fit in the request's own bin, or
+    /// else the smallest block of the first non-empty bin above, or else the front of
+    /// the top. `None` when none is large enough.
+    #[inline(always)]
+    fn serve_fit(&mut self, need: usize, size: usize) -> Option<NonNull<u8>> {
         let bin = bin_of(need);
-        // SAFETY: the bins hold exactly the live free blocks but the top (invariant
-        // 4); blocks of `bin` may be smaller than `need`.
+        // SAFETY: the bins hold exactly the live free blocks but the top (invariant 4).
+        // The exact bin of `need` holds blocks of `need` bytes only; a logarithmic bin
+        // may hold smaller ones, which the walk skips.
         unsafe {
+            let own = if bin < EXACT_BINS {
+                // Every block here is `need` bytes: the first is a perfect fit.
+                if let Some(block) = self.bins.pop_front(bin) {
+                    return Some(self.take_whole(block, need, size));
+                }
+                None
+            } else {
+                self.best_in_bin(bin, need, need)
+            };
             // An empty bin ends the walk at its head: asking the bitmap first would cost
             // more than it saves.
-            if let Some(block) = self.best_in_bin(bin, need, need) {
-                return Some((block, Home::Bin(bin)));
-            }
-            match self.bins.first_nonempty_from(bin + 1) {
-                // Every block of a higher bin is larger than any block `need` maps to.
-                Some(above) => {
-                    let block = self.best_in_bin(above, need, smallest_in(above))?;
-                    Some((block, Home::Bin(above)))
-                }
-                // SAFETY: the top is a live free block (invariant 6).
-                None => self
-                    .top
-                    .filter(|top| top.size() >= need)
-                    .map(|top| (top, Home::Top)),
-            }
+            let (block, bin) = match own {
+                Some(block) => (block, bin),
+                None => match self.bins.first_nonempty_from(bin + 1) {
+                    // Every block of a higher bin is larger than any block `need` maps
+                    // to, and the bitmap says that this one holds a block.
+                    Some(above) => (self.best_in_bin(above, need, smallest_in(above))?, above),
+                    None => return self.take_from_top(need, size),
+                },
+            };
+            Some(self.take_from_bin(block, bin, need, size))
         }
     }
     // ANCHOR_END: find_fit
+
+    /// Serves a request of `size` bytes with a block of `need` bytes whose payload is
+    /// aligned to `align > GRANULE`: the block found by [`find_aligned_fit`], split
+    /// around the aligned spot. Kept out of `allocate`'s common path, whose registers
+    /// and stack frame it would otherwise weigh down.
+    ///
+    /// [`find_aligned_fit`]: Self::find_aligned_fit
+    #[inline(never)]
+    fn serve_aligned(&mut self, need: usize, align: usize, size: usize) -> Option<NonNull<u8>> {
+        let (block, home, gap) = self.find_aligned_fit(need, align)?;
+        // SAFETY: the block was found at `home` with this gap and need.
+        Some(unsafe { self.split(block, home, gap, need, size) })
+    }
 
     /// The free block, where it is kept and the gap in front of the new block that fits
     /// a block of `need` bytes whose payload is aligned to `align > GRANULE`: the least
@@ -259,15 +288,104 @@ impl SegregatedFit {
     }
 
     // ANCHOR: split
+    /// Cuts a block of `need` bytes from the front of `block`, a free block on `bin`
+    /// that is at least that large, and hands it out for a request of `size` bytes. A
+    /// rest of at least `MIN_BLOCK` bytes is filed on the bin of its size: in `block`'s
+    /// place on the list, with no bitmap change, when that is `bin` again.
+    ///
+    /// # Safety
+    ///
+    /// `block` is on the list of `bin` and at least `need` bytes long; `need` is a block
+    /// size (see [`tags::block_size`]).
+    #[inline(always)]
+    unsafe fn take_from_bin(
+        &mut self,
+        block: BlockRef,
+        bin: usize,
+        need: usize,
+        size: usize,
+    ) -> NonNull<u8> {
+        // SAFETY: the caller's promise: `block` fits with no gap in front; the bins are
+        // relinked before the tags are written, as `Cut` requires.
+        unsafe {
+            let whole = block.size();
+            let cut = Cut::plan_front(block, whole, need);
+            match cut.rest {
+                Some(rest) => {
+                    let rest_bin = bin_of(whole - need);
+                    self.bins.refile(block, bin, rest, rest_bin);
+                }
+                None => self.bins.unlink(block, bin),
+            }
+            cut.write_tags();
+            // A binned block is followed by a used block (invariants 3 and 6), so it
+            // ends below the high-water mark: only the counts change.
+            self.usage.on_reuse(size);
+            cut.used.payload()
+        }
+    }
+
+    /// Hands out `block`, a free block of exactly `need` bytes taken off its bin, whole
+    /// for a request of `size` bytes: no cut, and no header to read.
+    ///
+    /// # Safety
+    ///
+    /// `block` was a binned free block of `need` bytes and is on no list now.
+    #[inline(always)]
+    unsafe fn take_whole(&mut self, block: BlockRef, need: usize, size: usize) -> NonNull<u8> {
+        // SAFETY: the caller's promise; the block before a free block is used
+        // (invariant 3), and the block after it is a used block, not the epilogue, since
+        // the last block, when free, is the top (invariant 6).
+        unsafe {
+            block.write_used(need, true);
+            block.next_phys().set_prev_used(true);
+            // Below the high-water mark, as in `take_from_bin`.
+            self.usage.on_reuse(size);
+            block.payload()
+        }
+    }
+
+    /// Cuts a block of `need` bytes from the front of the top, when the top is that
+    /// large, and hands it out for a request of `size` bytes; the rest, when it can be
+    /// a block, is the new top. No list and no bit changes, so the tags are written
+    /// straight away.
+    #[inline(always)]
+    fn take_from_top(&mut self, need: usize, size: usize) -> Option<NonNull<u8>> {
+        let top = self.top?;
+        // SAFETY: the top is a live free block (invariant 6) on no list, after a used
+        // block (invariant 3), and at least `need` bytes long past the check; the rest's
+        // header is `need` bytes in, right after the used block's.
+        unsafe {
+            let whole = top.size();
+            let left = whole.checked_sub(need)?;
+            let used_size = if left >= MIN_BLOCK {
+                top.write_used(need, true);
+                let rest = top.next_phys();
+                rest.write_free(left, true);
+                self.top = Some(rest);
+                need
+            } else {
+                // The whole top goes; the block after it is the epilogue.
+                top.write_used(whole, true);
+                top.next_phys().set_prev_used(true);
+                self.top = None;
+                whole
+            };
+            self.usage
+                .on_allocate(size, offset_in(self.region, top.addr() + used_size));
+            Some(top.payload())
+        }
+    }
+    // ANCHOR_END: split
+
     /// Cuts a block of `need` bytes out of the free `block`, `gap` bytes in, and hands it
-    /// out for a request of `size` bytes. The front gap is filed on the bin of its
-    /// size; a rest of at least `MIN_BLOCK` bytes too, or it is the new top when it was
-    /// cut from the top.
+    /// out for a request of `size` bytes: the aligned path's cut. The front gap is filed
+    /// on the bin of its size; a rest of at least `MIN_BLOCK` bytes too, or it is the
+    /// new top when it was cut from the top.
     ///
     /// # Safety
     ///
     /// `block` is kept at `home`, and a fit was found in it with this `gap` and `need`.
-    #[inline]
     unsafe fn split(
         &mut self,
         block: BlockRef,
@@ -306,7 +424,6 @@ impl SegregatedFit {
             cut.used.payload()
         }
     }
-    // ANCHOR_END: split
 
     // ANCHOR: coalesce
     /// Frees the used `block`, merging it with a free neighbour on either side. The
@@ -326,14 +443,14 @@ impl SegregatedFit {
             if self.ends_span(merge.block.addr() + merge.size) {
                 // A free block after `block` can only be the top, which is on no bin.
                 if let Some(prev) = merge.prev {
-                    self.bins.unlink(prev, bin_of(prev.size()));
+                    self.bins.take_off(prev);
                 }
                 self.top = Some(merge.block);
             } else {
                 match (merge.prev, merge.next) {
                     (Some(prev), next) => {
                         if let Some(next) = next {
-                            self.bins.unlink(next, bin_of(next.size()));
+                            self.bins.take_off(next);
                         }
                         let bin = bin_of(prev.size());
                         self.bins.refile(prev, bin, prev, bin_of(merge.size));
@@ -452,12 +569,12 @@ unsafe impl RawHeap for SegregatedFit {
             (span, unsafe { span.format(region) })
         });
         SegregatedFit {
-            region,
-            blocks,
-            bins: Bins::new(),
             // The one free block a new heap has is the last one.
             top: blocks.map(|(_, first)| first),
             usage: Usage::default(),
+            region,
+            blocks,
+            bins: Bins::new(),
         }
     }
 
@@ -467,18 +584,14 @@ unsafe impl RawHeap for SegregatedFit {
         let Some(need) = tags::block_size(layout.size()) else {
             return Err(tags::refusal(self.blocks, layout));
         };
-        let found = if layout.align() <= GRANULE {
-            self.find_fit(need).map(|(block, home)| (block, home, 0))
+        // Every payload is aligned to `GRANULE`: the common request takes a path with no
+        // gap in front to work out or file.
+        let served = if layout.align() <= GRANULE {
+            self.serve_fit(need, layout.size())
         } else {
-            self.find_aligned_fit(need, layout.align())
+            self.serve_aligned(need, layout.align(), layout.size())
         };
-        match found {
-            Some((block, home, gap)) => {
-                // SAFETY: the block was found at `home` with this gap and need.
-                Ok(unsafe { self.split(block, home, gap, need, layout.size()) })
-            }
-            None => Err(tags::refusal(self.blocks, layout)),
-        }
+        served.ok_or_else(|| tags::refusal(self.blocks, layout))
     }
     // ANCHOR_END: allocate
 
