@@ -188,8 +188,9 @@ impl Bins {
     #[inline]
     pub(crate) unsafe fn pop_front(&mut self, bin: usize) -> Option<BlockRef> {
         let list = self.list_mut(bin);
-        // SAFETY: the caller's promise.
-        let block = unsafe { list.pop_front() }?;
+        let block = list.first()?;
+        // SAFETY: the caller's promise; `block` is the list's first.
+        unsafe { list.unlink_first(block) };
         if list.first().is_none() {
             self.mark(bin, false);
         }
