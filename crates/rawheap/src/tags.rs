@@ -687,25 +687,16 @@ impl Cut {
     /// and `need`, with `need` a multiple of `GRANULE` and at least `MIN_BLOCK`.
     #[inline]
     pub unsafe fn plan(free: BlockRef, gap: usize, need: usize) -> Cut {
-        // SAFETY: the caller's promise; `gap + need <= size`, so every address computed
-        // is inside `free`.
+        // SAFETY: the caller's promise; `gap + need <= size`, so the used block starts
+        // inside `free` and what follows the gap is `size - gap` bytes.
         unsafe {
             let size = free.size();
             let used = BlockRef(free.0.byte_add(gap));
-            let left = size - gap - need;
-            let (used_size, rest, rest_size) = if left >= MIN_BLOCK {
-                (need, Some(BlockRef(used.0.byte_add(need))), left)
-            } else {
-                (need + left, None, 0)
-            };
             Cut {
                 gap: (gap != 0).then_some(free),
-                used,
-                used_size,
-                rest,
-                rest_size,
                 gap_size: gap,
                 prev_used: free.prev_used(),
+                ..Cut::plan_front(used, size - gap, need)
             }
         }
     }

@@ -340,7 +340,14 @@ impl<const SL: usize> Tlsf<SL> {
         // SAFETY: the caller's promise; the lists are relinked before the tags are
         // written, as `Cut` requires, and the rest's links lie behind the block's.
         unsafe {
-            let cut = Cut::plan(fit.block, fit.gap, need);
+            // With no gap (always, but for an alignment beyond the granule), the plan
+            // needs nothing more from the header: the size is read, and the block
+            // before a free one is used (invariant 1).
+            let cut = if fit.gap == 0 {
+                Cut::plan_front(fit.block, fit.size, need)
+            } else {
+                Cut::plan(fit.block, fit.gap, need)
+            };
             let end = cut.used.addr() + cut.used_size;
             self.usage
                 .on_allocate(requested, offset_in(self.region, end));
