@@ -765,6 +765,9 @@ pub struct Merge {
     pub prev: Option<BlockRef>,
     /// The free block after the freed one, absorbed.
     pub next: Option<BlockRef>,
+    /// The block right after the freed one, and its header as `plan` read it.
+    after: BlockRef,
+    after_word: usize,
 }
 
 impl Merge {
@@ -780,11 +783,12 @@ impl Merge {
         // footer is right before `used`, and the epilogue bounds the walk forward.
         unsafe {
             let after = used.next_phys();
-            let next = (!after.is_used()).then_some(after);
+            let after_word = after.header();
+            let next = (after_word & USED == 0).then_some(after);
             let prev = (!used.prev_used()).then(|| used.prev_phys());
             let block = prev.unwrap_or(used);
             let end = match next {
-                Some(next) => next.end(),
+                Some(next) => next.addr() + (after_word & !FLAGS),
                 None => after.addr(),
             };
             Merge {
@@ -792,6 +796,8 @@ impl Merge {
                 size: end - block.addr(),
                 prev,
                 next,
+                after,
+                after_word,
             }
         }
     }
@@ -810,9 +816,14 @@ impl Merge {
         unsafe {
             // Immediate coalescing keeps a used block before every free one.
             self.block.write_free(self.size, true);
-            // The block after is `size` bytes on: computed, not read back from the header
-            // just written.
-            BlockRef(self.block.0.byte_add(self.size)).set_prev_used(false);
+            // When the block after the freed one was free, the block after that already
+            // has `PREV_USED` clear. Otherwise the block after is used, and its header,
+            // read by `plan`, is written back whole with the bit clear: a plain store,
+            // where clearing one bit would read the header again, perhaps from a line
+            // that has left the cache, and keep the call waiting for it.
+            if self.next.is_none() {
+                self.after.set_header(self.after_word & !PREV_USED);
+            }
         }
     }
 }
