@@ -358,21 +358,21 @@ impl SegregatedFit {
         unsafe {
             let whole = top.size();
             let left = whole.checked_sub(need)?;
-            let used_size = if left >= MIN_BLOCK {
-                top.write_used(need, true);
-                let rest = top.next_phys();
-                rest.write_free(left, true);
-                self.top = Some(rest);
-                need
-            } else {
-                // The whole top goes; the block after it is the epilogue.
-                top.write_used(whole, true);
-                top.next_phys().set_prev_used(true);
-                self.top = None;
-                whole
-            };
+            let used_size = if left >= MIN_BLOCK { need } else { whole };
+            // The mark first, before the stores into the region, as TLSF's `split` does:
+            // reading the counters after those stores measured slower there.
             self.usage
                 .on_allocate(size, offset_in(self.region, top.addr() + used_size));
+            top.write_used(used_size, true);
+            let after = top.next_phys();
+            if left >= MIN_BLOCK {
+                after.write_free(left, true);
+                self.top = Some(after);
+            } else {
+                // The whole top goes; the block after it is the epilogue.
+                after.set_prev_used(true);
+                self.top = None;
+            }
             Some(top.payload())
         }
     }
