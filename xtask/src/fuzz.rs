@@ -64,13 +64,16 @@ fn has_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
-/// Installs cargo-fuzz when it is missing.
+/// Installs cargo-fuzz when it is missing. Unoptimised (`--debug`): cargo-fuzz only
+/// reads its arguments and runs cargo and the fuzzer, so its own speed does not show,
+/// while optimising it and its dependencies made the install the slowest part of the
+/// fuzz step on a bare machine. The fuzz targets themselves are still built `--release`.
 fn install_cargo_fuzz() -> anyhow::Result<()> {
     if output(&mut cargo_on(NIGHTLY, &["fuzz", "--version"])).is_some() {
         return Ok(());
     }
     run(
         "installing cargo-fuzz",
-        &mut cargo_on(NIGHTLY, &["install", "cargo-fuzz", "--locked"]),
+        &mut cargo_on(NIGHTLY, &["install", "cargo-fuzz", "--locked", "--debug"]),
     )
 }
