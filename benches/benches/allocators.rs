@@ -55,8 +55,8 @@ fn allocators(c: &mut Criterion) {
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_millis(1500))
-        .sample_size(20)
+        .measurement_time(std::time::Duration::from_millis(3000))
+        .sample_size(40)
         .configure_from_args()
 }
 

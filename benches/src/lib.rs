@@ -24,20 +24,40 @@ pub trait ContenderVisitor {
 }
 
 /// Calls `visitor` with every contender: each heaplab allocator of the registry
-/// through its [`Arena`](heaplab::Arena), then the peer crates and the system
-/// allocator, in the order the bench tables list them.
+/// through its [`Arena`](heaplab::Arena), each followed by its peer the first time that
+/// peer comes up, then the peers no allocator names.
+///
+/// An allocator and its peer run one right after the other: a shared machine's speed
+/// drifts over tens of seconds (other work on the same cores and caches), and two
+/// contenders timed seconds apart see the same machine far more often than two timed
+/// a minute apart.
 pub fn for_each_contender(visitor: &mut impl ContenderVisitor) {
-    struct Heaplab<'v, V>(&'v mut V);
-    impl<V: ContenderVisitor> heaplab::registry::HeapVisitor for Heaplab<'_, V> {
+    struct Paired<'v, V> {
+        visitor: &'v mut V,
+        peers_done: Vec<&'static str>,
+    }
+    impl<V: ContenderVisitor> heaplab::registry::HeapVisitor for Paired<'_, V> {
         fn visit<H: heaplab::RawHeap + Send + 'static>(
             &mut self,
             entry: &heaplab::registry::Entry,
         ) {
-            self.0.visit::<heaplab::Arena<H>>(entry.name);
+            self.visitor.visit::<heaplab::Arena<H>>(entry.name);
+            if let Some(peer) = entry.peer.filter(|peer| !self.peers_done.contains(peer)) {
+                peers::visit_peer(peer, self.visitor);
+                self.peers_done.push(peer);
+            }
         }
     }
-    heaplab::registry::for_each_heap(&mut Heaplab(visitor));
-    peers::for_each_peer(visitor);
+    let mut paired = Paired {
+        visitor,
+        peers_done: Vec::new(),
+    };
+    heaplab::registry::for_each_heap(&mut paired);
+    for peer in peers::NAMES {
+        if !paired.peers_done.contains(&peer) {
+            peers::visit_peer(peer, paired.visitor);
+        }
+    }
 }
 
 /// An allocator as the benches see it: built over a region of a given size, then asked
@@ -294,6 +314,37 @@ mod tests {
             let workload =
                 Workload::from_trace(generator.name(), &trace::generate(generator, 7, 1));
             for_each_contender(&mut Completes(&workload));
+        }
+    }
+
+    #[test]
+    fn every_contender_comes_once_and_an_allocator_first_meets_its_peer_right_after_it() {
+        struct Names(Vec<String>);
+        impl ContenderVisitor for Names {
+            fn visit<C: Contender>(&mut self, name: &str) {
+                self.0.push(name.to_owned());
+            }
+        }
+        let mut names = Names(Vec::new());
+        for_each_contender(&mut names);
+        let names = names.0;
+        let entries = heaplab::registry::entries();
+        assert_eq!(names.len(), entries.len() + peers::NAMES.len());
+        for name in entries.iter().map(|e| e.name).chain(peers::NAMES) {
+            assert_eq!(names.iter().filter(|n| *n == name).count(), 1, "{name}");
+        }
+        for entry in &entries {
+            let peer = entry.peer.expect("every allocator has a peer");
+            assert!(
+                peers::NAMES.contains(&peer),
+                "{peer} is a peer the benches know"
+            );
+            let at = names.iter().position(|n| n == entry.name).unwrap();
+            let peer_at = names.iter().position(|n| n == peer).unwrap();
+            let first_with_this_peer = entries.iter().find(|e| e.peer == Some(peer)).unwrap();
+            if first_with_this_peer.name == entry.name {
+                assert_eq!(peer_at, at + 1, "{peer} right after {}", entry.name);
+            }
         }
     }
 

@@ -13,15 +13,30 @@ use heaplab::Memory;
 
 use crate::{Contender, ContenderVisitor};
 
-/// Calls `visitor` with every peer crate and the system allocator, by the names the
-/// bench tables use.
-pub fn for_each_peer(visitor: &mut impl ContenderVisitor) {
-    visitor.visit::<Bumpalo>("bumpalo");
-    visitor.visit::<LinkedList>("linked_list_allocator");
-    visitor.visit::<BuddySystem>("buddy_system_allocator");
-    visitor.visit::<Talc>("talc");
-    visitor.visit::<Rlsf>("rlsf");
-    visitor.visit::<System>("system");
+/// The peer crates and the system allocator, by the names the bench tables and the
+/// registry's `peer` fields use.
+pub const NAMES: [&str; 6] = [
+    "bumpalo",
+    "linked_list_allocator",
+    "buddy_system_allocator",
+    "talc",
+    "rlsf",
+    "system",
+];
+
+/// Calls `visitor` with the peer named `name` (one of [`NAMES`]); returns false for
+/// any other name.
+pub fn visit_peer(name: &str, visitor: &mut impl ContenderVisitor) -> bool {
+    match name {
+        "bumpalo" => visitor.visit::<Bumpalo>(name),
+        "linked_list_allocator" => visitor.visit::<LinkedList>(name),
+        "buddy_system_allocator" => visitor.visit::<BuddySystem>(name),
+        "talc" => visitor.visit::<Talc>(name),
+        "rlsf" => visitor.visit::<Rlsf>(name),
+        "system" => visitor.visit::<System>(name),
+        _ => return false,
+    }
+    true
 }
 
 /// Page-aligned memory for a peer, the same kind an [`Arena`](heaplab::Arena) gets.

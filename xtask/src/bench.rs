@@ -60,7 +60,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let table = ratio_table(
         &results,
         "ns/op",
-        "mean time to replay the workload's trace divided by its operations \
+        "median time to replay the workload's trace divided by its operations \
          (criterion, same run for every contender)",
     );
     let out = root().join(&args.out);
@@ -173,7 +173,7 @@ fn instructions_per_op(passes: &Path, contender: &str, workload: &str) -> anyhow
 /// Nanoseconds per operation, by workload then contender.
 type Results = BTreeMap<String, BTreeMap<String, f64>>;
 
-/// Reads criterion's `new/estimates.json` (mean time per iteration) and
+/// Reads criterion's `new/estimates.json` (median time per iteration) and
 /// `new/benchmark.json` (operations per iteration) for every benchmark.
 fn read_results(dir: &Path) -> anyhow::Result<Results> {
     let mut results = Results::new();
@@ -195,9 +195,12 @@ fn read_results(dir: &Path) -> anyhow::Result<Results> {
             };
             let estimates: serde_json::Value = serde_json::from_str(&estimates)?;
             let meta: serde_json::Value = serde_json::from_str(&meta)?;
-            let mean_ns = estimates["mean"]["point_estimate"]
+            // The median, not the mean: on a shared machine a few samples of every
+            // benchmark are slowed by other work, and one such burst moves the mean of
+            // twenty samples far more than their median.
+            let median_ns = estimates["median"]["point_estimate"]
                 .as_f64()
-                .context("estimates.json without a mean")?;
+                .context("estimates.json without a median")?;
             let ops = meta["throughput"]["Elements"]
                 .as_f64()
                 .context("benchmark.json without a throughput")?;
@@ -212,7 +215,7 @@ fn read_results(dir: &Path) -> anyhow::Result<Results> {
             results
                 .entry(workload)
                 .or_default()
-                .insert(contender, mean_ns / ops);
+                .insert(contender, median_ns / ops);
         }
     }
     Ok(results)
