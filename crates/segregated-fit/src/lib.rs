@@ -337,8 +337,7 @@ impl SegregatedFit {
         // (invariant 3), and the block after it is a used block, not the epilogue, since
         // the last block, when free, is the top (invariant 6).
         unsafe {
-            block.write_used(need, true);
-            block.next_phys().set_prev_used(true);
+            Cut::plan_front(block, need, need).write_tags();
             // Below the high-water mark, as in `take_from_bin`.
             self.usage.on_reuse(size);
             block.payload()
@@ -357,22 +356,18 @@ impl SegregatedFit {
         // header is `need` bytes in, right after the used block's.
         unsafe {
             let whole = top.size();
-            let left = whole.checked_sub(need)?;
-            let used_size = if left >= MIN_BLOCK { need } else { whole };
+            if whole < need {
+                return None;
+            }
+            let cut = Cut::plan_front(top, whole, need);
             // The mark first, before the stores into the region, as TLSF's `split` does:
             // reading the counters after those stores measured slower there.
             self.usage
-                .on_allocate(size, offset_in(self.region, top.addr() + used_size));
-            top.write_used(used_size, true);
-            let after = top.next_phys();
-            if left >= MIN_BLOCK {
-                after.write_free(left, true);
-                self.top = Some(after);
-            } else {
-                // The whole top goes; the block after it is the epilogue.
-                after.set_prev_used(true);
-                self.top = None;
-            }
+                .on_allocate(size, offset_in(self.region, top.addr() + cut.used_size));
+            // A rest is the new top; with none, the whole top went and the epilogue
+            // follows the used block.
+            self.top = cut.rest;
+            cut.write_tags();
             Some(top.payload())
         }
     }
