@@ -83,7 +83,8 @@ use core::ptr::NonNull;
 pub use arena::{Arena, Memory};
 pub use locked::{Locked, StaticHeap};
 pub use report::{
-    AllocError, Block, BlockKind, Capabilities, ExhaustionCause, HeapError, Reuse, Stats, Usage,
+    AllocError, Block, BlockKind, Capabilities, ExhaustionCause, HeapError, Requested, Reuse,
+    Stats, Usage,
 };
 
 // ANCHOR: raw_heap

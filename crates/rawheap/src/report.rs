@@ -3,6 +3,7 @@
 
 use core::alloc::Layout;
 use core::fmt;
+use core::ptr::NonNull;
 
 /// Why an allocation was refused. Every refusal is an answer, never a panic or abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -230,6 +231,35 @@ impl Stats {
         });
         stats
     }
+
+    /// Builds the stats of a heap that keeps a [`Requested`] (see there): its live
+    /// blocks are the `Used` stretches of `walk`, counted here, and its high-water mark
+    /// is the higher of where its freed blocks reached and where its highest live block
+    /// ends.
+    pub fn from_live_walk(
+        region: NonNull<[u8]>,
+        requested: &Requested,
+        walk: impl FnOnce(&mut dyn FnMut(Block)),
+    ) -> Stats {
+        let start = region.cast::<u8>().as_ptr().addr();
+        let (mut live_blocks, mut live_reach) = (0, 0);
+        let usage = Usage {
+            requested: requested.bytes,
+            ..Usage::default()
+        };
+        let mut stats = Stats::from_walk(region.len(), &usage, |visit| {
+            walk(&mut |block| {
+                if block.kind == BlockKind::Used {
+                    live_blocks += 1;
+                    live_reach = block.end() - start;
+                }
+                visit(block);
+            })
+        });
+        stats.live_blocks = live_blocks;
+        stats.high_water = requested.freed_reach.max(live_reach);
+        stats
+    }
 }
 // ANCHOR_END: stats
 
@@ -292,6 +322,54 @@ impl Usage {
     }
 }
 
+/// The one count a heap on boundary tags keeps on its hot path, and how far the blocks
+/// it took back reached; its `walk` tells the rest (see [`Stats::from_live_walk`]).
+///
+/// A [`Usage`] counts live blocks and raises the high-water mark on every `allocate`.
+/// A heap whose used blocks are exactly its live ones, each `Used` stretch of `walk`
+/// ending where its block ends, can leave both to `stats`: the live blocks are the
+/// `Used` stretches, and a live block still reaches as far as it did when it was handed
+/// out, so only a block leaving (freed, or the tail cut off a shrinking one) needs its
+/// end recorded. `allocate` is left with one addition. Measured with TLSF on the
+/// small-fixed bench workload, the live-block count and the mark cost about a tenth of
+/// its time per operation on `allocate`'s path, and nothing measurable on `deallocate`'s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Requested {
+    /// Sum of `layout.size()` over live blocks.
+    pub bytes: usize,
+    /// The highest offset from the region's start that a block given back so far
+    /// reached.
+    pub freed_reach: usize,
+}
+
+impl Requested {
+    /// A block of `size` requested bytes was handed out.
+    #[inline]
+    pub fn on_allocate(&mut self, size: usize) {
+        self.bytes += size;
+    }
+
+    /// A block of `size` requested bytes came back.
+    #[inline]
+    pub fn on_deallocate(&mut self, size: usize) {
+        self.bytes -= size;
+    }
+
+    /// A live block changed from `old_size` to `new_size` requested bytes in place.
+    #[inline]
+    pub fn on_resize(&mut self, old_size: usize, new_size: usize) {
+        self.bytes = self.bytes - old_size + new_size;
+    }
+
+    /// A block that reached `end_offset` bytes into the region became free.
+    #[inline]
+    pub fn on_free_block(&mut self, end_offset: usize) {
+        if end_offset > self.freed_reach {
+            self.freed_reach = end_offset;
+        }
+    }
+}
+
 /// Which freed memory a heap can hand out again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reuse {
@@ -326,5 +404,43 @@ impl Capabilities {
     /// Whether `layout` is within `max_size` and `max_align`.
     pub const fn admits(&self, layout: Layout) -> bool {
         layout.size() <= self.max_size && layout.align() <= self.max_align
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_walk_counts_used_stretches_and_reaches_the_higher_of_freed_and_live_ends() {
+        let mut memory = [0u8; 256];
+        let region = NonNull::from(&mut memory[..]);
+        let start = region.cast::<u8>().as_ptr().addr();
+        let walk = |visit: &mut dyn FnMut(Block)| {
+            visit(Block::overhead(start, 8));
+            visit(Block::used(start + 8, 24));
+            visit(Block::free(start + 32, 32));
+            visit(Block::overhead(start + 64, 8));
+            visit(Block::used(start + 72, 56));
+            visit(Block::free(start + 128, 128));
+        };
+        let mut requested = Requested::default();
+        requested.on_allocate(20);
+        requested.on_allocate(50);
+        requested.on_allocate(100);
+        requested.on_free_block(64);
+        requested.on_deallocate(100);
+        let stats = Stats::from_live_walk(region, &requested, walk);
+        assert_eq!(stats.live_blocks, 2);
+        assert_eq!(stats.requested, 70);
+        assert_eq!(
+            (stats.usable, stats.free, stats.largest_free),
+            (80, 160, 128)
+        );
+        assert_eq!(stats.high_water, 128, "the live block ending at 128");
+        requested.on_free_block(200);
+        requested.on_free_block(150);
+        let stats = Stats::from_live_walk(region, &requested, walk);
+        assert_eq!(stats.high_water, 200, "a freed block that reached further");
     }
 }

@@ -802,6 +802,12 @@ impl Merge {
         }
     }
 
+    /// Where the freed block ended: the address of the block that was after it.
+    #[inline]
+    pub fn freed_end(&self) -> usize {
+        self.after.addr()
+    }
+
     /// Writes the merged free block's tags and clears the `PREV_USED` bit after it.
     ///
     /// # Safety

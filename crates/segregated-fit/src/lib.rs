@@ -107,7 +107,8 @@ use core::ptr::NonNull;
 
 use rawheap::tags::{self, BlockRef, Cut, Grow, HEADER, Merge, Span};
 use rawheap::{
-    AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, Usage, check_walk, offset_in,
+    AllocError, Block, Capabilities, HeapError, RawHeap, Requested, Reuse, Stats, check_walk,
+    offset_in,
 };
 
 pub use bins::{BINS, EXACT_LIMIT, SUB_BINS, bin_of, smallest_in};
@@ -126,8 +127,9 @@ pub struct SegregatedFit {
     /// can: the one free block that can grow as other blocks merge into it is kept
     /// whole as long as possible.
     top: Option<BlockRef>,
-    /// Live blocks, requested bytes and high-water mark, updated by every operation.
-    usage: Usage,
+    /// Requested bytes of the live blocks, and how far freed blocks reached: all that
+    /// `stats` cannot read off the blocks (see [`Requested`]).
+    requested: Requested,
     /// The region as handed to `new`; every block pointer is derived from it.
     region: NonNull<[u8]>,
     /// The span of blocks inside the region and its first block, or `None` when the
@@ -155,23 +157,12 @@ impl core::fmt::Debug for SegregatedFit {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("SegregatedFit")
             .field("region_len", &self.region.len())
-            .field("usage", &self.usage)
+            .field("requested", &self.requested)
             .finish_non_exhaustive()
     }
 }
 
 impl SegregatedFit {
-    /// The offset from the region's start of one past a block's last byte.
-    ///
-    /// # Safety
-    ///
-    /// `block` is a block of this heap.
-    #[inline]
-    unsafe fn end_offset(&self, block: BlockRef) -> usize {
-        // SAFETY: the caller's promise.
-        offset_in(self.region, unsafe { block.end() })
-    }
-
     // ANCHOR: best_in_bin
     /// The block of `bin` that fits a block of `need` bytes with the least to spare, if
     /// any. Every block of an exact bin has the bin's one size, so there the first block
@@ -318,9 +309,8 @@ impl SegregatedFit {
                 None => self.bins.unlink(block, bin),
             }
             cut.write_tags();
-            // A binned block is followed by a used block (invariants 3 and 6), so it
-            // ends below the high-water mark: only the counts change.
-            self.usage.on_reuse(size);
+            // No high-water mark to raise: `stats` finds the highest live block.
+            self.requested.on_allocate(size);
             cut.used.payload()
         }
     }
@@ -338,8 +328,7 @@ impl SegregatedFit {
         // the last block, when free, is the top (invariant 6).
         unsafe {
             Cut::plan_front(block, need, need).write_tags();
-            // Below the high-water mark, as in `take_from_bin`.
-            self.usage.on_reuse(size);
+            self.requested.on_allocate(size);
             block.payload()
         }
     }
@@ -360,10 +349,7 @@ impl SegregatedFit {
                 return None;
             }
             let cut = Cut::plan_front(top, whole, need);
-            // The mark first, before the stores into the region, as TLSF's `split` does:
-            // reading the counters after those stores measured slower there.
-            self.usage
-                .on_allocate(size, offset_in(self.region, top.addr() + cut.used_size));
+            self.requested.on_allocate(size);
             // A rest is the new top; with none, the whole top went and the epilogue
             // follows the used block.
             self.top = cut.rest;
@@ -414,8 +400,7 @@ impl SegregatedFit {
                 }
             }
             cut.write_tags();
-            let end = cut.used.addr() + cut.used_size;
-            self.usage.on_allocate(size, offset_in(self.region, end));
+            self.requested.on_allocate(size);
             cut.used.payload()
         }
     }
@@ -435,6 +420,8 @@ impl SegregatedFit {
         // neighbours, and the bins are relinked before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
+            self.requested
+                .on_free_block(offset_in(self.region, merge.freed_end()));
             if self.ends_span(merge.block.addr() + merge.size) {
                 // A free block after `block` can only be the top, which is on no bin.
                 if let Some(prev) = merge.prev {
@@ -522,9 +509,8 @@ impl SegregatedFit {
 
     /// Walks the blocks in address order checking invariants 1 to 3 (the tags, see
     /// [`tags::check_span`]), that every free block but the last is on its bin, and
-    /// invariant 6; returns how many free blocks should be on bins and how many blocks
-    /// are used.
-    fn check_blocks(&self, span: Span, first: BlockRef) -> Result<(usize, usize), HeapError> {
+    /// invariant 6; returns how many free blocks should be on bins.
+    fn check_blocks(&self, span: Span, first: BlockRef) -> Result<usize, HeapError> {
         let mut last_free = None;
         let on_its_bin = |block: BlockRef, size: usize| {
             if block.addr() + size == span.epilogue {
@@ -542,13 +528,13 @@ impl SegregatedFit {
             }
         };
         // SAFETY: `first` is the first block of our span.
-        let (free, used) = unsafe { tags::check_span(span, first, on_its_bin) }?;
+        let (free, _) = unsafe { tags::check_span(span, first, on_its_bin) }?;
         if self.top != last_free {
             return Err(HeapError::new(
                 "the top is the last block when that is free, and none otherwise",
             ));
         }
-        Ok((free - usize::from(last_free.is_some()), used))
+        Ok(free - usize::from(last_free.is_some()))
     }
 }
 
@@ -566,7 +552,7 @@ unsafe impl RawHeap for SegregatedFit {
         SegregatedFit {
             // The one free block a new heap has is the last one.
             top: blocks.map(|(_, first)| first),
-            usage: Usage::default(),
+            requested: Requested::default(),
             region,
             blocks,
             bins: Bins::new(),
@@ -595,7 +581,7 @@ unsafe impl RawHeap for SegregatedFit {
     unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
         let block = unsafe { BlockRef::from_payload(ptr) };
-        self.usage.on_deallocate(layout.size());
+        self.requested.on_deallocate(layout.size());
         // SAFETY: as above; the caller gives the block up.
         unsafe { self.coalesce(block) };
     }
@@ -636,8 +622,7 @@ unsafe impl RawHeap for SegregatedFit {
                 }
                 grow.write_tags();
             }
-            self.usage
-                .on_resize(old.size(), new.size(), self.end_offset(block));
+            self.requested.on_resize(old.size(), new.size());
         }
         Ok(())
     }
@@ -654,7 +639,7 @@ unsafe impl RawHeap for SegregatedFit {
     }
 
     fn stats(&self) -> Stats {
-        Stats::from_walk(self.region.len(), &self.usage, |visit| self.walk(visit))
+        Stats::from_live_walk(self.region, &self.requested, |visit| self.walk(visit))
     }
 
     fn walk(&self, visit: &mut dyn FnMut(Block)) {
@@ -674,14 +659,11 @@ unsafe impl RawHeap for SegregatedFit {
             };
         };
         let listed = self.check_bins(span)?;
-        let (binned, used) = self.check_blocks(span, first)?;
+        let binned = self.check_blocks(span, first)?;
         if listed != binned {
             return Err(HeapError::new(
                 "the bins hold as many blocks as there are free blocks but the top",
             ));
-        }
-        if used != self.usage.live_blocks {
-            return Err(HeapError::new("every used block is a live one"));
         }
         Ok(())
     }
