@@ -234,8 +234,7 @@ impl Stats {
 
     /// Builds the stats of a heap that keeps a [`Requested`] (see there): its live
     /// blocks are the `Used` stretches of `walk`, counted here, and its high-water mark
-    /// is the higher of where its freed blocks reached and where its highest live block
-    /// ends.
+    /// is the higher of what it recorded and where its highest live block ends.
     pub fn from_live_walk(
         region: NonNull<[u8]>,
         requested: &Requested,
@@ -257,7 +256,7 @@ impl Stats {
             })
         });
         stats.live_blocks = live_blocks;
-        stats.high_water = requested.freed_reach.max(live_reach);
+        stats.high_water = requested.reached.saturating_sub(start).max(live_reach);
         stats
     }
 }
@@ -322,24 +321,30 @@ impl Usage {
     }
 }
 
-/// The one count a heap on boundary tags keeps on its hot path, and how far the blocks
-/// it took back reached; its `walk` tells the rest (see [`Stats::from_live_walk`]).
+/// The one count a heap on boundary tags keeps on its hot path, and the furthest end of
+/// a block that may no longer be live; its `walk` tells the rest (see
+/// [`Stats::from_live_walk`]).
 ///
 /// A [`Usage`] counts live blocks and raises the high-water mark on every `allocate`.
 /// A heap whose used blocks are exactly its live ones, each `Used` stretch of `walk`
 /// ending where its block ends, can leave both to `stats`: the live blocks are the
 /// `Used` stretches, and a live block still reaches as far as it did when it was handed
-/// out, so only a block leaving (freed, or the tail cut off a shrinking one) needs its
-/// end recorded. `allocate` is left with one addition. Measured with TLSF on the
-/// small-fixed bench workload, the live-block count and the mark cost about a tenth of
-/// its time per operation on `allocate`'s path, and nothing measurable on `deallocate`'s.
+/// out. Only a block that may leave before `stats` is asked needs its end recorded with
+/// [`reach`](Self::reach): every block as it is freed (TLSF), or only the blocks that
+/// can raise the mark at all (segregated-fit's cuts from its top). `allocate` is left
+/// with one addition.
+///
+/// Measured with TLSF on the small-fixed bench workload: the live-block count and the
+/// mark kept on `allocate`'s path cost about a tenth of its time per operation; the
+/// same mark kept on `deallocate`'s path costs nothing measurable there.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Requested {
     /// Sum of `layout.size()` over live blocks.
     pub bytes: usize,
-    /// The highest offset from the region's start that a block given back so far
-    /// reached.
-    pub freed_reach: usize,
+    /// The highest address one past a block's end passed to [`reach`](Self::reach), 0
+    /// before the first. An address rather than an offset into the region: one
+    /// comparison, with no subtraction on the hot path.
+    pub reached: usize,
 }
 
 impl Requested {
@@ -361,11 +366,12 @@ impl Requested {
         self.bytes = self.bytes - old_size + new_size;
     }
 
-    /// A block that reached `end_offset` bytes into the region became free.
+    /// A block ending just before address `end` was handed out or is leaving: the
+    /// high-water mark reaches at least there from now on.
     #[inline]
-    pub fn on_free_block(&mut self, end_offset: usize) {
-        if end_offset > self.freed_reach {
-            self.freed_reach = end_offset;
+    pub fn reach(&mut self, end: usize) {
+        if end > self.reached {
+            self.reached = end;
         }
     }
 }
@@ -428,7 +434,7 @@ mod tests {
         requested.on_allocate(20);
         requested.on_allocate(50);
         requested.on_allocate(100);
-        requested.on_free_block(64);
+        requested.reach(start + 64);
         requested.on_deallocate(100);
         let stats = Stats::from_live_walk(region, &requested, walk);
         assert_eq!(stats.live_blocks, 2);
@@ -438,9 +444,12 @@ mod tests {
             (80, 160, 128)
         );
         assert_eq!(stats.high_water, 128, "the live block ending at 128");
-        requested.on_free_block(200);
-        requested.on_free_block(150);
+        requested.reach(start + 200);
+        requested.reach(start + 150);
         let stats = Stats::from_live_walk(region, &requested, walk);
-        assert_eq!(stats.high_water, 200, "a freed block that reached further");
+        assert_eq!(
+            stats.high_water, 200,
+            "a block recorded as reaching further"
+        );
     }
 }

@@ -108,7 +108,6 @@ use core::ptr::NonNull;
 use rawheap::tags::{self, BlockRef, Cut, Grow, HEADER, Merge, Span};
 use rawheap::{
     AllocError, Block, Capabilities, HeapError, RawHeap, Requested, Reuse, Stats, check_walk,
-    offset_in,
 };
 
 pub use bins::{BINS, EXACT_LIMIT, SUB_BINS, bin_of, smallest_in};
@@ -127,8 +126,8 @@ pub struct SegregatedFit {
     /// can: the one free block that can grow as other blocks merge into it is kept
     /// whole as long as possible.
     top: Option<BlockRef>,
-    /// Requested bytes of the live blocks, and how far freed blocks reached: all that
-    /// `stats` cannot read off the blocks (see [`Requested`]).
+    /// Requested bytes of the live blocks, and the furthest end of a block cut from
+    /// the top: all that `stats` cannot read off the blocks (see [`Requested`]).
     requested: Requested,
     /// The region as handed to `new`; every block pointer is derived from it.
     region: NonNull<[u8]>,
@@ -350,6 +349,9 @@ impl SegregatedFit {
             }
             let cut = Cut::plan_front(top, whole, need);
             self.requested.on_allocate(size);
+            // Only a cut from the top can raise the high-water mark: every other free
+            // block has a used block after it, which reached further.
+            self.requested.reach(top.addr() + cut.used_size);
             // A rest is the new top; with none, the whole top went and the epilogue
             // follows the used block.
             self.top = cut.rest;
@@ -387,6 +389,7 @@ impl SegregatedFit {
                         self.bins.push(block, bin_of(gap));
                     }
                     self.top = rest;
+                    self.requested.reach(cut.used.addr() + cut.used_size);
                 }
                 (Home::Bin(bin), None, Some(rest)) => {
                     self.bins.refile(block, bin, rest, bin_of(rest_size))
@@ -420,8 +423,6 @@ impl SegregatedFit {
         // neighbours, and the bins are relinked before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
-            self.requested
-                .on_free_block(offset_in(self.region, merge.freed_end()));
             if self.ends_span(merge.block.addr() + merge.size) {
                 // A free block after `block` can only be the top, which is on no bin.
                 if let Some(prev) = merge.prev {
@@ -609,6 +610,8 @@ unsafe impl RawHeap for SegregatedFit {
                 let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
                 if self.top == Some(grow.next) {
                     self.top = grow.rest;
+                    // Grown into the top: perhaps past the high-water mark.
+                    self.requested.reach(block.addr() + grow.used_size());
                 } else {
                     let next_size = grow.next.size();
                     let bin = bin_of(next_size);

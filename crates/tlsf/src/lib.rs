@@ -120,8 +120,8 @@ pub struct Tlsf<const SL: usize = 32> {
     /// Bit `fl` is set iff `sl_bitmap[fl]` is not zero: some list of row `fl` holds a
     /// block.
     fl_bitmap: usize,
-    /// Requested bytes of the live blocks, and how far freed blocks reached: all that
-    /// `stats` cannot read off the blocks (see [`Requested`]).
+    /// Requested bytes of the live blocks, and the furthest end of a freed block: all
+    /// that `stats` cannot read off the blocks (see [`Requested`]).
     requested: Requested,
     /// The region as handed to `new`; every block pointer is derived from it.
     region: NonNull<[u8]>,
@@ -395,8 +395,8 @@ impl<const SL: usize> Tlsf<SL> {
         // neighbours, which leave their lists before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
-            self.requested
-                .on_free_block(offset_in(self.region, merge.freed_end()));
+            // The block may have been the highest: `stats` would not find it now.
+            self.requested.reach(merge.freed_end());
             if let Some(prev) = merge.prev {
                 self.take_off(prev);
             }
