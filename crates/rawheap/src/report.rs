@@ -250,6 +250,7 @@ impl Stats {
             walk(&mut |block| {
                 if block.kind == BlockKind::Used {
                     live_blocks += 1;
+                    // `walk` goes in address order: the last live block is the highest.
                     live_reach = block.end() - start;
                 }
                 visit(block);

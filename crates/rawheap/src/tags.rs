@@ -730,6 +730,12 @@ impl Cut {
         }
     }
 
+    /// One past the used block's last byte: how far the cut reaches into the region.
+    #[inline]
+    pub fn used_end(&self) -> usize {
+        self.used.addr() + self.used_size
+    }
+
     /// Writes the tags the plan describes; the caller has relinked its lists first.
     ///
     /// # Safety
@@ -883,6 +889,12 @@ impl Grow {
     /// The used block's new size.
     pub fn used_size(&self) -> usize {
         self.used_size
+    }
+
+    /// One past the grown block's last byte.
+    #[inline]
+    pub fn used_end(&self) -> usize {
+        self.used.addr() + self.used_size
     }
 
     /// Writes the grown block's header and the rest's tags (or sets `PREV_USED` after

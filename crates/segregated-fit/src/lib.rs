@@ -351,7 +351,7 @@ impl SegregatedFit {
             self.requested.on_allocate(size);
             // Only a cut from the top can raise the high-water mark: every other free
             // block has a used block after it, which reached further.
-            self.requested.reach(top.addr() + cut.used_size);
+            self.requested.reach(cut.used_end());
             // A rest is the new top; with none, the whole top went and the epilogue
             // follows the used block.
             self.top = cut.rest;
@@ -389,7 +389,7 @@ impl SegregatedFit {
                         self.bins.push(block, bin_of(gap));
                     }
                     self.top = rest;
-                    self.requested.reach(cut.used.addr() + cut.used_size);
+                    self.requested.reach(cut.used_end());
                 }
                 (Home::Bin(bin), None, Some(rest)) => {
                     self.bins.refile(block, bin, rest, bin_of(rest_size))
@@ -611,7 +611,7 @@ unsafe impl RawHeap for SegregatedFit {
                 if self.top == Some(grow.next) {
                     self.top = grow.rest;
                     // Grown into the top: perhaps past the high-water mark.
-                    self.requested.reach(block.addr() + grow.used_size());
+                    self.requested.reach(grow.used_end());
                 } else {
                     let next_size = grow.next.size();
                     let bin = bin_of(next_size);
