@@ -8,12 +8,18 @@
 //! `time / operations` is the cost of one `alloc`, `free` or `realloc`. The first byte
 //! of every block handed out is written, for every contender alike (see
 //! `heaplab_benches::Workload::run`).
+//!
+//! With `HEAPLAB_BENCH_CALLED` set (`cargo xtask bench --called`), every contender is
+//! reached through a call that is never inlined (`heaplab_benches::Called`), and the
+//! groups are named `WORKLOAD (called)`.
 
 use std::ptr::NonNull;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use heaplab_benches::{Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender};
+use heaplab_benches::{
+    Called, Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender,
+};
 use trace::Workload as Generator;
 
 fn time<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, workload: &Workload) {
@@ -30,23 +36,34 @@ fn time<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, work
 struct Timed<'g, 'c> {
     group: &'g mut BenchmarkGroup<'c, WallTime>,
     workload: &'g Workload,
+    called: bool,
 }
 
 impl ContenderVisitor for Timed<'_, '_> {
     fn visit<C: Contender>(&mut self, name: &str) {
-        time::<C>(self.group, name, self.workload);
+        if self.called {
+            time::<Called<C>>(self.group, name, self.workload);
+        } else {
+            time::<C>(self.group, name, self.workload);
+        }
     }
 }
 
 fn allocators(c: &mut Criterion) {
+    let called = std::env::var_os("HEAPLAB_BENCH_CALLED").is_some();
     for generator in Generator::ALL {
         let trace = trace::generate(generator, SEED, SCALE);
         let workload = Workload::from_trace(generator.name(), &trace);
-        let mut group = c.benchmark_group(generator.name());
+        let mut group = c.benchmark_group(if called {
+            format!("{} (called)", generator.name())
+        } else {
+            generator.name().to_owned()
+        });
         group.throughput(Throughput::Elements(workload.steps.len() as u64));
         for_each_contender(&mut Timed {
             group: &mut group,
             workload: &workload,
+            called,
         });
         group.finish();
     }

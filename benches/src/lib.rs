@@ -150,6 +150,51 @@ impl<H: heaplab::RawHeap> Contender for heaplab::Arena<H> {
     }
 }
 
+/// A contender reached through a call the compiler may not inline, the way a program
+/// reaches `malloc` and `free`: `cargo xtask bench --called` times every contender
+/// behind one.
+///
+/// Left to itself, the compiler decides per contender whether `alloc` and `free` are
+/// inlined into the bench's loop. In the default release build it inlines the heaplab
+/// heaps, whose hot paths are marked `#[inline]`, and calls talc's and rlsf's, which are
+/// not; with fat LTO and one codegen unit it did the reverse. Inlining saves the call
+/// and lets the loop overlap one operation with the next, so the ratios of the default
+/// run measure the inlining as well as the allocators. Behind `Called`, every contender
+/// pays for one call per operation and nothing more.
+pub struct Called<C>(pub C);
+
+impl<C: Contender> Contender for Called<C> {
+    fn with_region(bytes: usize) -> Self {
+        Called(C::with_region(bytes))
+    }
+
+    #[inline(never)]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.alloc(layout)
+    }
+
+    #[inline(never)]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.free(ptr, layout) }
+    }
+
+    fn trace_done(&mut self) {
+        self.0.trace_done();
+    }
+
+    #[inline(never)]
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.realloc(ptr, old, new) }
+    }
+}
+
 /// The alignment every traced request gets: traces record no alignment, and 8 bytes is
 /// what the malloc lab asks of its allocators.
 pub const TRACE_ALIGN: usize = 8;
@@ -283,6 +328,7 @@ impl Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use heaplab::RawHeap as _;
 
     /// Runs `workload` twice on one `C`, as the bench does pass after pass, and checks
     /// that every block was freed: it must complete for every contender.
@@ -346,6 +392,23 @@ mod tests {
                 assert_eq!(peer_at, at + 1, "{peer} right after {}", entry.name);
             }
         }
+    }
+
+    #[test]
+    fn a_called_contender_passes_every_call_on_to_its_heap() {
+        let trace = trace::generate(trace::Workload::ReallocGrowth, 7, 1);
+        let workload = Workload::from_trace("realloc-growth", &trace);
+        let mut heap = Called::<heaplab::Arena<heaplab::tlsf::Tlsf>>::with_region(workload.region);
+        let fresh = heap.0.stats();
+        let mut slots = vec![None; workload.slots];
+        workload.run(&mut heap, &mut slots);
+        let after = heap.0.stats();
+        assert!(after.high_water > 0, "the heap served the trace");
+        assert_eq!(
+            (after.live_blocks, after.requested, after.free),
+            (0, 0, fresh.free),
+            "every block the trace freed came back to the heap"
+        );
     }
 
     #[test]

@@ -29,6 +29,12 @@ pub struct BenchArgs {
     /// target/bench/instructions.md.
     #[arg(long, conflicts_with = "table_only")]
     instructions: bool,
+    /// Time every contender behind a call that is never inlined, as a program calls
+    /// `malloc` (see `heaplab_benches::Called`), instead of letting the compiler inline
+    /// whichever it likes into the bench's loop. Its rows join the table as
+    /// `WORKLOAD (called)`, beside those of the last default run.
+    #[arg(long, conflicts_with_all = ["table_only", "instructions"])]
+    called: bool,
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
@@ -47,14 +53,19 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         if let Some(filter) = &args.filter {
             command.arg(filter);
         }
+        if args.called {
+            command.env("HEAPLAB_BENCH_CALLED", "1");
+        }
         run(
             "criterion benches (every allocator and its peers)",
             &mut command,
         )?;
-        run(
-            "latency of single calls (writes target/bench/latency.md)",
-            &mut cargo(&["bench", "-p", "heaplab-benches", "--bench", "latency"]),
-        )?;
+        if !args.called {
+            run(
+                "latency of single calls (writes target/bench/latency.md)",
+                &mut cargo(&["bench", "-p", "heaplab-benches", "--bench", "latency"]),
+            )?;
+        }
     }
     let results = read_results(&target_dir().join("criterion"))?;
     let table = ratio_table(
