@@ -5,10 +5,15 @@
 //! ```text
 //! passes CONTENDER WORKLOAD PASSES
 //! ```
+//!
+//! With `HEAPLAB_BENCH_CALLED` set, the contender is reached through
+//! `heaplab_benches::Called`, as in `cargo xtask bench --called`.
 
 use std::process::ExitCode;
 
-use heaplab_benches::{Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender};
+use heaplab_benches::{
+    Called, Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender,
+};
 
 fn replay<C: Contender>(workload: &Workload, passes: usize) {
     let mut heap = C::with_region(workload.region);
@@ -23,13 +28,18 @@ struct Named<'a> {
     name: &'a str,
     workload: &'a Workload,
     passes: usize,
+    called: bool,
     found: bool,
 }
 
 impl ContenderVisitor for Named<'_> {
     fn visit<C: Contender>(&mut self, name: &str) {
         if name == self.name {
-            replay::<C>(self.workload, self.passes);
+            if self.called {
+                replay::<Called<C>>(self.workload, self.passes);
+            } else {
+                replay::<C>(self.workload, self.passes);
+            }
             self.found = true;
         }
     }
@@ -58,6 +68,7 @@ fn main() -> ExitCode {
         name,
         workload: &workload,
         passes,
+        called: std::env::var_os("HEAPLAB_BENCH_CALLED").is_some(),
         found: false,
     };
     for_each_contender(&mut named);

@@ -32,14 +32,16 @@ pub struct BenchArgs {
     /// Time every contender behind a call that is never inlined, as a program calls
     /// `malloc` (see `heaplab_benches::Called`), instead of letting the compiler inline
     /// whichever it likes into the bench's loop. Its rows join the table as
-    /// `WORKLOAD (called)`, beside those of the last default run.
-    #[arg(long, conflicts_with_all = ["table_only", "instructions"])]
+    /// `WORKLOAD (called)`, beside those of the last default run. With
+    /// `--instructions`, counts the contenders called that way, into
+    /// target/bench/instructions-called.md.
+    #[arg(long, conflicts_with = "table_only")]
     called: bool,
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if args.instructions {
-        return count_instructions(args.filter.as_deref());
+        return count_instructions(args.filter.as_deref(), args.called);
     }
     if !args.table_only {
         let mut command = cargo(&[
@@ -95,7 +97,7 @@ const MEASURED_PASSES: usize = 10;
 
 /// `cargo xtask bench --instructions`: instructions per operation of every heaplab
 /// allocator and its peer on each workload, and their ratio.
-fn count_instructions(filter: Option<&str>) -> anyhow::Result<()> {
+fn count_instructions(filter: Option<&str>, called: bool) -> anyhow::Result<()> {
     run(
         "the replay program counted under callgrind",
         &mut cargo(&[
@@ -122,11 +124,16 @@ fn count_instructions(filter: Option<&str>) -> anyhow::Result<()> {
                 }
             }
         }
+        let row = if called {
+            format!("{workload} (called)")
+        } else {
+            workload.to_owned()
+        };
         for contender in contenders {
-            let per_op = instructions_per_op(&passes, contender, workload)?;
-            println!("{workload:>20} {contender:<24} {per_op:8.1} instructions/op");
+            let per_op = instructions_per_op(&passes, contender, workload, called)?;
+            println!("{row:>20} {contender:<24} {per_op:8.1} instructions/op");
             counts
-                .entry(workload.to_owned())
+                .entry(row.clone())
                 .or_default()
                 .insert(contender.to_owned(), per_op);
         }
@@ -136,7 +143,11 @@ fn count_instructions(filter: Option<&str>) -> anyhow::Result<()> {
         "instructions/op",
         "instructions per operation (callgrind, the measured passes only, deterministic)",
     );
-    let out = target_dir().join("bench/instructions.md");
+    let out = target_dir().join(if called {
+        "bench/instructions-called.md"
+    } else {
+        "bench/instructions.md"
+    });
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -145,13 +156,24 @@ fn count_instructions(filter: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Instructions per operation of `contender` on `workload`, from two callgrind runs.
-fn instructions_per_op(passes: &Path, contender: &str, workload: &str) -> anyhow::Result<f64> {
+/// Instructions per operation of `contender` on `workload` (reached through
+/// `heaplab_benches::Called` when `called`), from two callgrind runs.
+fn instructions_per_op(
+    passes: &Path,
+    contender: &str,
+    workload: &str,
+    called: bool,
+) -> anyhow::Result<f64> {
     let count = |runs: usize| -> anyhow::Result<(f64, f64)> {
-        let out = std::process::Command::new("valgrind")
+        let mut valgrind = std::process::Command::new("valgrind");
+        valgrind
             .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
             .arg(passes)
-            .args([contender, workload, &runs.to_string()])
+            .args([contender, workload, &runs.to_string()]);
+        if called {
+            valgrind.env("HEAPLAB_BENCH_CALLED", "1");
+        }
+        let out = valgrind
             .output()
             .context("could not run valgrind (Debian's package `valgrind`)")?;
         if !out.status.success() {
