@@ -9,7 +9,7 @@
 //! of every block handed out is written, for every contender alike (see
 //! `heaplab_benches::Workload::run`).
 //!
-//! With `HEAPLAB_BENCH_CALLED` set (`cargo xtask bench --called`), every contender is
+//! With `HEAPLAB_BENCH_CALLED` (`heaplab_benches::CALLED_VAR`) set (`cargo xtask bench --called`), every contender is
 //! reached through a call that is never inlined (`heaplab_benches::Called`), and the
 //! groups are named `WORKLOAD (called)`.
 
@@ -18,7 +18,7 @@ use std::ptr::NonNull;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use heaplab_benches::{
-    Called, Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender,
+    CALLED_VAR, CalledIf, Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender,
 };
 use trace::Workload as Generator;
 
@@ -36,21 +36,16 @@ fn time<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, work
 struct Timed<'g, 'c> {
     group: &'g mut BenchmarkGroup<'c, WallTime>,
     workload: &'g Workload,
-    called: bool,
 }
 
 impl ContenderVisitor for Timed<'_, '_> {
     fn visit<C: Contender>(&mut self, name: &str) {
-        if self.called {
-            time::<Called<C>>(self.group, name, self.workload);
-        } else {
-            time::<C>(self.group, name, self.workload);
-        }
+        time::<C>(self.group, name, self.workload);
     }
 }
 
 fn allocators(c: &mut Criterion) {
-    let called = std::env::var_os("HEAPLAB_BENCH_CALLED").is_some();
+    let called = std::env::var_os(CALLED_VAR).is_some();
     for generator in Generator::ALL {
         let trace = trace::generate(generator, SEED, SCALE);
         let workload = Workload::from_trace(generator.name(), &trace);
@@ -60,9 +55,11 @@ fn allocators(c: &mut Criterion) {
             generator.name().to_owned()
         });
         group.throughput(Throughput::Elements(workload.steps.len() as u64));
-        for_each_contender(&mut Timed {
-            group: &mut group,
-            workload: &workload,
+        for_each_contender(&mut CalledIf {
+            visitor: &mut Timed {
+                group: &mut group,
+                workload: &workload,
+            },
             called,
         });
         group.finish();

@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 
 use heaplab_benches::{
-    Called, Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender,
+    CalledIf, Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender,
 };
 
 fn replay<C: Contender>(workload: &Workload, passes: usize) {
@@ -28,18 +28,13 @@ struct Named<'a> {
     name: &'a str,
     workload: &'a Workload,
     passes: usize,
-    called: bool,
     found: bool,
 }
 
 impl ContenderVisitor for Named<'_> {
     fn visit<C: Contender>(&mut self, name: &str) {
         if name == self.name {
-            if self.called {
-                replay::<Called<C>>(self.workload, self.passes);
-            } else {
-                replay::<C>(self.workload, self.passes);
-            }
+            replay::<C>(self.workload, self.passes);
             self.found = true;
         }
     }
@@ -68,10 +63,9 @@ fn main() -> ExitCode {
         name,
         workload: &workload,
         passes,
-        called: std::env::var_os("HEAPLAB_BENCH_CALLED").is_some(),
         found: false,
     };
-    for_each_contender(&mut named);
+    for_each_contender(&mut CalledIf::from_env(&mut named));
     if !named.found {
         eprintln!("no contender named {name}");
         return ExitCode::from(2);

@@ -195,6 +195,39 @@ impl<C: Contender> Contender for Called<C> {
     }
 }
 
+/// The environment variable that asks the benches and the `passes` example to reach
+/// every contender through [`Called`]; `cargo xtask bench --called` sets it.
+pub const CALLED_VAR: &str = "HEAPLAB_BENCH_CALLED";
+
+/// A visitor that is given each contender wrapped in [`Called`] when `called` is true,
+/// and as it is otherwise.
+pub struct CalledIf<'v, V> {
+    /// The visitor given the contenders.
+    pub visitor: &'v mut V,
+    /// Whether each comes wrapped in [`Called`].
+    pub called: bool,
+}
+
+impl<'v, V: ContenderVisitor> CalledIf<'v, V> {
+    /// Wraps the contenders when [`CALLED_VAR`] is set.
+    pub fn from_env(visitor: &'v mut V) -> Self {
+        CalledIf {
+            visitor,
+            called: std::env::var_os(CALLED_VAR).is_some(),
+        }
+    }
+}
+
+impl<V: ContenderVisitor> ContenderVisitor for CalledIf<'_, V> {
+    fn visit<C: Contender>(&mut self, name: &str) {
+        if self.called {
+            self.visitor.visit::<Called<C>>(name);
+        } else {
+            self.visitor.visit::<C>(name);
+        }
+    }
+}
+
 /// The alignment every traced request gets: traces record no alignment, and 8 bytes is
 /// what the malloc lab asks of its allocators.
 pub const TRACE_ALIGN: usize = 8;

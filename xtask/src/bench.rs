@@ -8,6 +8,11 @@ use anyhow::{Context, bail};
 
 use crate::shell::{cargo, root, run};
 
+/// The environment variable that makes the benches reach every contender through
+/// `heaplab_benches::Called` (`heaplab_benches::CALLED_VAR`; xtask does not build the
+/// benches' crate, only runs it).
+const CALLED_VAR: &str = "HEAPLAB_BENCH_CALLED";
+
 /// The yardstick every allocator is also compared with.
 const SYSTEM: &str = "system";
 
@@ -56,7 +61,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             command.arg(filter);
         }
         if args.called {
-            command.env("HEAPLAB_BENCH_CALLED", "1");
+            command.env(CALLED_VAR, "1");
         }
         run(
             "criterion benches (every allocator and its peers)",
@@ -171,7 +176,7 @@ fn instructions_per_op(
             .arg(passes)
             .args([contender, workload, &runs.to_string()]);
         if called {
-            valgrind.env("HEAPLAB_BENCH_CALLED", "1");
+            valgrind.env(CALLED_VAR, "1");
         }
         let out = valgrind
             .output()
