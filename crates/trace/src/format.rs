@@ -12,8 +12,19 @@
 //! f 0
 //! ```
 //!
-//! Blank lines and whitespace around fields are tolerated. Everything else that is not
-//! this shape is a [`ParseError`] that names the file, the line and the reason.
+//! Blank lines, whitespace around fields and CRLF line ends are tolerated. So are the
+//! dialects that traces recorded from C programs use, each read as the C call means and
+//! reported once per file as a [`Warning`] (file, line and what was done), not refused:
+//!
+//! * `f -1` (any negative id) is `free(NULL)`, which does nothing: the line is skipped;
+//! * `r ID SIZE` of an id never allocated is `realloc(NULL, SIZE)`, an allocation: it is
+//!   read as `a ID SIZE`;
+//! * a header whose number of operations is not the number of op lines that follow: every
+//!   op line is kept.
+//!
+//! Everything else that is not this shape is a [`ParseError`] that names the file, the
+//! line and the reason: an op line that ends before its size, a `f` or `r` of an id that
+//! was already freed, an id at or above the header's number of ids.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -63,6 +74,9 @@ pub const fn served_size(size: usize) -> usize {
 /// A whole trace: the four header values and the operations, which are always valid
 /// (every id below `num_ids`, no double allocation, no free or realloc of a block that
 /// is not live). Build one with [`Trace::new`], [`Trace::parse`] or [`Trace::read`].
+///
+/// The header's number of operations is not kept: it is always `ops.len()`, which is
+/// what [`Trace::write`] writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trace {
     /// The region size the trace's author suggests replaying it in.
@@ -73,6 +87,9 @@ pub struct Trace {
     weight: u32,
     /// Valid as a sequence: see [`Invalid`] for what is ruled out.
     ops: Vec<Op>,
+    /// What [`Trace::parse`] accepted from a C dialect or forgave, at most one per
+    /// [`WarningKind`], in line order; empty for a trace built any other way.
+    warnings: Vec<Warning>,
 }
 
 impl Trace {
@@ -94,11 +111,12 @@ impl Trace {
             num_ids,
             weight,
             ops,
+            warnings: Vec::new(),
         })
     }
 
     /// Parses the text of a `.rep` file. `source_name` (usually the file's path) is what
-    /// errors call the file.
+    /// errors and [`warnings`](Trace::warnings) call the file.
     pub fn parse(text: &str, source_name: &str) -> Result<Trace, ParseError> {
         Parser::new(text, source_name).parse()
     }
@@ -144,6 +162,14 @@ impl Trace {
     /// The operations, in order.
     pub fn ops(&self) -> &[Op] {
         &self.ops
+    }
+
+    /// What [`Trace::parse`] read from a C dialect or forgave (see the [module
+    /// documentation](self)): at most one warning of each kind, naming the first line
+    /// concerned. Empty for a trace in the plain format and for one built by
+    /// [`Trace::new`]; a written trace parses back without any.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
     }
 
     /// Counts and peaks of the trace itself, independent of any heap.
@@ -341,18 +367,6 @@ pub enum ParseReason {
     },
     /// A well-formed op that the trace so far makes invalid.
     Invalid(Invalid),
-    /// More op lines than the header's number of operations.
-    TooManyOps {
-        /// The header's number of operations.
-        declared: usize,
-    },
-    /// Fewer op lines than the header's number of operations.
-    TooFewOps {
-        /// The header's number of operations.
-        declared: usize,
-        /// The op lines in the file.
-        found: usize,
-    },
 }
 
 impl fmt::Display for ParseReason {
@@ -381,14 +395,6 @@ impl fmt::Display for ParseReason {
                 "the {field} must be a non-negative integer, found `{text}`"
             ),
             ParseReason::Invalid(invalid) => write!(f, "{invalid}"),
-            ParseReason::TooManyOps { declared } => write!(
-                f,
-                "too many operations: the header declares {declared}, this is one more"
-            ),
-            ParseReason::TooFewOps { declared, found } => write!(
-                f,
-                "too few operations: the header declares {declared}, the file has {found}"
-            ),
         }
     }
 }
@@ -412,9 +418,8 @@ fn field_needs(op: char, missing: &str) -> String {
 pub struct ParseError {
     /// What the file is called (the `source_name` given to [`Trace::parse`]).
     pub source_name: String,
-    /// 1-based line number. For an error found at the end of the file (a missing header
-    /// line, too few operations) it is the line after the last one: where the missing
-    /// text should have been.
+    /// 1-based line number. For a missing header line it is the line after the last
+    /// one: where the missing text should have been.
     pub line: usize,
     /// What is wrong.
     pub reason: ParseReason,
@@ -427,6 +432,83 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// Something [`Trace::parse`] accepted although the plain format does not have it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WarningKind {
+    /// `f` of a negative id: `free(NULL)`, which does nothing; the lines are skipped.
+    FreeOfNull {
+        /// How many such lines the file has.
+        count: usize,
+    },
+    /// `r` of an id never allocated: `realloc(NULL, size)`, read as `a`.
+    ReallocAllocates {
+        /// The id of the first one.
+        id: usize,
+        /// How many such ops the file has.
+        count: usize,
+    },
+    /// The header's number of operations is not the number of op lines; every op line
+    /// is kept.
+    OpCount {
+        /// What the header says.
+        declared: usize,
+        /// The op lines in the file (`free(NULL)` lines included).
+        found: usize,
+    },
+}
+
+impl fmt::Display for WarningKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            WarningKind::FreeOfNull { count } => write!(
+                f,
+                "`f` of a negative id is free(NULL), which does nothing: skipped \
+                 ({} in the file, the first here)",
+                lines(count)
+            ),
+            WarningKind::ReallocAllocates { id, count } => write!(
+                f,
+                "`r` of id {id}, which was never allocated, is realloc(NULL, n): read as `a` \
+                 ({} in the file, the first here)",
+                lines(count)
+            ),
+            WarningKind::OpCount { declared, found } => write!(
+                f,
+                "the header declares {declared} operations but {} follow: all are read",
+                lines(found)
+            ),
+        }
+    }
+}
+
+/// `1 line`, `3 lines`.
+fn lines(count: usize) -> String {
+    format!("{count} line{}", if count == 1 { "" } else { "s" })
+}
+
+/// A line of a `.rep` file that [`Trace::parse`] read in a dialect or forgave: where and
+/// what. [`Trace::warnings`] holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// What the file is called (the `source_name` given to [`Trace::parse`]).
+    pub source_name: String,
+    /// 1-based number of the first line concerned (for [`WarningKind::OpCount`], the
+    /// header's line).
+    pub line: usize,
+    /// What was accepted, and how it was read.
+    pub kind: WarningKind,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: warning: {}",
+            self.source_name, self.line, self.kind
+        )
+    }
+}
 
 /// Why [`Trace::read`] failed.
 #[derive(Debug)]
@@ -481,6 +563,11 @@ impl Liveness {
             num_ids,
             state: HashMap::new(),
         }
+    }
+
+    /// Whether `id` has never been allocated so far.
+    fn never_allocated(&self, id: usize) -> bool {
+        !self.state.contains_key(&id)
     }
 
     /// Checks `op` against the ops before it and records its effect.
@@ -544,44 +631,77 @@ impl<'a> Parser<'a> {
     }
 
     fn parse(mut self) -> Result<Trace, ParseError> {
-        let suggested_heap = self.header_field(HeaderField::SuggestedHeap)?;
-        let num_ids = self.header_field(HeaderField::NumIds)?;
-        let num_ops: usize = self.header_field(HeaderField::NumOps)?;
-        let weight = self.header_field(HeaderField::Weight)?;
+        let (_, suggested_heap) = self.header_field(HeaderField::SuggestedHeap)?;
+        let (_, num_ids) = self.header_field(HeaderField::NumIds)?;
+        let (num_ops_line, num_ops): (usize, usize) = self.header_field(HeaderField::NumOps)?;
+        let (_, weight) = self.header_field(HeaderField::Weight)?;
         let mut liveness = Liveness::new(num_ids);
         let mut ops = Vec::with_capacity(num_ops.min(self.lines.len()));
+        let mut op_lines = 0;
+        let mut free_of_null = Dialect::default();
+        let mut realloc_allocates = Dialect::default();
         while let Some((line, text)) = self.lines.next() {
-            if ops.len() == num_ops {
-                return Err(self.error(line, ParseReason::TooManyOps { declared: num_ops }));
+            op_lines += 1;
+            let Some(mut op) = parse_op(text).map_err(|reason| self.error(line, reason))? else {
+                free_of_null.seen(line, 0);
+                continue;
+            };
+            if let Op::Realloc { id, size } = op
+                && liveness.never_allocated(id)
+            {
+                realloc_allocates.seen(line, id);
+                op = Op::Alloc { id, size };
             }
-            let op = parse_op(text).map_err(|reason| self.error(line, reason))?;
             liveness
                 .apply(&op)
                 .map_err(|invalid| self.error(line, ParseReason::Invalid(invalid)))?;
             ops.push(op);
         }
-        if ops.len() < num_ops {
-            return Err(self.error(
-                self.end_line,
-                ParseReason::TooFewOps {
+        let mut warnings = Vec::new();
+        if op_lines != num_ops {
+            warnings.push(self.warning(
+                num_ops_line,
+                WarningKind::OpCount {
                     declared: num_ops,
-                    found: ops.len(),
+                    found: op_lines,
                 },
             ));
         }
+        if let Some((line, _)) = free_of_null.first {
+            let count = free_of_null.count;
+            warnings.push(self.warning(line, WarningKind::FreeOfNull { count }));
+        }
+        if let Some((line, id)) = realloc_allocates.first {
+            let count = realloc_allocates.count;
+            warnings.push(self.warning(line, WarningKind::ReallocAllocates { id, count }));
+        }
+        warnings.sort_by_key(|warning| warning.line);
         Ok(Trace {
             suggested_heap,
             num_ids,
             weight,
             ops,
+            warnings,
         })
     }
 
-    fn header_field<T: std::str::FromStr>(&mut self, field: HeaderField) -> Result<T, ParseError> {
+    fn warning(&self, line: usize, kind: WarningKind) -> Warning {
+        Warning {
+            source_name: self.source_name.to_string(),
+            line,
+            kind,
+        }
+    }
+
+    /// The next header line's value, with its line number.
+    fn header_field<T: std::str::FromStr>(
+        &mut self,
+        field: HeaderField,
+    ) -> Result<(usize, T), ParseError> {
         let Some((line, text)) = self.lines.next() else {
             return Err(self.error(self.end_line, ParseReason::MissingHeader(field)));
         };
-        text.parse().map_err(|_| {
+        let value = text.parse().map_err(|_| {
             self.error(
                 line,
                 ParseReason::BadHeader {
@@ -589,12 +709,29 @@ impl<'a> Parser<'a> {
                     text: text.to_string(),
                 },
             )
-        })
+        })?;
+        Ok((line, value))
     }
 }
 
-/// One op line (already trimmed, not blank).
-fn parse_op(text: &str) -> Result<Op, ParseReason> {
+/// The lines of one dialect in a file: how many, and the first with its id.
+#[derive(Default)]
+struct Dialect {
+    count: usize,
+    /// `(line, id)` of the first.
+    first: Option<(usize, usize)>,
+}
+
+impl Dialect {
+    fn seen(&mut self, line: usize, id: usize) {
+        self.count += 1;
+        self.first.get_or_insert((line, id));
+    }
+}
+
+/// One op line (already trimmed, not blank); `None` for `free(NULL)`, an `f` of a
+/// negative id.
+fn parse_op(text: &str) -> Result<Option<Op>, ParseReason> {
     let mut fields = text.split_whitespace();
     let letter = match fields.next() {
         Some("a") => 'a',
@@ -602,26 +739,27 @@ fn parse_op(text: &str) -> Result<Op, ParseReason> {
         Some("r") => 'r',
         other => return Err(ParseReason::UnknownOp(other.unwrap_or("").to_string())),
     };
-    let mut number = |field: &'static str| -> Result<usize, ParseReason> {
-        let text = fields
-            .next()
-            .ok_or(ParseReason::MissingField { op: letter, field })?;
-        text.parse().map_err(|_| ParseReason::NotANumber {
-            field,
-            text: text.to_string(),
+    let mut field = |name: &'static str| {
+        fields.next().ok_or(ParseReason::MissingField {
+            op: letter,
+            field: name,
         })
     };
-    let id = number("id")?;
+    let id_text = field("id")?;
     let op = match letter {
-        'a' => Op::Alloc {
-            id,
-            size: number("size")?,
-        },
-        'r' => Op::Realloc {
-            id,
-            size: number("size")?,
-        },
-        _ => Op::Free { id },
+        'f' if is_negative(id_text) => None,
+        'f' => Some(Op::Free {
+            id: number("id", id_text)?,
+        }),
+        _ => {
+            let id = number("id", id_text)?;
+            let size = number("size", field("size")?)?;
+            Some(if letter == 'a' {
+                Op::Alloc { id, size }
+            } else {
+                Op::Realloc { id, size }
+            })
+        }
     };
     match fields.next() {
         Some(extra) => Err(ParseReason::ExtraField {
@@ -630,4 +768,22 @@ fn parse_op(text: &str) -> Result<Op, ParseReason> {
         }),
         None => Ok(op),
     }
+}
+
+/// An id or size: a non-negative integer.
+fn number(field: &'static str, text: &str) -> Result<usize, ParseReason> {
+    text.parse().map_err(|_| ParseReason::NotANumber {
+        field,
+        text: text.to_string(),
+    })
+}
+
+/// `-1`, `-42`: a minus sign, then digits that are not all zeros. C recorders write
+/// `free(NULL)` as `f -1`.
+fn is_negative(text: &str) -> bool {
+    text.strip_prefix('-').is_some_and(|digits| {
+        !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && digits.bytes().any(|b| b != b'0')
+    })
 }

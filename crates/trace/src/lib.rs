@@ -16,7 +16,8 @@
 //! ```
 //!
 //! * [`format`](mod@format): [`Trace`], [`Op`], parsing with errors that name file, line and reason,
-//!   and writing.
+//!   the dialects of C recorders (`free(NULL)`, `realloc(NULL, n)`, a wrong op count)
+//!   accepted with [`Warning`]s, and writing.
 //! * [`generate`](mod@generate): seeded, deterministic [`Workload`]s written by this crate, so that
 //!   tests, benches and default runs need no trace from elsewhere.
 //! * [`replay`](mod@replay): run a trace on any [`rawheap::RawHeap`], verifying every block's
@@ -44,7 +45,7 @@ pub mod replay;
 pub mod report;
 mod svg;
 
-pub use format::{Op, ParseError, Trace};
+pub use format::{Op, ParseError, Trace, Warning};
 pub use generate::{Workload, generate};
 pub use replay::{ReplayOptions, ReplayReport, replay};
 

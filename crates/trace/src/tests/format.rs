@@ -1,6 +1,6 @@
 use crate::format::{
     HeaderField, Invalid, InvalidTrace, Op, ParseError, ParseReason, Profile, ReadError, Trace,
-    served_size,
+    WarningKind, served_size,
 };
 
 /// The header of a trace with 4 ids and `ops` operations.
@@ -195,7 +195,7 @@ fn alloc_of_a_live_id() {
 }
 
 #[test]
-fn free_or_realloc_of_unknown_or_freed_ids() {
+fn free_of_unknown_ids_and_free_or_realloc_of_freed_ids() {
     assert_error(
         &format!("{}a 0 8\nf 1\n", header(2)),
         6,
@@ -207,29 +207,116 @@ fn free_or_realloc_of_unknown_or_freed_ids() {
         "`f` of id 0, which was already freed",
     );
     assert_error(
-        &format!("{}r 2 8\n", header(1)),
-        5,
-        "`r` of id 2, which was never allocated",
-    );
-    assert_error(
         &format!("{}a 2 8\n\nf 2\nr 2 16\n", header(3)),
         8,
         "`r` of id 2, which was already freed",
     );
 }
 
+/// The warnings of `text` as `t.rep` would print them.
+fn warnings(text: &str) -> Vec<String> {
+    let trace = Trace::parse(text, "t.rep").unwrap_or_else(|error| panic!("{error}"));
+    trace.warnings().iter().map(ToString::to_string).collect()
+}
+
 #[test]
-fn op_count_must_match_the_header() {
-    assert_error(
-        &format!("{}a 0 8\nf 0\n", header(1)),
-        6,
-        "too many operations: the header declares 1, this is one more",
+fn an_op_count_that_disagrees_with_the_ops_is_a_warning_on_the_header_line() {
+    let one_more = format!("{}a 0 8\nf 0\n", header(1));
+    assert_eq!(Trace::parse(&one_more, "t.rep").unwrap().ops().len(), 2);
+    assert_eq!(
+        warnings(&one_more),
+        ["t.rep:3: warning: the header declares 1 operations but 2 lines follow: all are read"]
     );
-    // Three lines of ops in a 7-line file: the fourth was due at line 8.
+    // The count's line moves with blank lines before it.
+    let one_less = format!("\n{}a 0 8\nf 0\na 1 8\n", header(4));
+    assert_eq!(Trace::parse(&one_less, "t.rep").unwrap().ops().len(), 3);
+    assert_eq!(
+        warnings(&one_less),
+        ["t.rep:4: warning: the header declares 4 operations but 3 lines follow: all are read"]
+    );
+    assert_eq!(warnings(&format!("{}a 0 8\nf 0\n", header(2))), [""; 0]);
+}
+
+#[test]
+fn free_of_a_negative_id_is_free_of_null_and_skipped() {
+    let text = format!("{}f -1\na 0 8\nf -1\nf -7\nf 0\n", header(5));
+    let trace = Trace::parse(&text, "t.rep").unwrap();
+    assert_eq!(
+        trace.ops(),
+        [Op::Alloc { id: 0, size: 8 }, Op::Free { id: 0 }]
+    );
+    assert_eq!(
+        warnings(&text),
+        [
+            "t.rep:5: warning: `f` of a negative id is free(NULL), which does nothing: skipped \
+          (3 lines in the file, the first here)"
+        ]
+    );
+    // The skipped lines still count as op lines of the header.
+    assert!(
+        trace
+            .warnings()
+            .iter()
+            .all(|w| !matches!(w.kind, WarningKind::OpCount { .. }))
+    );
+    // Not a number, or minus zero, is still an error; so is a negative id to allocate.
     assert_error(
-        &format!("{}a 0 8\nf 0\na 1 8\n", header(4)),
-        8,
-        "too few operations: the header declares 4, the file has 3",
+        &format!("{}f -x\n", header(1)),
+        5,
+        "the id must be a non-negative integer, found `-x`",
+    );
+    assert_error(
+        &format!("{}f -0\n", header(1)),
+        5,
+        "the id must be a non-negative integer, found `-0`",
+    );
+    assert_error(
+        &format!("{}f -1 8\n", header(1)),
+        5,
+        "extra field `8`: `f` takes an id",
+    );
+}
+
+#[test]
+fn realloc_of_an_id_never_allocated_is_an_allocation() {
+    let text = format!("{}r 2 24\nr 2 48\nr 3 8\nf 2\nf 3\n", header(5));
+    let trace = Trace::parse(&text, "t.rep").unwrap();
+    assert_eq!(
+        trace.ops(),
+        [
+            Op::Alloc { id: 2, size: 24 },
+            Op::Realloc { id: 2, size: 48 },
+            Op::Alloc { id: 3, size: 8 },
+            Op::Free { id: 2 },
+            Op::Free { id: 3 },
+        ]
+    );
+    assert_eq!(
+        warnings(&text),
+        [
+            "t.rep:5: warning: `r` of id 2, which was never allocated, is realloc(NULL, n): \
+          read as `a` (2 lines in the file, the first here)"
+        ]
+    );
+    // A written trace is plain: it parses back with no warning.
+    let again = Trace::parse(&trace.to_string(), "w.rep").unwrap();
+    assert!(again.warnings().is_empty());
+    assert_eq!(again.ops(), trace.ops());
+}
+
+#[test]
+fn every_dialect_at_once_warns_in_line_order() {
+    let text = "100\r\n4\r\n3\r\n1\r\nr 0 8\r\nf -1\r\nf 0\r\na 1 16\r\n";
+    let trace = Trace::parse(text, "c.rep").unwrap();
+    assert_eq!(trace.ops().len(), 3);
+    let lines: Vec<usize> = trace.warnings().iter().map(|w| w.line).collect();
+    assert_eq!(lines, [3, 5, 6]);
+    assert_eq!(
+        trace.warnings()[0].kind,
+        WarningKind::OpCount {
+            declared: 3,
+            found: 4
+        }
     );
 }
 
@@ -327,14 +414,19 @@ fn new_rejects_invalid_ops_with_their_index() {
 }
 
 #[test]
-fn a_huge_declared_op_count_is_an_error_not_an_allocation() {
-    assert_error(
+fn a_huge_declared_op_count_is_a_warning_not_an_allocation() {
+    let trace = Trace::parse(
         &format!("100\n{}\n{}\n1\n", usize::MAX, usize::MAX),
-        5,
-        &format!(
-            "too few operations: the header declares {}, the file has 0",
-            usize::MAX
-        ),
+        "t.rep",
+    )
+    .unwrap();
+    assert!(trace.ops().is_empty());
+    assert_eq!(
+        trace.warnings()[0].kind,
+        WarningKind::OpCount {
+            declared: usize::MAX,
+            found: 0
+        }
     );
 }
 
