@@ -1,6 +1,6 @@
 //! `fuzz`: the cargo-fuzz targets in `fuzz/` (nightly, libFuzzer), each for a while.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
@@ -35,8 +35,8 @@ pub fn run_args(args: &FuzzArgs) -> anyhow::Result<()> {
 }
 
 /// Fuzzes each of `targets` for `seconds`, starting from its corpus in `fuzz/corpus`
-/// (kept between runs, not committed) and the committed crash regressions in
-/// `fuzz/regressions`, which every run replays first.
+/// (kept between runs, not committed), its committed seeds ([`seeds`]) and the
+/// committed crash regressions in `fuzz/regressions`, which every run replays first.
 pub fn fuzz(targets: &[&str], seconds: u64) -> anyhow::Result<()> {
     install_cargo_fuzz()?;
     let fuzz_dir = root().join("fuzz");
@@ -46,6 +46,9 @@ pub fn fuzz(targets: &[&str], seconds: u64) -> anyhow::Result<()> {
             .with_context(|| format!("could not create {}", corpus.display()))?;
         let mut command = cargo_on(NIGHTLY, &["fuzz", "run", "--release", target]);
         command.arg(&corpus);
+        if let Some(seeds) = seeds(target) {
+            command.arg(seeds);
+        }
         let regressions = fuzz_dir.join("regressions").join(target);
         if has_files(&regressions) {
             command.arg(&regressions);
@@ -58,6 +61,14 @@ pub fn fuzz(targets: &[&str], seconds: u64) -> anyhow::Result<()> {
         run(&format!("fuzzing `{target}` for {seconds} s"), &mut command)?;
     }
     Ok(())
+}
+
+/// Committed inputs a target starts from besides its own corpus: for the trace parser,
+/// a small file of each dialect of `.rep` (`free(NULL)`, `realloc(NULL, n)`, CRLF, a
+/// wrong op count, a missing size), which the `trace` crate's tests check one by one.
+/// libFuzzer reads them and writes what it finds only into the first corpus.
+fn seeds(target: &str) -> Option<PathBuf> {
+    (target == "trace_parser").then(|| root().join("crates/trace/tests/dialects"))
 }
 
 fn has_files(dir: &Path) -> bool {

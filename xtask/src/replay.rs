@@ -14,7 +14,7 @@ use rawheap::RawHeap;
 use trace::Trace;
 use trace::generate::{Workload, generate};
 use trace::replay::{DEFAULT_ALIGN, time_system_replay};
-use trace::report::{MeasureOptions, Run, TraceReport, measure};
+use trace::report::{MeasureOptions, NotReplayed, Run, TraceReport, measure};
 
 /// The seed of the generated traces unless told otherwise.
 const DEFAULT_SEED: u64 = 1;
@@ -36,7 +36,9 @@ pub struct TracesArgs {
 }
 
 /// Measures every allocator on every .rep trace of a directory (`cargo xtask replay`):
-/// utilization, fragmentation, throughput and the malloc lab's score.
+/// utilization, fragmentation, throughput and the malloc lab's score. A file that cannot
+/// be read as a trace is listed with its error and left out; the command fails only
+/// when no file could be replayed, or with `--strict`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     /// Directory of .rep traces [default: traces/generated, generated first if it has none]
@@ -48,9 +50,13 @@ pub struct ReplayArgs {
     /// Print the results as JSON instead of Markdown tables
     #[arg(long)]
     pub json: bool,
-    /// Region size in bytes for every trace [default: each trace's suggested heap size]
+    /// Region size in bytes for every trace [default: each trace's suggested heap size
+    /// when it holds the trace's peak footprint, else 4 × that footprint]
     #[arg(long, value_name = "BYTES")]
     pub region: Option<usize>,
+    /// Fail when any file cannot be replayed [default: fail only when none can]
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Where generated traces go unless told otherwise (git-ignored).
@@ -123,8 +129,23 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     let mut reports = Vec::new();
+    let mut not_replayed = Vec::new();
     for path in &files {
-        let trace = Trace::read(path)?;
+        let trace = match Trace::read(path) {
+            Ok(trace) => trace,
+            Err(error) => {
+                progress.suspend(|| eprintln!("cannot replay {error}"));
+                progress.inc(heaps.len() as u64);
+                not_replayed.push(NotReplayed {
+                    file: path.display().to_string(),
+                    error: error.to_string(),
+                });
+                continue;
+            }
+        };
+        for warning in trace.warnings() {
+            progress.suspend(|| eprintln!("{warning}"));
+        }
         let name = path.file_stem().map_or_else(
             || path.display().to_string(),
             |s| s.to_string_lossy().into_owned(),
@@ -144,11 +165,38 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     }
     progress.finish_and_clear();
 
-    let run = Run::new(reports);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&run)?);
-    } else {
-        print!("{}", run.markdown());
+    let replayed = reports.len();
+    let run = Run::new(reports).with_not_replayed(not_replayed);
+    if replayed > 0 {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&run)?);
+        } else {
+            print!("{}", run.markdown());
+        }
+    }
+    let refused = &run.not_replayed;
+    if !refused.is_empty() {
+        eprintln!(
+            "replayed {replayed} of {} trace files; not replayed:",
+            files.len()
+        );
+        for file in refused {
+            eprintln!("  {}", file.error);
+        }
+    }
+    if replayed == 0 {
+        bail!(
+            "none of the {} .rep files in {} could be replayed",
+            files.len(),
+            dir.display()
+        );
+    }
+    if args.strict && !refused.is_empty() {
+        bail!(
+            "--strict: {} of {} trace files could not be replayed",
+            refused.len(),
+            files.len()
+        );
     }
     Ok(())
 }

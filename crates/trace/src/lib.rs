@@ -20,6 +20,8 @@
 //!   accepted with [`Warning`]s, and writing.
 //! * [`generate`](mod@generate): seeded, deterministic [`Workload`]s written by this crate, so that
 //!   tests, benches and default runs need no trace from elsewhere.
+//! * [`region`]: how large a region a replay gets, when a trace suggests too small a
+//!   one (the malloc lab's own traces suggest `0` or `1`).
 //! * [`replay`](mod@replay): run a trace on any [`rawheap::RawHeap`], verifying every block's
 //!   contents; measure utilization two ways, internal and external fragmentation,
 //!   refused requests, throughput against the system allocator, and the malloc lab's
@@ -41,6 +43,7 @@ pub mod format;
 pub mod generate;
 pub mod heapmap;
 pub mod plot;
+pub mod region;
 pub mod replay;
 pub mod report;
 mod svg;

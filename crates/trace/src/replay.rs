@@ -24,6 +24,7 @@ use std::time::Instant;
 use rawheap::{AllocError, Arena, Block, ExhaustionCause, HeapError, RawHeap, Stats};
 
 use crate::format::{Op, Trace, served_size};
+use crate::region;
 
 /// The alignment of every request unless told otherwise: 8 bytes, the malloc lab's.
 pub const DEFAULT_ALIGN: usize = 8;
@@ -38,7 +39,9 @@ pub const TIMING_RUNS: usize = 3;
 /// How [`replay`] runs a trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplayOptions {
-    /// The region size; `None` for the trace's suggested heap size.
+    /// The region size; `None` for the one [`region::choose`] picks: the trace's
+    /// suggested heap size when it holds the trace's peak footprint, else a bound
+    /// computed from the trace.
     pub region: Option<usize>,
     /// The alignment of every request; a power of two.
     pub align: usize,
@@ -181,7 +184,7 @@ pub fn replay<H: RawHeap>(
     options: &ReplayOptions,
 ) -> Result<ReplayReport, ReplayError> {
     let plan = Plan::new(trace, options.align)?;
-    let region = options.region.unwrap_or(trace.suggested_heap());
+    let region = region::choose(trace, options.region, options.align).bytes;
     let mut heap =
         Arena::<H>::try_new(region).map_err(|_| ReplayError::Region { bytes: region })?;
     let ops = trace.ops().len();
@@ -705,14 +708,15 @@ pub struct MinRegion {
     pub utilization: f64,
 }
 
-/// The largest region [`min_region_utilization`] tries, as a multiple of the trace's
-/// suggested heap size (or of 4 × its peak live bytes, if that is larger).
+/// The largest region [`min_region_utilization`] tries, as a multiple of the region
+/// [`region::choose`] picks for the trace (or of 4 × its peak live bytes, if that is
+/// larger).
 pub const MIN_REGION_SEARCH_LIMIT: usize = 16;
 
 /// Searches for the smallest region in which `trace` runs on `H` with no refused
-/// request: doubling from the suggested size until one works, then bisecting until a
+/// request: doubling from the region [`region::choose`] picks until one works, then bisecting until a
 /// region that works is within 1 % (or 1 byte) of one that does not. `None` when the trace allocates nothing, or no region up to
-/// [`MIN_REGION_SEARCH_LIMIT`] × the suggested size works (a bump heap, which never
+/// [`MIN_REGION_SEARCH_LIMIT`] × that size works (a bump heap, which never
 /// reuses memory, on a long trace). Assumes that a region that works keeps working when
 /// made larger, which holds for every heap that does not round its region down to a
 /// power of two; for those the answer is one region that works, within 1 % of one that
@@ -727,7 +731,9 @@ pub fn min_region_utilization<H: RawHeap>(trace: &Trace, align: usize) -> Option
         Ok(mut heap) => run_fast(&mut heap, &plan, true).failures == 0,
         Err(_) => false,
     };
-    let start = trace.suggested_heap().max(peak.saturating_mul(4));
+    let start = region::choose(trace, None, align)
+        .bytes
+        .max(peak.saturating_mul(4));
     let limit = start.saturating_mul(MIN_REGION_SEARCH_LIMIT);
     // Below `peak` nothing can work: the live blocks alone do not fit.
     let mut fails = peak - 1;

@@ -18,6 +18,7 @@ use rawheap::RawHeap;
 use serde::Serialize;
 
 use crate::format::{Profile, Trace};
+use crate::region::{self, Region};
 use crate::replay::{
     self, DEFAULT_ALIGN, MinRegion, ReplayOptions, SCORE_FORMULA, Throughput, performance_index,
 };
@@ -25,8 +26,8 @@ use crate::replay::{
 /// How [`measure`] runs an allocator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeasureOptions {
-    /// The region for the verified replay and the timing; `None` for each trace's
-    /// suggested heap size.
+    /// The region for the verified replay and the timing; `None` for the one
+    /// [`region::choose`] picks for each trace.
     pub region: Option<usize>,
     /// The alignment of every request.
     pub align: usize,
@@ -49,8 +50,8 @@ impl Default for MeasureOptions {
 pub struct Measurement {
     /// The allocator's name.
     pub allocator: String,
-    /// The region of the verified replay and the timing.
-    pub region: usize,
+    /// The region of the verified replay and the timing, and why it is that size.
+    pub region: Region,
     /// Why the verified replay stopped (corruption, a failed `check()`, no region); the
     /// numbers below are then absent.
     pub error: Option<String>,
@@ -90,9 +91,9 @@ pub fn measure<H: RawHeap>(
     trace: &Trace,
     options: &MeasureOptions,
 ) -> Measurement {
-    let region = options.region.unwrap_or(trace.suggested_heap());
+    let region = region::choose(trace, options.region, options.align);
     let replay_options = ReplayOptions {
-        region: Some(region),
+        region: Some(region.bytes),
         align: options.align,
         check_every: options.check_every,
         ..ReplayOptions::default()
@@ -119,7 +120,8 @@ pub fn measure<H: RawHeap>(
             measurement.mean_internal_fragmentation = report.mean_internal_fragmentation;
             measurement.peak_external_fragmentation = report.peak_external_fragmentation;
             measurement.external_fragmentation = report.external_fragmentation;
-            measurement.throughput = replay::time_replay::<H>(trace, region, options.align).ok();
+            measurement.throughput =
+                replay::time_replay::<H>(trace, region.bytes, options.align).ok();
             measurement.min_region = replay::min_region_utilization::<H>(trace, options.align);
         }
     }
@@ -137,6 +139,9 @@ pub struct TraceReport {
     pub profile: Profile,
     /// Its total ops.
     pub ops: usize,
+    /// What the parser read from a C dialect or forgave ([`Trace::warnings`]), as
+    /// `file:line: warning: ...`.
+    pub warnings: Vec<String>,
     /// The system allocator's timing pass: the reference throughput.
     pub system: Throughput,
     /// One row per allocator.
@@ -151,13 +156,15 @@ impl TraceReport {
             weight: trace.weight(),
             profile: trace.profile(),
             ops: trace.ops().len(),
+            warnings: trace.warnings().iter().map(ToString::to_string).collect(),
             system,
             measurements: Vec::new(),
         }
     }
 
-    /// This trace as a Markdown section: a heading, the trace's counts, and a table
-    /// with one row per allocator and a last row for the system allocator.
+    /// This trace as a Markdown section: a heading, the trace's counts, its warnings,
+    /// the region and why, and a table with one row per allocator and a last row for
+    /// the system allocator.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let p = &self.profile;
@@ -172,6 +179,16 @@ impl TraceReport {
             bytes(p.peak_live_bytes),
             self.weight
         );
+        for warning in &self.warnings {
+            let _ = writeln!(out, "- {warning}");
+        }
+        if !self.warnings.is_empty() {
+            out.push('\n');
+        }
+        // Every allocator of a report runs in the same region (one `MeasureOptions`).
+        if let Some(m) = self.measurements.first() {
+            let _ = writeln!(out, "{}\n", m.region);
+        }
         out.push_str(
             "| allocator | util (high water) | util (min region) | min region | Kops/s | failed | int frag (peak) | ext frag (peak) |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
@@ -234,6 +251,18 @@ pub struct Run {
     pub summary: Vec<Summary>,
     /// Every trace's measurements.
     pub traces: Vec<TraceReport>,
+    /// The files of the run that could not be replayed, and why; see
+    /// [`Run::with_not_replayed`].
+    pub not_replayed: Vec<NotReplayed>,
+}
+
+/// A trace file that a run could not replay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NotReplayed {
+    /// The file.
+    pub file: String,
+    /// Why: the parse error with its line, or the read error.
+    pub error: String,
 }
 
 impl Run {
@@ -288,6 +317,15 @@ impl Run {
             reference_ops_per_sec: reference,
             summary,
             traces,
+            not_replayed: Vec::new(),
+        }
+    }
+
+    /// The same run, listing the files that could not be replayed.
+    pub fn with_not_replayed(self, not_replayed: Vec<NotReplayed>) -> Run {
+        Run {
+            not_replayed,
+            ..self
         }
     }
 
@@ -322,7 +360,7 @@ impl Run {
         out
     }
 
-    /// Every trace's table, then the summary.
+    /// Every trace's table, then the summary, then the files not replayed.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         for trace in &self.traces {
@@ -330,6 +368,16 @@ impl Run {
             out.push('\n');
         }
         out.push_str(&self.summary_markdown());
+        if !self.not_replayed.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Not replayed\n\n{} file(s) could not be read as traces and are not in the summary:\n",
+                self.not_replayed.len()
+            );
+            for file in &self.not_replayed {
+                let _ = writeln!(out, "- `{}`: {}", file.file, file.error);
+            }
+        }
         out
     }
 }
@@ -355,7 +403,7 @@ fn kops(ops_per_sec: f64) -> String {
 }
 
 /// A byte count in B, KiB or MiB.
-fn bytes(n: usize) -> String {
+pub(crate) fn bytes(n: usize) -> String {
     match n {
         n if n < 1024 => format!("{n} B"),
         n if n < 1024 * 1024 => format!("{:.1} KiB", n as f64 / 1024.0),

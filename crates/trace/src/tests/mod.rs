@@ -5,5 +5,6 @@ mod format;
 #[cfg(not(miri))]
 mod generate;
 mod pictures;
+mod region;
 mod replay;
 mod test_heap;

@@ -60,6 +60,7 @@ fn svg_of_a_real_heap_shows_what_walk_reports_to_scale() {
     let region = 4 * SLOT + 8;
     let trace = Trace::new(region, 3, 1, ops).unwrap();
     let options = ReplayOptions {
+        region: Some(region),
         snapshots: vec![4],
         ..ReplayOptions::default()
     };

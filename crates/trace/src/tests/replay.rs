@@ -126,7 +126,11 @@ fn refused_requests_are_counted_and_the_replay_goes_on() {
         Op::Free { id: 1 },
         Op::Free { id: 4 },
     ];
-    let report = replay::<SlotHeap>(&trace(&ops, region), &every_op()).unwrap();
+    let options = ReplayOptions {
+        region: Some(region),
+        ..every_op()
+    };
+    let report = replay::<SlotHeap>(&trace(&ops, region), &options).unwrap();
     assert_eq!(report.failed_requests, 4);
     assert_eq!(report.skipped_frees, 1);
     assert_eq!(
