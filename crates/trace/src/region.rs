@@ -9,8 +9,9 @@
 //! So a suggestion is trusted only when it holds what the trace needs at least: its
 //! **peak footprint**, the most bytes its live blocks take at once when each is counted
 //! as a boundary-tag heap lays it out ([`block_footprint`]: the size rounded up to the
-//! granule, plus a minimum block of header, footer and padding). Below that no heap of
-//! this workspace could run the trace, whatever its algorithm. A smaller suggestion is
+//! granule, plus a minimum block of header, footer and padding). A suggestion below
+//! that was not made for this trace (the lab's `0` and `1`) or leaves a heap with
+//! boundary tags no room to spare, whatever its algorithm. A smaller suggestion is
 //! replaced by the **bound** [`REGION_FACTOR`] × the peak footprint (rounded up to a
 //! page, at least [`MIN_REGION`]): the room the generated traces suggest for
 //! themselves, enough for a heap that rounds every block up to a power of two and still
