@@ -15,6 +15,7 @@ mod fuzz;
 mod grade;
 mod playground;
 mod preload;
+mod record;
 mod replay;
 mod shell;
 
@@ -66,8 +67,12 @@ enum Command {
     /// solution, and the broken and faulty submissions graded.
     Coursework,
     /// Real programs (python3, perl, gcc) on every allocator through LD_PRELOAD, compared
-    /// with their output on the C library's malloc.
+    /// with their output on the C library's malloc; and python3 recorded as a trace,
+    /// replayed on every allocator.
     Preload(preload::Args),
+    /// Record a program's allocation trace as a .rep file, through heaplab's malloc:
+    /// `cargo xtask record [--out FILE] -- PROGRAM ARGS`.
+    Record(record::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,5 +93,6 @@ fn main() -> anyhow::Result<()> {
         Command::Grade(args) => grade::run(&args),
         Command::Coursework => coursework::check(),
         Command::Preload(args) => preload::run(&args),
+        Command::Record(args) => record::run(&args),
     }
 }

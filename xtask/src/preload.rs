@@ -5,7 +5,9 @@
 //! cases, which then runs too; each under the preload library and without it, and the
 //! outputs must match. Bump, which reclaims almost nothing, runs the python and perl
 //! programs in a large region. The python runs' exit reports (`HEAPLAB_STATS=1`) are
-//! written to `target/preload/exit-stats.md` for the book.
+//! written to `target/preload/exit-stats.md` for the book. Last, python3 is recorded as
+//! a trace (`HEAPLAB_TRACE`) and the trace replayed on every allocator
+//! (`crate::record::check_python_recording`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -82,6 +84,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     std::fs::write(stats_file(), &stats)?;
+    println!("preload: recording python3 (HEAPLAB_TRACE), replaying it on every allocator");
+    crate::record::check_python_recording(&library, &work, &mut failures)?;
     println!(
         "preload: {} in {:.1} s; exit reports in {}",
         if failures.is_empty() {
@@ -102,7 +106,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The release build of the cdylib, found from cargo's own report of what it built.
-fn build_library() -> anyhow::Result<PathBuf> {
+pub fn build_library() -> anyhow::Result<PathBuf> {
     let out = cargo(&[
         "build",
         "--release",

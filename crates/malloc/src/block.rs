@@ -59,6 +59,12 @@ impl Request {
         })
     }
 
+    /// The program's request in bytes behind a [`heap_layout`](Self::heap_layout): the
+    /// inverse of [`Request::new`], for code that sees only the heap's side.
+    pub const fn program_size(heap_layout: Layout) -> usize {
+        heap_layout.size() - heap_layout.align()
+    }
+
     /// Writes the header into a heap block of [`heap_layout`](Self::heap_layout) and
     /// returns the pointer for the program.
     ///

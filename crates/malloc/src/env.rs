@@ -10,6 +10,8 @@ pub const ALLOCATOR: &CStr = c"HEAPLAB_ALLOCATOR";
 pub const REGION: &CStr = c"HEAPLAB_REGION";
 /// The variable asking for the stats on exit when it is `1`.
 pub const STATS: &CStr = c"HEAPLAB_STATS";
+/// The variable naming the file to record the program's allocation trace into.
+pub const TRACE: &CStr = c"HEAPLAB_TRACE";
 
 /// The allocator used when `HEAPLAB_ALLOCATOR` is not set.
 pub const DEFAULT_ALLOCATOR: &str = "free-list-first";
@@ -19,6 +21,12 @@ pub const DEFAULT_REGION: usize = 256 << 20;
 
 /// The value of `name` as bytes, borrowed from `environ`; `None` when unset.
 pub fn get(name: &CStr) -> Option<&'static [u8]> {
+    get_c(name).map(CStr::to_bytes)
+}
+
+/// The value of `name` as a C string (to pass on to the system), borrowed from
+/// `environ`; `None` when unset.
+pub fn get_c(name: &CStr) -> Option<&'static CStr> {
     // SAFETY: `name` is NUL-terminated; getenv returns NULL or a NUL-terminated string
     // inside `environ`, which nothing in a malloc call changes.
     let value = unsafe { libc::getenv(name.as_ptr()) };
@@ -26,7 +34,7 @@ pub fn get(name: &CStr) -> Option<&'static [u8]> {
         return None;
     }
     // SAFETY: just checked non-null; NUL-terminated as above.
-    Some(unsafe { CStr::from_ptr(value) }.to_bytes())
+    Some(unsafe { CStr::from_ptr(value) })
 }
 
 /// `"64M"` as 64 MiB: digits with an optional K, M or G suffix (powers of 1024).

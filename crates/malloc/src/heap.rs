@@ -12,6 +12,7 @@ use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
 use heaplab::{Locked, RawHeap, Stats};
 
 use crate::env;
+use crate::record;
 use crate::say::{Message, say};
 
 // ANCHOR: lock
@@ -85,6 +86,17 @@ extern "C" fn after_fork() {
     // SAFETY: `before_fork` took the lock in this thread (its copy, in the child).
     unsafe { unlock_process() };
 }
+
+/// Runs `f` with the process lock held, for state that the heap's calls touch under it
+/// (the trace recorder's). Not to be called from inside a heap call: the lock is not
+/// recursive.
+pub fn with_process_lock<R>(f: impl FnOnce() -> R) -> R {
+    lock_process();
+    let result = f();
+    // SAFETY: locked above by this thread.
+    unsafe { unlock_process() };
+    result
+}
 // ANCHOR_END: lock
 
 /// What the C functions ask of the heap, whatever its type.
@@ -105,21 +117,33 @@ pub trait Heap: Sync {
     fn stats(&self) -> Stats;
 }
 
+// The `record` hooks run inside `with`, where the process lock is held: the trace
+// sees the calls of every thread in the order the lock did.
 impl<H: RawHeap + Send> Heap for Locked<H, ProcessLock> {
     fn allocate(&self, layout: Layout, zeroed: bool) -> Option<NonNull<u8>> {
         let block = self.with(|heap| {
-            if zeroed {
+            let block = if zeroed {
                 heap.allocate_zeroed(layout)
             } else {
                 heap.allocate(layout)
+            };
+            if let Ok(base) = block {
+                // SAFETY: inside `with`: the process lock is held.
+                unsafe { record::allocated(base, layout) };
             }
+            block
         });
         block?.ok()
     }
 
     unsafe fn deallocate(&self, base: NonNull<u8>, layout: Layout) {
-        // SAFETY: forwarded caller promise.
-        self.with(|heap| unsafe { heap.deallocate(base, layout) });
+        self.with(|heap| {
+            // SAFETY: forwarded caller promise; then, inside `with`, the lock is held.
+            unsafe {
+                heap.deallocate(base, layout);
+                record::freed(base, layout);
+            }
+        });
     }
 
     unsafe fn reallocate(
@@ -128,9 +152,16 @@ impl<H: RawHeap + Send> Heap for Locked<H, ProcessLock> {
         old: Layout,
         new: Layout,
     ) -> Option<NonNull<u8>> {
-        // SAFETY: forwarded caller promise.
-        self.with(|heap| unsafe { heap.reallocate(base, old, new) })?
-            .ok()
+        self.with(|heap| {
+            // SAFETY: forwarded caller promise.
+            let moved = unsafe { heap.reallocate(base, old, new) };
+            if let Ok(moved) = moved {
+                // SAFETY: inside `with`: the process lock is held.
+                unsafe { record::resized(base, old, moved, new) };
+            }
+            moved
+        })?
+        .ok()
     }
 
     unsafe fn usable_size(&self, base: NonNull<u8>, layout: Layout) -> usize {
@@ -213,6 +244,8 @@ fn build_once() {
         let process = build();
         // SAFETY: the lock is held and STATE is UNBUILT: no reader touches the slot.
         unsafe { *PROCESS.0.get() = Some(process) };
+        // SAFETY: the lock is held; recording starts before any block is handed out.
+        unsafe { record::start() };
         STATE.store(READY, Ordering::Release);
     }
     // SAFETY: locked above by this thread.
@@ -224,6 +257,7 @@ fn build_once() {
             // SAFETY: as above.
             unsafe { libc::atexit(crate::report::at_exit) };
         }
+        record::register();
     }
 }
 
@@ -335,7 +369,7 @@ impl HeapVisitor for Names<'_> {
 }
 
 /// Bytes shown as text, any invalid UTF-8 as `?`.
-struct Lossy<'a>(&'a [u8]);
+pub(crate) struct Lossy<'a>(pub(crate) &'a [u8]);
 
 impl core::fmt::Display for Lossy<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

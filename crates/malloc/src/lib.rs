@@ -12,6 +12,8 @@
 //! `HEAPLAB_REGION` the size of the one region it manages (default 256M, reserved with
 //! `MAP_NORESERVE`), and `HEAPLAB_STATS=1` prints its stats at exit. An unknown name or
 //! size ends the process with a message, before `main`'s first allocation succeeds.
+//! `HEAPLAB_TRACE=FILE` records the program's allocations as a `.rep` trace (see
+//! [`record`]).
 //!
 //! ## The idea
 //!
@@ -54,6 +56,7 @@
 pub mod block;
 mod env;
 pub mod heap;
+pub mod record;
 mod report;
 mod say;
 
