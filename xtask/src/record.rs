@@ -85,6 +85,8 @@ pub struct Recording {
     pub status: std::process::ExitStatus,
     /// What it printed, if its stdout was piped (else empty).
     pub stdout: String,
+    /// What it printed on stderr, if piped (else empty).
+    pub stderr: String,
     /// Its trace.
     pub trace: Trace,
     /// The traces of the programs it started (`FILE.PID`), by file.
@@ -132,6 +134,7 @@ pub fn record(library: &Path, out: &Path, command: &mut Command) -> anyhow::Resu
     Ok(Recording {
         status,
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         trace,
         others,
     })
@@ -199,11 +202,24 @@ pub fn check_python_recording(
     command
         .args(["-c", PYTHON])
         .env("PYTHONMALLOC", "malloc")
-        .stdout(std::process::Stdio::piped());
+        .env("HEAPLAB_STATS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let recording = record(library, &out, &mut command)?;
     let mut problems = Vec::new();
     if !recording.status.success() {
-        problems.push(format!("python3 exited with {}", recording.status));
+        problems.push(format!(
+            "python3 exited with {}: {}",
+            recording.status, recording.stderr
+        ));
+    }
+    // The library says so on stderr when the trace misses ops or its header.
+    if let Some(line) = recording
+        .stderr
+        .lines()
+        .find(|line| line.contains("HEAPLAB_TRACE"))
+    {
+        problems.push(format!("the library reported: {line}"));
     }
     let trace = &recording.trace;
     if !trace.warnings().is_empty() {
@@ -237,6 +253,18 @@ pub fn check_python_recording(
             }
         }
     }
+    // The library's own count of the calls, in its exit report (the last one on
+    // stderr is the recorded process's: it ends after every process it started): the
+    // trace must have an op for each, or the id table lost a block.
+    let profile = trace.profile();
+    let recorded = [profile.allocs, profile.reallocs, profile.frees];
+    match recording.stderr.lines().rev().find_map(exit_report_calls) {
+        None => problems.push(format!("no exit report on stderr: {}", recording.stderr)),
+        Some(counted) if counted != recorded => problems.push(format!(
+            "the trace has {recorded:?} allocations, reallocs and frees; the library counted {counted:?}"
+        )),
+        Some(_) => {}
+    }
     let mut replays = ReplayEvery {
         trace,
         lines: Vec::new(),
@@ -257,6 +285,16 @@ pub fn check_python_recording(
             .map(|p| format!("recording python3 ({}): {p}", out.display())),
     );
     Ok(())
+}
+
+/// `[allocations, reallocs, frees]` from the exit report's line
+/// `calls  N allocations, M reallocs, K frees, ...`.
+fn exit_report_calls(line: &str) -> Option<[usize; 3]> {
+    let calls = line.trim().strip_prefix("calls")?;
+    let mut numbers = calls
+        .split(',')
+        .map(|part| part.split_whitespace().next()?.parse::<usize>().ok());
+    Some([numbers.next()??, numbers.next()??, numbers.next()??])
 }
 
 /// Replays one trace on every allocator, noting what went wrong.

@@ -149,6 +149,7 @@ pub fn generate(out: &mut Output, options: &Options) -> io::Result<()> {
         )?;
     }
     contract_walk(out)?;
+    trace_dialects(out)?;
     fragmentation_failure(out)?;
     leak_report(out)?;
     crate::gc_figures::generate(out)?;
@@ -678,9 +679,56 @@ pub fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String
     })
 }
 
+/// What the parser and the region rule make of the dialect files of the `trace` crate's
+/// tests (`crates/trace/tests/dialects`, small files of our own, one per dialect):
+/// `trace-dialects.md`; and the region rule with its constants: `trace-region.md`.
+fn trace_dialects(out: &mut Output) -> io::Result<()> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../trace/tests/dialects");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<io::Result<_>>()?;
+    files.sort();
+    let mut table = String::from(
+        "| file | what the parser says | region of the replay |\n| --- | --- | --- |\n",
+    );
+    for path in files {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let text = std::fs::read_to_string(&path)?;
+        let (said, region) = match Trace::parse(&text, &name) {
+            Err(error) => (format!("error: {error}"), "not replayed".to_string()),
+            Ok(trace) => {
+                let warnings: Vec<String> =
+                    trace.warnings().iter().map(ToString::to_string).collect();
+                let said = if warnings.is_empty() {
+                    format!("{} ops, no warning", trace.ops().len())
+                } else {
+                    format!("{} ops; {}", trace.ops().len(), warnings.join("; "))
+                };
+                let region = trace::region::choose(&trace, None, replay::DEFAULT_ALIGN);
+                (said, region.to_string())
+            }
+        };
+        let cell = |text: &str| text.replace('|', "\\|");
+        let _ = writeln!(table, "| `{name}` | {} | {} |", cell(&said), cell(&region));
+    }
+    out.write("trace-dialects.md", table)?;
+    out.write(
+        "trace-region.md",
+        format!(
+            "A block of `size` bytes counts as `size` rounded up to {} bytes plus {} bytes \
+             (`trace::region::block_footprint`); the bound is {} × the peak footprint, rounded \
+             up to a 4 KiB page, and never less than {} KiB.\n",
+            rawheap::tags::GRANULE,
+            rawheap::tags::MIN_BLOCK,
+            trace::region::REGION_FACTOR,
+            trace::region::MIN_REGION / 1024
+        ),
+    )
+}
+
 /// Tables that commands other than the figures write under the workspace's `target/`:
 /// the name in the book, the file, and the command that writes it.
-const MEASURED_ELSEWHERE: [(&str, &str, &str); 2] = [
+const MEASURED_ELSEWHERE: [(&str, &str, &str); 3] = [
     (
         "threads-bench.md",
         "target/bench/threads.md",
@@ -690,6 +738,11 @@ const MEASURED_ELSEWHERE: [(&str, &str, &str); 2] = [
         "malloc-exit-stats.md",
         "target/preload/exit-stats.md",
         "`cargo xtask preload` (a CI step, about 20 s)",
+    ),
+    (
+        "malloc-recording.md",
+        "target/preload/recording.md",
+        "`cargo xtask preload` (a CI step)",
     ),
 ];
 

@@ -84,6 +84,9 @@ struct Recorder {
     next_id: usize,
     /// Ops recorded.
     ops: usize,
+    /// Frees and reallocs of blocks the id table did not know: none, unless it could not
+    /// grow (no address space); reported at exit, since the trace then misses ops.
+    unknown: usize,
     /// Sum of the live blocks' [`region::block_footprint`]s, and its peak.
     footprint: usize,
     peak_footprint: usize,
@@ -103,6 +106,7 @@ static RECORDER: Shared = Shared(UnsafeCell::new(Recorder {
     fd: -1,
     next_id: 0,
     ops: 0,
+    unknown: 0,
     footprint: 0,
     peak_footprint: 0,
     ids: IdTable::EMPTY,
@@ -255,7 +259,8 @@ pub unsafe fn allocated(base: NonNull<u8>, heap_layout: Layout) {
 }
 
 /// The block at `base`, of `heap_layout`, was freed: `f ID`. A block the recorder does
-/// not know (none, since recording starts with the heap) is left out.
+/// not know (none, since recording starts with the heap, unless the id table could not
+/// grow) is left out and counted in [`Recorder::unknown`].
 ///
 /// # Safety
 ///
@@ -266,9 +271,12 @@ pub unsafe fn freed(base: NonNull<u8>, heap_layout: Layout) {
     if r.fd < 0 {
         return;
     }
-    if let Some(id) = r.ids.remove(base.as_ptr().addr()) {
-        r.footprint -= footprint(heap_layout);
-        r.op(b'f', id, None);
+    match r.ids.remove(base.as_ptr().addr()) {
+        Some(id) => {
+            r.footprint -= footprint(heap_layout);
+            r.op(b'f', id, None);
+        }
+        None => r.unknown += 1,
     }
 }
 
@@ -287,6 +295,7 @@ pub unsafe fn resized(old: NonNull<u8>, old_layout: Layout, new: NonNull<u8>, ne
     let size = Request::program_size(new_layout);
     let Some(id) = r.ids.remove(old.as_ptr().addr()) else {
         // Unknown (see `freed`): a new block, as realloc(NULL, n) would be.
+        r.unknown += 1;
         let id = r.new_block(new, new_layout);
         r.op(b'a', id, Some(size));
         return;
@@ -373,6 +382,13 @@ pub extern "C" fn finish() {
         if written != HEADER as isize {
             crate::say::say!("heaplab malloc: HEAPLAB_TRACE: the header could not be written\n");
         }
+        if r.unknown > 0 {
+            crate::say::say!(
+                "heaplab malloc: HEAPLAB_TRACE: {} frees or reallocs of blocks without an id \
+                 (the id table could not grow) are missing from the trace\n",
+                r.unknown
+            );
+        }
         r.stop();
     });
 }
@@ -450,8 +466,9 @@ impl IdTable {
         capacity: 0,
         len: 0,
     };
-    /// Slots of the first mapping: 1 MiB of address space, touched only as used.
-    const FIRST_CAPACITY: usize = 1 << 16;
+    /// Slots of the first mapping (64 KiB): small, so that a recorded program of any
+    /// size makes the table grow, and the growing is tested by every recording.
+    const FIRST_CAPACITY: usize = 1 << 12;
 
     fn home(&self, address: usize) -> usize {
         // Fibonacci hashing of the address without its always-zero low bits.
