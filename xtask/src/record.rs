@@ -267,18 +267,23 @@ pub fn check_python_recording(
     }
     let mut replays = ReplayEvery {
         trace,
-        lines: Vec::new(),
+        rows: Vec::new(),
         problems: &mut problems,
     };
     for_each_heap(&mut replays);
-    for line in &replays.lines {
-        println!("    {line}");
+    let rows = replays.rows;
+    for row in &rows {
+        println!("    replayed on {row}");
     }
     println!(
         "    recorded python3: {} ops, {} other traces",
         trace.ops().len(),
         recording.others.len()
     );
+    std::fs::write(
+        recording_file(),
+        recording_report(trace, recording.others.len(), &rows),
+    )?;
     failures.extend(
         problems
             .into_iter()
@@ -297,10 +302,63 @@ fn exit_report_calls(line: &str) -> Option<[usize; 3]> {
     Some([numbers.next()??, numbers.next()??, numbers.next()??])
 }
 
+/// The recording's summary and replays, for the malloc chapter.
+pub fn recording_file() -> PathBuf {
+    root().join("target/preload/recording.md")
+}
+
+fn recording_report(trace: &Trace, others: usize, rows: &[ReplayRow]) -> String {
+    let p = trace.profile();
+    let mut out = format!(
+        "`cargo xtask preload` recorded its python program (four threads, a forked child, a \
+         python started with `subprocess`, `PYTHONMALLOC=malloc`) with `HEAPLAB_TRACE`: \
+         {} ops ({} a, {} r, {} f), {} ids, peak live {} B, {} blocks still live at exit; \
+         the programs it started left {others} traces of their own. Replayed on every \
+         allocator, {}:\n\n\
+         | allocator | utilization (high water) | refused requests |\n| --- | ---: | ---: |\n",
+        trace.ops().len(),
+        p.allocs,
+        p.reallocs,
+        p.frees,
+        trace.num_ids(),
+        p.peak_live_bytes,
+        p.live_at_end,
+        region::choose(trace, None, DEFAULT_ALIGN)
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "| {} | {:.1}% | {} |\n",
+            row.allocator,
+            100.0 * row.utilization,
+            row.refused
+        ));
+    }
+    out
+}
+
+/// One allocator's replay of the recorded trace.
+struct ReplayRow {
+    allocator: &'static str,
+    utilization: f64,
+    refused: usize,
+}
+
+impl std::fmt::Display for ReplayRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<16} U {:5.1}%, {} refused",
+            self.allocator,
+            100.0 * self.utilization,
+            self.refused
+        )
+    }
+}
+
 /// Replays one trace on every allocator, noting what went wrong.
 struct ReplayEvery<'a> {
     trace: &'a Trace,
-    lines: Vec<String>,
+    rows: Vec<ReplayRow>,
     problems: &'a mut Vec<String>,
 }
 
@@ -310,12 +368,11 @@ impl HeapVisitor for ReplayEvery<'_> {
         match replay::<H>(self.trace, &ReplayOptions::default()) {
             Err(error) => self.problems.push(format!("{}: {error}", entry.name)),
             Ok(report) => {
-                self.lines.push(format!(
-                    "replayed on {:<16} U {:5.1}%, {} refused",
-                    entry.name,
-                    100.0 * report.utilization,
-                    report.failed_requests
-                ));
+                self.rows.push(ReplayRow {
+                    allocator: entry.name,
+                    utilization: report.utilization,
+                    refused: report.failed_requests,
+                });
                 if reuses && report.failed_requests > 0 {
                     self.problems.push(format!(
                         "{}: {} requests refused in a {}-byte region",

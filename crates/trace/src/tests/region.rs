@@ -119,12 +119,15 @@ fn the_bound_is_a_multiple_of_the_footprint_rounded_to_a_page() {
 #[test]
 #[cfg(not(miri))]
 fn every_generated_trace_suggests_a_region_that_is_trusted() {
-    for workload in crate::Workload::ALL {
-        let trace = crate::generate(workload, 1, 4);
-        assert_eq!(
-            choose(&trace, None, 8).choice,
-            RegionChoice::Suggested,
-            "{workload}"
-        );
+    // The book's scale (1) and `cargo xtask replay`'s (4).
+    for scale in [1, 4] {
+        for workload in crate::Workload::ALL {
+            let trace = crate::generate(workload, 1, scale);
+            assert_eq!(
+                choose(&trace, None, 8).choice,
+                RegionChoice::Suggested,
+                "{workload} at scale {scale}"
+            );
+        }
     }
 }
