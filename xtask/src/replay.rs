@@ -122,42 +122,30 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         check_every: None,
     };
 
-    let progress = ProgressBar::new((files.len() * heaps.len()) as u64);
+    let (traces, not_replayed) = read_traces(&files);
+    for warning in traces.iter().flat_map(|(_, trace)| trace.warnings()) {
+        eprintln!("{warning}");
+    }
+    let progress = ProgressBar::new((traces.len() * heaps.len()) as u64);
     progress.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .context("progress bar template")?
             .progress_chars("=> "),
     );
     let mut reports = Vec::new();
-    let mut not_replayed = Vec::new();
-    for path in &files {
-        let trace = match Trace::read(path) {
-            Ok(trace) => trace,
-            Err(error) => {
-                progress.suspend(|| eprintln!("cannot replay {error}"));
-                progress.inc(heaps.len() as u64);
-                not_replayed.push(NotReplayed {
-                    file: path.display().to_string(),
-                    error: error.to_string(),
-                });
-                continue;
-            }
-        };
-        for warning in trace.warnings() {
-            progress.suspend(|| eprintln!("{warning}"));
-        }
+    for (path, trace) in &traces {
         let name = path.file_stem().map_or_else(
             || path.display().to_string(),
             |s| s.to_string_lossy().into_owned(),
         );
-        let system = time_system_replay(&trace, options.align)
+        let system = time_system_replay(trace, options.align)
             .with_context(|| format!("timing the system allocator on {name}"))?;
         let mut visitor = Measure {
             name: &name,
-            trace: &trace,
+            trace,
             options: &options,
             heaps: &heaps,
-            report: TraceReport::new(&name, &trace, system),
+            report: TraceReport::new(&name, trace, system),
             progress: &progress,
         };
         for_each_heap(&mut visitor);
@@ -174,28 +162,50 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             print!("{}", run.markdown());
         }
     }
-    let refused = &run.not_replayed;
-    if !refused.is_empty() {
-        eprintln!(
-            "replayed {replayed} of {} trace files; not replayed:",
-            files.len()
-        );
-        for file in refused {
+    verdict(&dir, files.len(), &run.not_replayed, args.strict)
+}
+
+/// Every file that parses as a trace, and the others with their errors.
+fn read_traces(files: &[PathBuf]) -> (Vec<(PathBuf, Trace)>, Vec<NotReplayed>) {
+    let mut traces = Vec::new();
+    let mut not_replayed = Vec::new();
+    for path in files {
+        match Trace::read(path) {
+            Ok(trace) => traces.push((path.clone(), trace)),
+            Err(error) => not_replayed.push(NotReplayed {
+                file: path.display().to_string(),
+                error: error.to_string(),
+            }),
+        }
+    }
+    (traces, not_replayed)
+}
+
+/// The command's outcome: it fails when no file of `dir` could be replayed, or, when
+/// `strict`, when any could not.
+fn verdict(
+    dir: &Path,
+    files: usize,
+    not_replayed: &[NotReplayed],
+    strict: bool,
+) -> anyhow::Result<()> {
+    let replayed = files - not_replayed.len();
+    if !not_replayed.is_empty() {
+        eprintln!("replayed {replayed} of {files} trace files; not replayed:");
+        for file in not_replayed {
             eprintln!("  {}", file.error);
         }
     }
     if replayed == 0 {
         bail!(
-            "none of the {} .rep files in {} could be replayed",
-            files.len(),
+            "none of the {files} .rep files in {} could be replayed",
             dir.display()
         );
     }
-    if args.strict && !refused.is_empty() {
+    if strict && !not_replayed.is_empty() {
         bail!(
-            "--strict: {} of {} trace files could not be replayed",
-            refused.len(),
-            files.len()
+            "--strict: {} of {files} trace files could not be replayed",
+            not_replayed.len()
         );
     }
     Ok(())
@@ -245,5 +255,53 @@ impl HeapVisitor for Measure<'_> {
             .measurements
             .push(measure::<H>(entry.name, self.trace, self.options));
         self.progress.inc(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `trace` crate's dialect files: four that parse, one with a missing size.
+    fn dialects() -> Vec<PathBuf> {
+        rep_files(&crate::shell::root().join("crates/trace/tests/dialects")).unwrap()
+    }
+
+    #[test]
+    fn every_readable_file_is_replayed_and_the_others_are_listed_with_their_line() {
+        let files = dialects();
+        let (traces, not_replayed) = read_traces(&files);
+        assert_eq!(traces.len(), 4);
+        assert_eq!(not_replayed.len(), 1);
+        assert!(not_replayed[0].file.ends_with("missing-size.rep"));
+        assert!(
+            not_replayed[0].error.ends_with(
+                "missing-size.rep:7: missing field: `a` needs an id and a size, the size is missing"
+            ),
+            "{}",
+            not_replayed[0].error
+        );
+        let dir = Path::new("dialects");
+        assert!(verdict(dir, files.len(), &not_replayed, false).is_ok());
+        let strict = verdict(dir, files.len(), &not_replayed, true).unwrap_err();
+        assert!(
+            strict.to_string().starts_with("--strict: 1 of 5"),
+            "{strict}"
+        );
+    }
+
+    #[test]
+    fn the_command_fails_only_when_nothing_could_be_replayed() {
+        let broken: Vec<PathBuf> = dialects()
+            .into_iter()
+            .filter(|f| f.ends_with("missing-size.rep"))
+            .collect();
+        let (traces, not_replayed) = read_traces(&broken);
+        assert!(traces.is_empty());
+        let error = verdict(Path::new("d"), broken.len(), &not_replayed, false).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "none of the 1 .rep files in d could be replayed"
+        );
     }
 }
