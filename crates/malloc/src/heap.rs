@@ -296,8 +296,8 @@ fn build() -> Process {
 }
 // ANCHOR_END: build
 
-/// Anonymous memory of `size` bytes, reserved but not committed.
-fn map(size: usize) -> Option<NonNull<[u8]>> {
+/// Anonymous memory of `size` bytes, zeroed, reserved but not committed.
+pub(crate) fn map(size: usize) -> Option<NonNull<[u8]>> {
     // SAFETY: an anonymous private mapping at an address of the kernel's choosing
     // touches no existing memory.
     let ptr = unsafe {

@@ -579,22 +579,9 @@ impl IdTable {
     }
 }
 
-/// Zeroed anonymous memory for `capacity` slots (zero is the empty slot).
+/// Zeroed anonymous memory for `capacity` slots (zero is the empty slot), mapped as the
+/// heap's region is.
 fn map_slots(capacity: usize) -> Option<NonNull<(usize, usize)>> {
     let bytes = capacity.checked_mul(size_of::<(usize, usize)>())?;
-    // SAFETY: a fresh anonymous private mapping touches no existing memory.
-    let ptr = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return None;
-    }
-    NonNull::new(ptr.cast())
+    heap::map(bytes).map(NonNull::cast)
 }
