@@ -284,11 +284,46 @@ pub fn check_python_recording(
         recording_file(),
         recording_report(trace, recording.others.len(), &rows),
     )?;
+    check_exec_takeover(library, work, &mut problems)?;
     failures.extend(
         problems
             .into_iter()
             .map(|p| format!("recording python3 ({}): {p}", out.display())),
     );
+    Ok(())
+}
+
+/// A launcher that replaces itself with the program (`sh -c 'exec python3 ...'`): the
+/// shell starts the file, and python, the same process after `exec`, must take it over.
+fn check_exec_takeover(
+    library: &Path,
+    work: &Path,
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let out = work.join("exec.rep");
+    let mut command = Command::new("sh");
+    command
+        .args([
+            "-c",
+            "exec python3 -c 'print(sorted(str(i) for i in range(999))[-1])'",
+        ])
+        .env("PYTHONMALLOC", "malloc")
+        .stdout(std::process::Stdio::piped());
+    let recording = record(library, &out, &mut command)?;
+    if recording.stdout.trim() != "998" || !recording.status.success() {
+        problems.push(format!(
+            "sh -c 'exec python3 ...' printed {:?}, {}",
+            recording.stdout, recording.status
+        ));
+    }
+    // python alone allocates thousands of blocks at startup; a shell a handful.
+    if recording.trace.ops().len() < 1000 {
+        problems.push(format!(
+            "after exec, {} holds {} ops: not python's trace",
+            out.display(),
+            recording.trace.ops().len()
+        ));
+    }
     Ok(())
 }
 
