@@ -26,6 +26,9 @@
 //! the freeing thread's magazine and returns to the heap with that thread's next flush.
 //! Each thread holds a [`Magazines`] handle (from [`ThreadCache::magazines`]); dropping
 //! it, typically when the thread ends, flushes every block it holds back to the heap.
+//! A [`Rack`] is the same magazines without the borrow of their [`ThreadCache`]: the
+//! caller takes the heap's lock itself and lends the heap to a refill or a flush. The
+//! C library (`heaplab-malloc`) keeps one rack per thread in thread-local storage.
 //!
 //! ## Invariants
 //!
@@ -108,7 +111,7 @@ impl<H: RawHeap, R: RawMutex> ThreadCache<H, R> {
     pub fn magazines(&self) -> Magazines<'_, H, R> {
         Magazines {
             cache: self,
-            stacks: [const { Stack::EMPTY }; CLASSES],
+            rack: Rack::EMPTY,
         }
     }
 
@@ -158,12 +161,105 @@ impl Stack {
     }
 }
 
+/// A thread's magazines, one per size class, without the heap they belong to: the
+/// caller takes the heap's lock and lends the heap to [`refill`](Self::refill) and
+/// [`flush`](Self::flush). [`Magazines`] is a rack tied to its [`ThreadCache`]; a
+/// library that keeps racks where a borrow cannot live (in thread-local storage, say)
+/// uses a `Rack` itself.
+pub struct Rack {
+    /// `stacks[c]` holds blocks of class `c` only, each a live block of the heap the
+    /// rack's blocks came from, with layout [`class_layout`]`(c)`, used by nobody.
+    stacks: [Stack; CLASSES],
+}
+
+impl Rack {
+    /// A rack of empty magazines.
+    pub const EMPTY: Rack = Rack {
+        stacks: [const { Stack::EMPTY }; CLASSES],
+    };
+
+    /// A cached block of class `class`, if its magazine has one.
+    pub fn take(&mut self, class: usize) -> Option<NonNull<u8>> {
+        self.stacks[class].pop()
+    }
+
+    /// Puts a block into its class's magazine; hands it back when the magazine is full
+    /// (then [`flush`](Self::flush) makes room).
+    ///
+    /// # Safety
+    ///
+    /// `block` is a live block of the heap this rack's blocks come from, with layout
+    /// [`class_layout`]`(class)`, and nobody uses it after this call but the rack.
+    pub unsafe fn give(&mut self, class: usize, block: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        self.stacks[class].push(block)
+    }
+
+    /// Fills class `class`'s magazine up to [`BATCH`] blocks from `heap` (whose lock
+    /// the caller holds). Succeeds if at least one block came.
+    pub fn refill<H: RawHeap>(&mut self, heap: &mut H, class: usize) -> Result<usize, AllocError> {
+        let layout = class_layout(class);
+        let stack = &mut self.stacks[class];
+        let before = stack.len;
+        while stack.len < BATCH {
+            match heap.allocate(layout) {
+                Ok(block) => {
+                    let _ = stack.push(block);
+                }
+                Err(error) if stack.len == 0 => return Err(error),
+                Err(_) => break,
+            }
+        }
+        Ok(stack.len - before)
+    }
+
+    /// Returns blocks of class `class` to `heap` until `keep` remain; returns how many
+    /// went back.
+    ///
+    /// # Safety
+    ///
+    /// `heap` is the heap every block of this rack came from.
+    pub unsafe fn flush<H: RawHeap>(&mut self, heap: &mut H, class: usize, keep: usize) -> usize {
+        let layout = class_layout(class);
+        let stack = &mut self.stacks[class];
+        let mut returned = 0;
+        while stack.len > keep {
+            if let Some(block) = stack.pop() {
+                // SAFETY: a magazine of class `class` holds live blocks of `heap` (the
+                // caller's promise) with `class_layout(class)` that nobody else uses.
+                unsafe { heap.deallocate(block, layout) };
+                returned += 1;
+            }
+        }
+        returned
+    }
+
+    /// Returns every cached block to `heap`; returns how many went back.
+    ///
+    /// # Safety
+    ///
+    /// As for [`flush`](Self::flush).
+    pub unsafe fn flush_all<H: RawHeap>(&mut self, heap: &mut H) -> usize {
+        // SAFETY: forwarded caller promise.
+        (0..CLASSES).map(|class| unsafe { self.flush(heap, class, 0) }).sum()
+    }
+
+    /// Blocks the rack holds, idle.
+    pub fn cached(&self) -> usize {
+        self.stacks.iter().map(|stack| stack.len).sum()
+    }
+
+    /// Blocks the magazine of class `class` holds.
+    pub fn cached_in(&self, class: usize) -> usize {
+        self.stacks[class].len
+    }
+}
+
 /// A thread's magazines: one stack of free blocks per size class, in front of a
 /// [`ThreadCache`]. Dropping it flushes every block back to the shared heap.
 pub struct Magazines<'c, H: RawHeap, R: RawMutex = spinning_top::RawSpinlock> {
     cache: &'c ThreadCache<H, R>,
-    /// `stacks[c]` holds blocks of class `c` only.
-    stacks: [Stack; CLASSES],
+    /// Blocks of `cache`'s heap only.
+    rack: Rack,
 }
 
 // SAFETY: the blocks a handle holds belong to the shared heap, which is `Sync` when
@@ -179,11 +275,12 @@ impl<H: RawHeap, R: RawMutex> Magazines<'_, H, R> {
         let Some(class) = class_of(layout) else {
             return self.cache.trip(|heap| heap.allocate(layout));
         };
-        if let Some(block) = self.stacks[class].pop() {
+        if let Some(block) = self.rack.take(class) {
             return Ok(block);
         }
-        self.refill(class)?;
-        self.stacks[class].pop().ok_or(AllocError::Exhausted)
+        let rack = &mut self.rack;
+        self.cache.trip(|heap| rack.refill(heap, class))?;
+        self.rack.take(class).ok_or(AllocError::Exhausted)
     }
 
     /// Gives a block back to the thread's magazine; a full magazine first returns a
@@ -203,53 +300,30 @@ impl<H: RawHeap, R: RawMutex> Magazines<'_, H, R> {
             });
             return;
         };
-        if let Err(block) = self.stacks[class].push(ptr) {
+        // SAFETY: the caller's promise: a live block of this cache's heap, allocated
+        // with a layout of class `class`, hence with `class_layout(class)`.
+        if let Err(block) = unsafe { self.rack.give(class, ptr) } {
             self.flush_class(class, ROUNDS - BATCH);
-            let pushed = self.stacks[class].push(block);
+            // SAFETY: as above.
+            let pushed = unsafe { self.rack.give(class, block) };
             debug_assert!(pushed.is_ok(), "a flushed magazine has room");
         }
     }
     // ANCHOR_END: allocate
 
-    /// Fills class `class`'s magazine up to [`BATCH`] blocks under one lock. Succeeds
-    /// if at least one block came.
-    fn refill(&mut self, class: usize) -> Result<(), AllocError> {
-        let layout = class_layout(class);
-        let stack = &mut self.stacks[class];
-        self.cache.trip(|heap| {
-            while stack.len < BATCH {
-                match heap.allocate(layout) {
-                    Ok(block) => {
-                        let _ = stack.push(block);
-                    }
-                    Err(error) if stack.len == 0 => return Err(error),
-                    Err(_) => break,
-                }
-            }
-            Ok(())
-        })
-    }
-
     /// Returns blocks of class `class` to the heap, under one lock, until `keep` remain.
     fn flush_class(&mut self, class: usize, keep: usize) {
-        let layout = class_layout(class);
-        let stack = &mut self.stacks[class];
+        let rack = &mut self.rack;
         let _ = self.cache.trip(|heap| {
-            while stack.len > keep {
-                if let Some(block) = stack.pop() {
-                    // SAFETY: a magazine of class `class` holds live heap blocks of
-                    // `class_layout(class)` that nobody else uses.
-                    unsafe { heap.deallocate(block, layout) };
-                }
-            }
-            Ok(())
+            // SAFETY: every block of the rack came from this cache's heap.
+            Ok(unsafe { rack.flush(heap, class, keep) })
         });
     }
 
     /// Returns every cached block to the heap (one lock round-trip per non-empty class).
     pub fn flush(&mut self) {
         for class in 0..CLASSES {
-            if self.stacks[class].len > 0 {
+            if self.rack.cached_in(class) > 0 {
                 self.flush_class(class, 0);
             }
         }
@@ -257,7 +331,7 @@ impl<H: RawHeap, R: RawMutex> Magazines<'_, H, R> {
 
     /// Blocks this thread holds in its magazines, idle.
     pub fn cached(&self) -> usize {
-        self.stacks.iter().map(|stack| stack.len).sum()
+        self.rack.cached()
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use heaplab::free_list::FreeList;
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
 use heaplab::{Memory, RawHeap};
-use thread_cache::{BATCH, MAX_CACHED, ROUNDS, ThreadCache, class_layout, class_of};
+use thread_cache::{BATCH, MAX_CACHED, ROUNDS, Rack, ThreadCache, class_layout, class_of};
 
 /// A cache over a free list in fresh memory; the memory is returned first so that it
 /// is dropped last.
@@ -91,6 +91,43 @@ fn refills_and_flushes_move_batches() {
         (0, 0),
         "dropping the magazines gives every block back"
     );
+}
+
+#[test]
+fn a_rack_counts_what_it_moves_and_gives_it_all_back() {
+    let memory = Memory::new(64 << 10).expect("memory for the test heap");
+    // SAFETY: the region belongs to `memory`, which outlives the heap.
+    let mut heap: FreeList = unsafe { FreeList::new(memory.region()) };
+    let mut rack = Rack::EMPTY;
+    let class = class_of(layout(40, 8)).expect("a cached size");
+    assert_eq!(rack.take(class), None, "a new rack is empty");
+    assert_eq!(rack.refill(&mut heap, class), Ok(BATCH));
+    assert_eq!(rack.refill(&mut heap, class), Ok(0), "already at a batch");
+    assert_eq!((rack.cached(), rack.cached_in(class)), (BATCH, BATCH));
+    let mut held: Vec<_> = (0..BATCH)
+        .map(|_| rack.take(class).expect("a refilled magazine serves"))
+        .collect();
+    assert_eq!(rack.cached(), 0);
+    while held.len() <= ROUNDS {
+        held.push(heap.allocate(class_layout(class)).expect("room"));
+    }
+    assert_eq!(heap.stats().live_blocks, ROUNDS + 1, "taken or cached, all live");
+    let mut refused = Vec::new();
+    for block in held {
+        // SAFETY: a live block of `heap` with the class's layout, given once.
+        if let Err(block) = unsafe { rack.give(class, block) } {
+            refused.push(block);
+        }
+    }
+    assert_eq!(refused.len(), 1, "a magazine holds {ROUNDS} blocks");
+    // SAFETY: `heap` is where the rack's blocks come from.
+    let flushed = unsafe { rack.flush(&mut heap, class, ROUNDS - BATCH) };
+    assert_eq!(flushed, BATCH);
+    // SAFETY: as above.
+    assert_eq!(unsafe { rack.flush_all(&mut heap) }, ROUNDS - BATCH);
+    // SAFETY: the refused block is live with the class's layout, freed once.
+    unsafe { heap.deallocate(refused[0], class_layout(class)) };
+    assert_eq!((rack.cached(), heap.stats().live_blocks), (0, 0));
 }
 
 #[test]
