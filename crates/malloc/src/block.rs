@@ -9,8 +9,14 @@
 //!   │ padding      │ size │ align │ the program's `size` bytes     │
 //!   └──────────────┴──────────────┴────────────────────────────────┘
 //!   ◄──────── align bytes ───────►
-//!   heap layout: (align + size, align), align >= 16 so the header always fits
+//!   heap layout: (align + size, align), align >= 16 so the header always fits;
+//!   a layout small enough for the thread caches is rounded up to its size class
 //! ```
+//!
+//! Every block whose layout falls in a size class of the thread caches is asked of
+//! the heap with the class's layout ([`thread_cache::class_layout`]), whether it comes
+//! through a cache or not: a cached block may be freed by a thread that bypasses its
+//! cache (one that is ending, say), and the heap must get back the layout it gave.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -39,8 +45,10 @@ pub struct Request {
     /// A power of two, at least [`MIN_ALIGN`].
     pub align: usize,
     /// What the heap is asked for: `align + size` bytes at `align`, the header's offset
-    /// plus the program's bytes.
+    /// plus the program's bytes, rounded up to its size class when it has one.
     pub heap_layout: Layout,
+    /// The thread caches' size class of the block, if it has one.
+    pub class: Option<usize>,
 }
 
 impl Request {
@@ -51,11 +59,13 @@ impl Request {
             return None;
         }
         let align = align.max(MIN_ALIGN);
-        let heap_layout = Layout::from_size_align(size.checked_add(align)?, align).ok()?;
+        let exact = Layout::from_size_align(size.checked_add(align)?, align).ok()?;
+        let class = thread_cache::class_of(exact);
         Some(Request {
             size,
             align,
-            heap_layout,
+            heap_layout: class.map_or(exact, thread_cache::class_layout),
+            class,
         })
     }
 
@@ -66,8 +76,8 @@ impl Request {
     ///
     /// `base` is a live heap block with this request's heap layout.
     pub unsafe fn hand_out(self, base: NonNull<u8>) -> NonNull<u8> {
-        // SAFETY: the block is `align + size` bytes long, so `base + align` is inside it
-        // or one past its end.
+        // SAFETY: the block is at least `align + size` bytes long, so `base + align` is
+        // inside it or one past its end.
         let user = unsafe { base.add(self.align) };
         // SAFETY: `align >= 16`, so the header's 16 bytes lie inside the block, right
         // before `user`, and are aligned to 16.

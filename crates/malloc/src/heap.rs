@@ -6,44 +6,79 @@ use core::alloc::Layout;
 use core::cell::UnsafeCell;
 use core::fmt::Write;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
 use heaplab::{Locked, RawHeap, Stats};
+use thread_cache::Rack;
 
 use crate::env;
 use crate::say::{Message, say};
 
 // ANCHOR: lock
-/// The lock every heap call takes: a pthread mutex (threads that wait sleep instead of
-/// spinning on a 2-core machine), in a static so that `fork` handlers reach it.
-struct ProcessMutex(UnsafeCell<libc::pthread_mutex_t>);
+/// The lock every heap call takes, as one word (Drepper, "Futexes Are Tricky", 2011,
+/// mutex 2): [`FREE`], [`HELD`], or [`CONTENDED`] (held, and a thread may sleep on it).
+///
+/// Taking a free lock is one compare-and-swap inlined into the caller, releasing it one
+/// swap; the kernel is entered only when a thread has to wait (`futex` wait) or one
+/// waits (`futex` wake). A pthread mutex does the same work behind a call into libc
+/// and its checks of the mutex's kind. A thread that finds the lock held spins a
+/// little first, since heap calls are short, then sleeps: on a 2-core machine shared
+/// with other work, spinning on would burn the time slice the holder needs. Nothing
+/// here allocates (`parking_lot` would: its table of parked threads grows with them).
+static LOCK: AtomicU32 = AtomicU32::new(FREE);
 
-// SAFETY: the mutex is only touched through pthread calls, which synchronise.
-unsafe impl Sync for ProcessMutex {}
+const FREE: u32 = 0;
+const HELD: u32 = 1;
+const CONTENDED: u32 = 2;
 
-static MUTEX: ProcessMutex = ProcessMutex(UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
+/// Attempts to take a held lock before sleeping on it.
+const SPINS: u32 = 100;
 
+#[inline]
 fn lock_process() {
-    // SAFETY: the mutex is initialised and lives forever; a default mutex locked twice
-    // by one thread deadlocks, which no path here does (heap calls never re-enter).
-    unsafe { libc::pthread_mutex_lock(MUTEX.0.get()) };
+    if LOCK
+        .compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        lock_contended();
+    }
+}
+
+#[cold]
+fn lock_contended() {
+    for _ in 0..SPINS {
+        core::hint::spin_loop();
+        if LOCK.load(Ordering::Relaxed) == FREE
+            && LOCK
+                .compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
+    }
+    // From here on the lock is marked CONTENDED whenever this thread takes it, since
+    // it cannot know whether others still sleep: at worst one needless wake.
+    while LOCK.swap(CONTENDED, Ordering::Acquire) != FREE {
+        atomic_wait::wait(&LOCK, CONTENDED);
+    }
 }
 
 /// # Safety
-/// The calling thread holds the process lock (or is the child of the `fork` that
-/// copied it held).
+/// The calling thread holds the process lock.
 unsafe fn unlock_process() {
-    // SAFETY: the caller holds the mutex.
-    unsafe { libc::pthread_mutex_unlock(MUTEX.0.get()) };
+    if LOCK.swap(FREE, Ordering::Release) == CONTENDED {
+        atomic_wait::wake_one(&LOCK);
+    }
 }
 
 /// `rawheap::Locked`'s lock type for this process: every `Locked` using it shares
-/// one static pthread mutex. Only one exists, the heap.
+/// the one static lock word. Only one exists, the heap.
 pub struct ProcessLock;
 
-// SAFETY: `lock` and `unlock` are a pthread mutex's, which excludes, acquires and
-// releases; a guard is never sent to another thread (`GuardNoSend`).
+// SAFETY: `lock` returns only once this thread changed the word from FREE (acquire),
+// `unlock` sets it FREE (release): one holder at a time, and each holder sees the
+// previous one's writes. A guard is never sent to another thread (`GuardNoSend`).
 unsafe impl lock_api::RawMutex for ProcessLock {
     const INIT: Self = ProcessLock;
     type Guard = lock_api::GuardNoSend;
@@ -54,9 +89,9 @@ unsafe impl lock_api::RawMutex for ProcessLock {
     }
 
     fn try_lock(&self) -> Option<Self::Guard> {
-        // SAFETY: as in `lock_process`.
-        let locked = unsafe { libc::pthread_mutex_trylock(MUTEX.0.get()) } == 0;
-        locked.then(lock_api::GuardNoSend::new)
+        LOCK.compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| lock_api::GuardNoSend::new())
     }
 
     unsafe fn unlock(&self, _guard: Self::Guard) {
@@ -65,13 +100,7 @@ unsafe impl lock_api::RawMutex for ProcessLock {
     }
 
     fn is_locked(&self) -> bool {
-        // SAFETY: as in `lock_process`.
-        let free = unsafe { libc::pthread_mutex_trylock(MUTEX.0.get()) } == 0;
-        if free {
-            // SAFETY: just locked by this thread.
-            unsafe { unlock_process() };
-        }
-        !free
+        LOCK.load(Ordering::Relaxed) != FREE
     }
 }
 
@@ -81,9 +110,16 @@ extern "C" fn before_fork() {
     lock_process();
 }
 
-extern "C" fn after_fork() {
-    // SAFETY: `before_fork` took the lock in this thread (its copy, in the child).
+extern "C" fn after_fork_in_parent() {
+    // SAFETY: `before_fork` took the lock in this thread.
     unsafe { unlock_process() };
+}
+
+/// The child has one thread, this one, which holds the lock: nobody sleeps on it, so
+/// it is simply freed. The caches of the threads the child lacks are written off.
+extern "C" fn after_fork_in_child() {
+    LOCK.store(FREE, Ordering::Release);
+    crate::cache::after_fork_in_child();
 }
 // ANCHOR_END: lock
 
@@ -103,6 +139,20 @@ pub trait Heap: Sync {
     unsafe fn usable_size(&self, base: NonNull<u8>, layout: Layout) -> usize;
     /// The heap's stats, walked under the lock.
     fn stats(&self) -> Stats;
+    /// Fills `rack`'s magazine of `class` with a batch of blocks under one lock;
+    /// returns how many came (0 when the heap has none).
+    fn refill(&self, rack: &mut Rack, class: usize) -> usize;
+    /// Returns blocks of `rack`'s magazine of `class` under one lock until `keep`
+    /// remain; returns how many went back.
+    ///
+    /// # Safety
+    /// Every block in `rack` is a block of this heap.
+    unsafe fn flush(&self, rack: &mut Rack, class: usize, keep: usize) -> usize;
+    /// Returns every block of `rack` under one lock; returns how many went back.
+    ///
+    /// # Safety
+    /// As for [`flush`](Self::flush).
+    unsafe fn flush_all(&self, rack: &mut Rack) -> usize;
 }
 
 impl<H: RawHeap + Send> Heap for Locked<H, ProcessLock> {
@@ -141,6 +191,23 @@ impl<H: RawHeap + Send> Heap for Locked<H, ProcessLock> {
 
     fn stats(&self) -> Stats {
         Locked::stats(self).unwrap_or_default()
+    }
+
+    fn refill(&self, rack: &mut Rack, class: usize) -> usize {
+        self.with(|heap| rack.refill(heap, class).unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    unsafe fn flush(&self, rack: &mut Rack, class: usize, keep: usize) -> usize {
+        // SAFETY: forwarded caller promise.
+        self.with(|heap| unsafe { rack.flush(heap, class, keep) })
+            .unwrap_or(0)
+    }
+
+    unsafe fn flush_all(&self, rack: &mut Rack) -> usize {
+        // SAFETY: forwarded caller promise.
+        self.with(|heap| unsafe { rack.flush_all(heap) })
+            .unwrap_or(0)
     }
 }
 
@@ -184,6 +251,7 @@ static PROCESS: Slot = Slot(UnsafeCell::new(None));
 pub static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// The process's heap, built on the first call.
+#[inline]
 pub fn get() -> Option<Process> {
     if STATE.load(Ordering::Acquire) != READY {
         build_once();
@@ -194,6 +262,7 @@ pub fn get() -> Option<Process> {
 }
 
 /// The heap if it has been built; `None` before the first allocation.
+#[inline]
 pub fn built() -> Option<Process> {
     if STATE.load(Ordering::Acquire) == READY {
         // SAFETY: as in `get`.
@@ -206,10 +275,13 @@ pub fn built() -> Option<Process> {
 // ANCHOR: build
 /// Builds the heap under the lock (one thread wins), then registers the fork handlers
 /// and the exit report outside it: `pthread_atfork` and `atexit` may call `malloc`.
+#[cold]
+#[inline(never)]
 fn build_once() {
     lock_process();
     let first = STATE.load(Ordering::Relaxed) == UNBUILT;
     if first {
+        crate::report::COUNTS.switch_on(env::get(env::STATS) == Some(b"1"));
         let process = build();
         // SAFETY: the lock is held and STATE is UNBUILT: no reader touches the slot.
         unsafe { *PROCESS.0.get() = Some(process) };
@@ -219,8 +291,17 @@ fn build_once() {
     unsafe { unlock_process() };
     if first {
         // SAFETY: the handlers are plain functions that live as long as the process.
-        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
-        if env::get(env::STATS) == Some(b"1") {
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
+        if env::get(env::TRACE).is_none() {
+            crate::cache::enable();
+        }
+        if crate::report::COUNTS.on() {
             // SAFETY: as above.
             unsafe { libc::atexit(crate::report::at_exit) };
         }

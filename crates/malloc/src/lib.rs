@@ -52,6 +52,7 @@
 //! costs its header plus the alignment padding above 16. The exit report walks the heap.
 
 pub mod block;
+mod cache;
 mod env;
 pub mod heap;
 mod report;
@@ -78,10 +79,22 @@ fn refuse(code: c_int) -> *mut c_void {
 fn allocate(size: usize, align: usize, zeroed: bool) -> Result<NonNull<u8>, c_int> {
     let request = Request::new(size, align).ok_or(libc::ENOMEM)?;
     let process = heap::get().ok_or(libc::ENOMEM)?;
-    let base = process
-        .heap
-        .allocate(request.heap_layout, zeroed)
-        .ok_or(libc::ENOMEM)?;
+    let cached = request
+        .class
+        .and_then(|class| cache::allocate(process.heap, class));
+    let base = match cached {
+        Some(base) => {
+            if zeroed {
+                // SAFETY: a cached block is a live block of `heap_layout`, now ours.
+                unsafe { base.write_bytes(0, request.heap_layout.size()) };
+            }
+            base
+        }
+        None => process
+            .heap
+            .allocate(request.heap_layout, zeroed)
+            .ok_or(libc::ENOMEM)?,
+    };
     COUNTS.gained(size);
     // SAFETY: `base` is a fresh block of `request`'s heap layout.
     Ok(unsafe { request.hand_out(base) })
@@ -138,6 +151,13 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         return;
     };
     COUNTS.lost(request.size);
+    if let Some(class) = request.class {
+        // SAFETY: the caller's promise: a pointer of ours is live, and its heap layout
+        // is its class's (see `block`).
+        if unsafe { cache::deallocate(process.heap, class, base) } {
+            return;
+        }
+    }
     // SAFETY: the caller's promise: a pointer of ours is live, with the layout its
     // header records.
     unsafe { process.heap.deallocate(base, request.heap_layout) };
@@ -167,6 +187,12 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
     let Some(new) = Request::new(size, old.align) else {
         return refuse(libc::ENOMEM);
     };
+    if new.class.is_some() && new.class == old.class {
+        COUNTS.resized(old.size, size);
+        // SAFETY: the block's heap layout is the class's, the same for both sizes: it
+        // stays where it is and only its header changes.
+        return unsafe { new.hand_out(base) }.as_ptr().cast();
+    }
     // SAFETY: the caller's promise: `base` is live with the layout its header records.
     let resized = unsafe {
         process

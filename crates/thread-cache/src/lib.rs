@@ -73,6 +73,7 @@ pub const BATCH: usize = ROUNDS / 2;
 // ANCHOR: classes
 /// The size class serving `layout`, or `None` when the request bypasses the
 /// magazines (size 0, above [`MAX_CACHED`], or aligned above [`GRANULE`]).
+#[inline]
 pub const fn class_of(layout: Layout) -> Option<usize> {
     let size = layout.size();
     if size == 0 || size > MAX_CACHED || layout.align() > GRANULE {
@@ -82,6 +83,7 @@ pub const fn class_of(layout: Layout) -> Option<usize> {
 }
 
 /// The layout every block of class `class` has in the shared heap.
+#[inline]
 pub const fn class_layout(class: usize) -> Layout {
     match Layout::from_size_align((class + 1) * GRANULE, GRANULE) {
         Ok(layout) => layout,
@@ -146,6 +148,7 @@ impl Stack {
         len: 0,
     };
 
+    #[inline]
     fn pop(&mut self) -> Option<NonNull<u8>> {
         let top = self.len.checked_sub(1)?;
         self.len = top;
@@ -153,6 +156,7 @@ impl Stack {
     }
 
     /// Pushes when there is room; hands the block back otherwise.
+    #[inline]
     fn push(&mut self, block: NonNull<u8>) -> Result<(), NonNull<u8>> {
         let slot = self.rounds.get_mut(self.len).ok_or(block)?;
         *slot = Some(block);
@@ -179,6 +183,7 @@ impl Rack {
     };
 
     /// A cached block of class `class`, if its magazine has one.
+    #[inline]
     pub fn take(&mut self, class: usize) -> Option<NonNull<u8>> {
         self.stacks[class].pop()
     }
@@ -190,6 +195,7 @@ impl Rack {
     ///
     /// `block` is a live block of the heap this rack's blocks come from, with layout
     /// [`class_layout`]`(class)`, and nobody uses it after this call but the rack.
+    #[inline]
     pub unsafe fn give(&mut self, class: usize, block: NonNull<u8>) -> Result<(), NonNull<u8>> {
         self.stacks[class].push(block)
     }
@@ -249,6 +255,7 @@ impl Rack {
     }
 
     /// Blocks the magazine of class `class` holds.
+    #[inline]
     pub fn cached_in(&self, class: usize) -> usize {
         self.stacks[class].len
     }
