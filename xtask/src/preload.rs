@@ -102,7 +102,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The release build of the cdylib, found from cargo's own report of what it built.
-fn build_library() -> anyhow::Result<PathBuf> {
+pub(crate) fn build_library() -> anyhow::Result<PathBuf> {
     let out = cargo(&[
         "build",
         "--release",
@@ -131,12 +131,12 @@ fn build_library() -> anyhow::Result<PathBuf> {
 }
 
 /// An allocator of the registry, and whether it reuses freed memory.
-struct Allocator {
-    name: &'static str,
-    frees: bool,
+pub(crate) struct Allocator {
+    pub name: &'static str,
+    pub frees: bool,
 }
 
-fn allocators() -> Vec<Allocator> {
+pub(crate) fn allocators() -> Vec<Allocator> {
     struct Probe(Vec<Allocator>);
     impl HeapVisitor for Probe {
         fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {

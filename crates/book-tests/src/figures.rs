@@ -680,7 +680,7 @@ pub fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<String
 
 /// Tables that commands other than the figures write under the workspace's `target/`:
 /// the name in the book, the file, and the command that writes it.
-const MEASURED_ELSEWHERE: [(&str, &str, &str); 2] = [
+const MEASURED_ELSEWHERE: [(&str, &str, &str); 3] = [
     (
         "threads-bench.md",
         "target/bench/threads.md",
@@ -690,6 +690,11 @@ const MEASURED_ELSEWHERE: [(&str, &str, &str); 2] = [
         "malloc-exit-stats.md",
         "target/preload/exit-stats.md",
         "`cargo xtask preload` (a CI step, about 20 s)",
+    ),
+    (
+        "malloc-c-bench.md",
+        "target/bench/c-bench.md",
+        "`cargo xtask bench --c` (a C program under each malloc, a few minutes)",
     ),
 ];
 

@@ -54,11 +54,27 @@ pub struct Request {
 impl Request {
     /// `size` bytes at `align` (raised to [`MIN_ALIGN`]); `None` when `align` is not a
     /// power of two or the block with its header would overflow.
+    #[inline]
     pub fn new(size: usize, align: usize) -> Option<Self> {
         if !align.is_power_of_two() {
             return None;
         }
         let align = align.max(MIN_ALIGN);
+        // Most requests: a small block at the least alignment, which has a class (and
+        // whose size cannot overflow a layout): the class's layout, without the checks
+        // of the general case below.
+        if align == MIN_ALIGN
+            && let Some(class) = size
+                .checked_add(MIN_ALIGN)
+                .and_then(thread_cache::class_of_size)
+        {
+            return Some(Request {
+                size,
+                align,
+                heap_layout: thread_cache::class_layout(class),
+                class: Some(class),
+            });
+        }
         let exact = Layout::from_size_align(size.checked_add(align)?, align).ok()?;
         let class = thread_cache::class_of(exact);
         Some(Request {
@@ -98,6 +114,7 @@ impl Request {
     ///
     /// `user` lies inside the heap's region, `room` bytes past its start, `room >=`
     /// [`MIN_ALIGN`].
+    #[inline]
     pub unsafe fn of(user: NonNull<u8>, room: usize) -> Option<(Self, NonNull<u8>)> {
         // SAFETY: the caller's promise: the 16 bytes before `user` are in the region.
         let header = unsafe { user.sub(MIN_ALIGN).cast::<Header>().read_unaligned() };

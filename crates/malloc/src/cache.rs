@@ -90,9 +90,6 @@ pub fn enable() {
 /// duration of a rack operation, during which nothing re-enters `malloc`.
 #[inline]
 fn rack() -> Option<*mut Rack> {
-    if !ENABLED.load(Relaxed) {
-        return None;
-    }
     let local = LOCAL.with(UnsafeCell::get);
     // SAFETY: `local` is this thread's own variable, which only this thread touches,
     // and no reference to it is alive (see above).
@@ -108,6 +105,9 @@ fn rack() -> Option<*mut Rack> {
 /// Registers this thread for its exit flush; `false` if the key would not take it.
 #[cold]
 fn register(local: *mut Local) -> bool {
+    if !ENABLED.load(Relaxed) {
+        return false;
+    }
     // SAFETY: this thread's own variable (see `rack`); a `malloc` made by
     // `pthread_setspecific` sees BYPASS and does not touch the rack.
     unsafe { (*local).state = BYPASS };

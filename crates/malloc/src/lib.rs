@@ -76,6 +76,9 @@ fn refuse(code: c_int) -> *mut c_void {
 
 // ANCHOR: allocate
 /// A block of `size` bytes aligned to `align` (a power of two), zeroed when asked.
+/// Inlined into each entry point, where `align` is usually a constant that folds
+/// most of the request's checks away.
+#[inline(always)]
 fn allocate(size: usize, align: usize, zeroed: bool) -> Result<NonNull<u8>, c_int> {
     let request = Request::new(size, align).ok_or(libc::ENOMEM)?;
     let process = heap::get().ok_or(libc::ENOMEM)?;
@@ -110,6 +113,7 @@ fn to_c(result: Result<NonNull<u8>, c_int>) -> *mut c_void {
 
 /// A block of this heap behind `ptr`, with its request: `None` for a pointer from
 /// elsewhere (or one whose header this library did not write).
+#[inline(always)]
 fn ours(ptr: NonNull<c_void>) -> Option<(heap::Process, Request, NonNull<u8>)> {
     let process = heap::built()?;
     let ptr = ptr.cast::<u8>();

@@ -75,8 +75,17 @@ pub const BATCH: usize = ROUNDS / 2;
 /// magazines (size 0, above [`MAX_CACHED`], or aligned above [`GRANULE`]).
 #[inline]
 pub const fn class_of(layout: Layout) -> Option<usize> {
-    let size = layout.size();
-    if size == 0 || size > MAX_CACHED || layout.align() > GRANULE {
+    if layout.align() > GRANULE {
+        return None;
+    }
+    class_of_size(layout.size())
+}
+
+/// The size class serving `size` bytes at an alignment of at most [`GRANULE`], or
+/// `None` when the request bypasses the magazines (size 0 or above [`MAX_CACHED`]).
+#[inline]
+pub const fn class_of_size(size: usize) -> Option<usize> {
+    if size == 0 || size > MAX_CACHED {
         return None;
     }
     Some(size.div_ceil(GRANULE) - 1)
