@@ -70,7 +70,9 @@ pub fn run(filter: Option<&str>, rounds: usize) -> anyhow::Result<()> {
             for contender in &contenders {
                 let (ms, checksum) = run_once(&program, args, contender, &library)?;
                 println!("    {workload:<20} {:<16} {ms:8.1} ms", contender.name);
-                let expected = checksums.entry(workload).or_insert_with(|| checksum.clone());
+                let expected = checksums
+                    .entry(workload)
+                    .or_insert_with(|| checksum.clone());
                 if *expected != checksum {
                     bail!(
                         "{} on {workload} printed checksum {checksum}, {} printed {expected}: \
@@ -258,11 +260,7 @@ fn table(
                     let (low, high) = runs
                         .iter()
                         .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
-                    let _ = write!(
-                        text,
-                        " {:.0} ms ({low:.0}–{high:.0}) |",
-                        median(runs)
-                    );
+                    let _ = write!(text, " {:.0} ms ({low:.0}–{high:.0}) |", median(runs));
                 }
                 None => text.push_str(" – |"),
             }

@@ -230,11 +230,8 @@ impl Programs {
             failures,
         );
         let stderr = String::from_utf8_lossy(&got.stderr);
-        let report: String = stderr
-            .lines()
-            .skip_while(|line| !line.starts_with("heaplab malloc:"))
-            .map(|line| format!("{line}\n"))
-            .collect();
+        let report = exit_report(&stderr);
+        check_accounts("python3 workload.py", preload, &report, failures);
         Ok(report)
     }
 
@@ -271,6 +268,7 @@ impl Programs {
             ));
         }
         let mut run = Command::new(&binary);
+        run.env("HEAPLAB_STATS", "1");
         preload.apply(&mut run);
         let got = timed(&mut run, "edge")?;
         compare(
@@ -280,7 +278,60 @@ impl Programs {
             &got,
             failures,
         );
+        let report = exit_report(&String::from_utf8_lossy(&got.stderr));
+        check_accounts("edge (threads, fork)", preload, &report, failures);
         Ok(())
+    }
+}
+
+/// The exit report's lines in a program's stderr.
+fn exit_report(stderr: &str) -> String {
+    stderr
+        .lines()
+        .skip_while(|line| !line.starts_with("heaplab malloc:"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Records a failure unless the exit report accounts for every live block of the heap:
+/// the program's, those idle in thread caches and those stranded by `fork` add up to
+/// the heap's own count.
+fn check_accounts(program: &str, preload: &Preload<'_>, report: &str, failures: &mut Vec<String>) {
+    if let Err(why) = accounts(report) {
+        failures.push(format!(
+            "{program} under {}: the exit report {why}:\n{report}",
+            preload.allocator
+        ));
+    }
+}
+
+/// Checks the report's block accounts; says what is wrong otherwise.
+fn accounts(report: &str) -> Result<(), String> {
+    let numbers = |prefix: &str| -> Option<Vec<usize>> {
+        let line = report
+            .lines()
+            .find(|line| line.trim_start().starts_with(prefix))?;
+        Some(
+            line.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|word| word.parse().ok())
+                .collect(),
+        )
+    };
+    // "program     peak P B requested, B B in N blocks at exit"
+    let program = numbers("program").and_then(|n| n.get(2).copied());
+    // "caches      C free blocks idle in thread caches, S stranded by fork; live blocks
+    // in the heap: L (...)"
+    let caches = numbers("caches");
+    let (Some(program), Some(&[cached, stranded, heap, ..])) = (program, caches.as_deref()) else {
+        return Err("has no program or caches line".to_owned());
+    };
+    if program + cached + stranded == heap {
+        Ok(())
+    } else {
+        Err(format!(
+            "counts {program} program blocks + {cached} cached + {stranded} stranded, but \
+             the heap holds {heap} live blocks"
+        ))
     }
 }
 
@@ -358,5 +409,31 @@ fn compare(
             "{program} under {} (region {}): {why}",
             preload.allocator, preload.region
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accounts;
+
+    #[test]
+    fn the_accounts_must_add_up_to_the_heaps_live_blocks() {
+        let report = |program: usize, heap: usize| {
+            format!(
+                "heaplab malloc: tlsf over 1000 bytes\n\
+                 \x20 program     peak 900 B requested, 400 B in {program} blocks at exit\n\
+                 \x20 caches      7 free blocks idle in thread caches, 2 stranded by fork; \
+                 live blocks in the heap: {heap} (the program's + cached + stranded)\n"
+            )
+        };
+        assert_eq!(accounts(&report(11, 20)), Ok(()));
+        assert!(
+            accounts(&report(11, 21)).is_err(),
+            "one block unaccounted for"
+        );
+        assert!(
+            accounts("heaplab malloc: tlsf\n").is_err(),
+            "no lines to check"
+        );
     }
 }

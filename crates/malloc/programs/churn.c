@@ -3,9 +3,9 @@
  *
  *   churn THREADS   each thread keeps LIVE blocks of MIN..MAX bytes and, STEPS times,
  *                   frees a random one and allocates another of a random size;
- *   handoff         one producer thread allocates STEPS blocks and passes them through
- *                   a ring to a consumer thread, which frees them: every block is freed
- *                   by another thread than the one that allocated it.
+ *   handoff         one producer thread allocates STEPS blocks and passes them in
+ *                   batches to a consumer thread, which frees them: every block is
+ *                   freed by another thread than the one that allocated it.
  *
  * Prints the milliseconds the threads took (from before they start to after they
  * are joined: no process start-up, no loader) and a checksum of the bytes read, so
@@ -13,15 +13,13 @@
  * written.
  */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sched.h>
 
-enum { LIVE = 1024, MIN = 16, MAX = 255, RING = 4096 };
+enum { LIVE = 1024, MIN = 16, MAX = 255 };
 /* Steps per thread; a smaller count (-DSTEPS=...) suits a run under callgrind. */
 #ifndef STEPS
 #define STEPS 2000000
@@ -83,20 +81,34 @@ static void *churn(void *arg) {
     return NULL;
 }
 
-/* A single-producer, single-consumer ring of block pointers. */
-static _Atomic(unsigned char *) ring[RING];
-static _Atomic size_t produced, consumed;
+/* The handoff: the producer fills batches of BATCH pointers and queues them, at most
+ * QUEUED at a time; the consumer frees whole batches. Waiting threads sleep on a
+ * condition variable (spinning would measure the scheduler on a busy machine). */
+enum { BATCH = 1024, QUEUED = 4 };
+
+static unsigned char *queue[QUEUED][BATCH];
+static size_t queued_from, queued_to; /* batches handed over, taken; under `mutex` */
+static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
 
 static void *produce(void *arg) {
     uint64_t rng = *(uint64_t *)arg;
-    for (size_t i = 0; i < STEPS; i++) {
-        size_t size = random_size(&rng);
-        unsigned char *block = take(size, (unsigned char)size);
-        while (i - atomic_load_explicit(&consumed, memory_order_acquire) >= RING) {
-            sched_yield();
+    for (size_t batch = 0; batch < STEPS / BATCH; batch++) {
+        pthread_mutex_lock(&mutex);
+        while (queued_to - queued_from == QUEUED) {
+            pthread_cond_wait(&changed, &mutex);
         }
-        atomic_store_explicit(&ring[i % RING], block, memory_order_relaxed);
-        atomic_store_explicit(&produced, i + 1, memory_order_release);
+        pthread_mutex_unlock(&mutex);
+        /* The slot is free: the consumer is done with it until it is queued again. */
+        unsigned char **slot = queue[batch % QUEUED];
+        for (size_t i = 0; i < BATCH; i++) {
+            size_t size = random_size(&rng);
+            slot[i] = take(size, (unsigned char)size);
+        }
+        pthread_mutex_lock(&mutex);
+        queued_to++;
+        pthread_cond_broadcast(&changed);
+        pthread_mutex_unlock(&mutex);
     }
     return NULL;
 }
@@ -104,15 +116,22 @@ static void *produce(void *arg) {
 static void *consume(void *arg) {
     uint64_t *checksum = arg;
     uint64_t sum = 0;
-    for (size_t i = 0; i < STEPS; i++) {
-        while (atomic_load_explicit(&produced, memory_order_acquire) <= i) {
-            sched_yield();
+    for (size_t batch = 0; batch < STEPS / BATCH; batch++) {
+        pthread_mutex_lock(&mutex);
+        while (queued_to == queued_from) {
+            pthread_cond_wait(&changed, &mutex);
         }
-        unsigned char *block = atomic_load_explicit(&ring[i % RING], memory_order_relaxed);
-        /* The producer marked the first and last byte with the size's low byte. */
-        sum += block[0];
-        atomic_store_explicit(&consumed, i + 1, memory_order_release);
-        free(block);
+        pthread_mutex_unlock(&mutex);
+        unsigned char **slot = queue[batch % QUEUED];
+        for (size_t i = 0; i < BATCH; i++) {
+            /* The producer marked the first byte with the size's low byte. */
+            sum += slot[i][0];
+            free(slot[i]);
+        }
+        pthread_mutex_lock(&mutex);
+        queued_from++;
+        pthread_cond_broadcast(&changed);
+        pthread_mutex_unlock(&mutex);
     }
     *checksum = sum;
     return NULL;

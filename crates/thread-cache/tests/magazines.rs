@@ -111,7 +111,11 @@ fn a_rack_counts_what_it_moves_and_gives_it_all_back() {
     while held.len() <= ROUNDS {
         held.push(heap.allocate(class_layout(class)).expect("room"));
     }
-    assert_eq!(heap.stats().live_blocks, ROUNDS + 1, "taken or cached, all live");
+    assert_eq!(
+        heap.stats().live_blocks,
+        ROUNDS + 1,
+        "taken or cached, all live"
+    );
     let mut refused = Vec::new();
     for block in held {
         // SAFETY: a live block of `heap` with the class's layout, given once.
