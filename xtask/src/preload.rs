@@ -5,7 +5,10 @@
 //! cases, which then runs too; each under the preload library and without it, and the
 //! outputs must match. Bump, which reclaims almost nothing, runs the python and perl
 //! programs in a large region. The python runs' exit reports (`HEAPLAB_STATS=1`) are
-//! written to `target/preload/exit-stats.md` for the book.
+//! written to `target/preload/exit-stats.md` for the book. `churn.c` (the C bench of
+//! `cargo xtask bench --c`, shortened) runs its threaded workloads under each freeing
+//! allocator too: the blocks must keep what was written (its checksums), and every
+//! exit report must account for each live block of the heap.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -79,6 +82,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         programs.check_perl(&preload, &mut failures)?;
         if allocator.frees {
             programs.check_gcc(&preload, &work, &mut failures)?;
+            programs.check_churn(&preload, &mut failures)?;
         }
     }
     std::fs::write(stats_file(), &stats)?;
@@ -177,6 +181,21 @@ struct Programs {
     gcc_expected: Output,
     edge_binary: Vec<u8>,
     edge_expected: Output,
+    churn: PathBuf,
+    /// What `churn` printed for each of [`CHURN_RUNS`] without the library, timings cut.
+    churn_expected: Vec<String>,
+}
+
+/// The workloads of `churn.c` run here: threads that free their own blocks, and blocks
+/// freed by another thread than the one that allocated them.
+const CHURN_RUNS: [&[&str]; 2] = [&["churn", "2"], &["handoff"]];
+
+/// `churn` prints `MS ms checksum N`: the checksum, without the time.
+fn checksum(out: &Output) -> String {
+    let printed = String::from_utf8_lossy(&out.stdout);
+    printed
+        .split_once(" ms ")
+        .map_or(printed.to_string(), |(_, sum)| sum.trim().to_owned())
 }
 
 /// The perl one-liner: a hash of strings built by appending, sorted two ways.
@@ -199,6 +218,12 @@ impl Programs {
         let edge_path = work.join("edge-expected");
         let gcc_expected = plain(&mut gcc(&edge_source, &edge_path))?;
         let edge_expected = plain(&mut Command::new(&edge_path))?;
+        let churn = work.join("churn-short");
+        plain(gcc(&programs.join("churn.c"), &churn).arg(format!("-DSTEPS={}", 1 << 16)))?;
+        let churn_expected = CHURN_RUNS
+            .iter()
+            .map(|args| plain(Command::new(&churn).args(*args)).map(|out| checksum(&out)))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Programs {
             python_expected: plain(Command::new(&python).arg(programs.join("workload.py")))?,
             python,
@@ -207,6 +232,8 @@ impl Programs {
             edge_source,
             gcc_expected,
             edge_expected,
+            churn,
+            churn_expected,
         })
     }
 
@@ -246,6 +273,28 @@ impl Programs {
 
     /// gcc (driver, cc1, as, ld: all on the library) compiles the edge-case program,
     /// which must come out byte for byte the same, then runs on the library too.
+    /// `churn` on threads: the same checksums as without the library, and exit reports
+    /// that account for every block (the thread caches and their depot at work).
+    fn check_churn(&self, preload: &Preload<'_>, failures: &mut Vec<String>) -> anyhow::Result<()> {
+        for (args, expected) in CHURN_RUNS.iter().zip(&self.churn_expected) {
+            let mut command = Command::new(&self.churn);
+            command.args(*args).env("HEAPLAB_STATS", "1");
+            preload.apply(&mut command);
+            let got = timed(&mut command, "churn")?;
+            let name = format!("churn {}", args.join(" "));
+            let sum = checksum(&got);
+            if !got.status.success() || sum != *expected {
+                failures.push(format!(
+                    "{name} under {}: {} and checksum {sum:?}, expected success and {expected:?}",
+                    preload.allocator, got.status
+                ));
+            }
+            let report = exit_report(&String::from_utf8_lossy(&got.stderr));
+            check_accounts(&name, preload, &report, failures);
+        }
+        Ok(())
+    }
+
     fn check_gcc(
         &self,
         preload: &Preload<'_>,
@@ -319,8 +368,8 @@ fn accounts(report: &str) -> Result<(), String> {
     };
     // "program     peak P B requested, B B in N blocks at exit"
     let program = numbers("program").and_then(|n| n.get(2).copied());
-    // "caches      C free blocks idle in thread caches, S stranded by fork; live blocks
-    // in the heap: L (...)"
+    // "caches      C free blocks idle in thread caches and their depot, S stranded by
+    // fork; live blocks in the heap: L (...)"
     let caches = numbers("caches");
     let (Some(program), Some(&[cached, stranded, heap, ..])) = (program, caches.as_deref()) else {
         return Err("has no program or caches line".to_owned());
@@ -422,7 +471,7 @@ mod tests {
             format!(
                 "heaplab malloc: tlsf over 1000 bytes\n\
                  \x20 program     peak 900 B requested, 400 B in {program} blocks at exit\n\
-                 \x20 caches      7 free blocks idle in thread caches, 2 stranded by fork; \
+                 \x20 caches      7 free blocks idle in thread caches and their depot, 2 stranded by fork; \
                  live blocks in the heap: {heap} (the program's + cached + stranded)\n"
             )
         };

@@ -26,9 +26,11 @@
 //! - Once its rack is flushed at thread exit, a thread stays in [`BYPASS`]: later
 //!   frees (by other destructors) go straight to the heap.
 //! - A block freed by another thread than its allocator's lands in the freeing
-//!   thread's rack and returns to the heap with that rack's next flush (every rack
-//!   holds at most `ROUNDS` blocks per class), so a producer/consumer pair costs a lock
-//!   round-trip per `BATCH` blocks on each side, and memory does not drift.
+//!   thread's rack; a full magazine leaves a batch in the depot (or, when the depot
+//!   has `DEPOT_BATCHES` of the class, returns it to the heap), where an empty
+//!   magazine of any thread takes it whole. A producer/consumer pair costs a lock
+//!   round-trip per `BATCH` blocks on each side and no heap call, and memory does not
+//!   drift: a rack holds at most `ROUNDS` blocks per class, the depot a few batches.
 //! - `fork` copies the calling thread only: its rack stays valid in the child (its
 //!   blocks are live in the child's copy of the heap); the racks of the other threads
 //!   are unreachable there, and their blocks are counted as stranded.
@@ -40,7 +42,7 @@ use core::ffi::c_void;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
-use thread_cache::{BATCH, ROUNDS, Rack};
+use thread_cache::Rack;
 
 use crate::heap::{self, Heap};
 use crate::report::COUNTS;
@@ -170,7 +172,7 @@ pub unsafe fn deallocate(heap: &dyn Heap, class: usize, block: NonNull<u8>) -> b
 #[cold]
 unsafe fn flush_and_give(heap: &dyn Heap, rack: &mut Rack, class: usize, block: NonNull<u8>) {
     // SAFETY: every rack holds blocks of the one process heap.
-    COUNTS.cached_fewer(unsafe { heap.flush(rack, class, ROUNDS - BATCH) });
+    COUNTS.cached_fewer(unsafe { heap.flush(rack, class) });
     // SAFETY: the caller's promise; the flush made room.
     let given = unsafe { rack.give(class, block) };
     debug_assert!(given.is_ok(), "a flushed magazine has room");
@@ -193,9 +195,10 @@ extern "C" fn thread_ends(_marker: *mut c_void) {
     });
 }
 
-/// In the child of `fork`, with the heap's lock held: only this thread's rack is
-/// reachable; the other threads' cached blocks are counted as stranded.
-pub fn after_fork_in_child() {
+/// In the child of `fork`, with the heap's lock held: only this thread's rack and the
+/// depot (`depot` blocks) are reachable; the other threads' cached blocks are counted
+/// as stranded.
+pub fn after_fork_in_child(depot: usize) {
     let mine = LOCAL.with(|cell| {
         // SAFETY: this thread's own variable; a fork handler does not run inside a
         // malloc call, so no reference to it is alive.
@@ -206,5 +209,5 @@ pub fn after_fork_in_child() {
             0
         }
     });
-    COUNTS.strand_all_but(mine);
+    COUNTS.strand_all_but(mine + depot);
 }

@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
 use heaplab::{Locked, RawHeap, Stats};
-use thread_cache::Rack;
+use thread_cache::{BATCH, Depot, ROUNDS, Rack};
 
 use crate::env;
 use crate::say::{Message, say};
@@ -118,10 +118,32 @@ extern "C" fn after_fork_in_parent() {
 /// The child has one thread, this one, which holds the lock: nobody sleeps on it, so
 /// it is simply freed. The caches of the threads the child lacks are written off.
 extern "C" fn after_fork_in_child() {
+    // SAFETY: the lock is held by this thread (`before_fork`).
+    let depot = unsafe { depot() }.blocks();
+    crate::cache::after_fork_in_child(depot);
     LOCK.store(FREE, Ordering::Release);
-    crate::cache::after_fork_in_child();
 }
 // ANCHOR_END: lock
+
+/// Full batches of free blocks between the threads' caches and the heap (see
+/// [`thread_cache::Depot`]), guarded by the process lock like the heap.
+struct DepotCell(UnsafeCell<Depot>);
+
+// SAFETY: the depot is reached only through `depot()`, whose callers hold the one
+// process lock, which orders their accesses.
+unsafe impl Sync for DepotCell {}
+
+static DEPOT: DepotCell = DepotCell(UnsafeCell::new(Depot::EMPTY));
+
+/// The depot.
+///
+/// # Safety
+/// The caller holds the process lock for as long as it uses the reference (there is
+/// one lock and one heap per process, so that excludes every other use).
+unsafe fn depot() -> &'static mut Depot {
+    // SAFETY: the caller's promise.
+    unsafe { &mut *DEPOT.0.get() }
+}
 
 /// What the C functions ask of the heap, whatever its type.
 pub trait Heap: Sync {
@@ -139,15 +161,17 @@ pub trait Heap: Sync {
     unsafe fn usable_size(&self, base: NonNull<u8>, layout: Layout) -> usize;
     /// The heap's stats, walked under the lock.
     fn stats(&self) -> Stats;
-    /// Fills `rack`'s magazine of `class` with a batch of blocks under one lock;
-    /// returns how many came (0 when the heap has none).
+    /// Fills `rack`'s magazine of `class` with a batch of blocks under one lock, from
+    /// the depot if it has one, else from the heap; returns how many came from the
+    /// heap (the depot's were counted as cached already).
     fn refill(&self, rack: &mut Rack, class: usize) -> usize;
-    /// Returns blocks of `rack`'s magazine of `class` under one lock until `keep`
-    /// remain; returns how many went back.
+    /// Makes room in `rack`'s full magazine of `class` under one lock: a batch goes to
+    /// the depot, or, when the depot has enough, back to the heap; returns how many
+    /// went back to the heap.
     ///
     /// # Safety
     /// Every block in `rack` is a block of this heap.
-    unsafe fn flush(&self, rack: &mut Rack, class: usize, keep: usize) -> usize;
+    unsafe fn flush(&self, rack: &mut Rack, class: usize) -> usize;
     /// Returns every block of `rack` under one lock; returns how many went back.
     ///
     /// # Safety
@@ -194,14 +218,31 @@ impl<H: RawHeap + Send> Heap for Locked<H, ProcessLock> {
     }
 
     fn refill(&self, rack: &mut Rack, class: usize) -> usize {
-        self.with(|heap| rack.refill(heap, class).unwrap_or(0))
-            .unwrap_or(0)
+        self.with(|heap| {
+            // SAFETY: the lock is held (inside `with`); one process heap.
+            let depot = unsafe { depot() };
+            // SAFETY: the lock guards the depot; its blocks and the rack's are the heap's.
+            match unsafe { rack.refill_from_depot(depot, class) } {
+                0 => rack.refill(heap, class).unwrap_or(0),
+                _ => 0,
+            }
+        })
+        .unwrap_or(0)
     }
 
-    unsafe fn flush(&self, rack: &mut Rack, class: usize, keep: usize) -> usize {
-        // SAFETY: forwarded caller promise.
-        self.with(|heap| unsafe { rack.flush(heap, class, keep) })
-            .unwrap_or(0)
+    unsafe fn flush(&self, rack: &mut Rack, class: usize) -> usize {
+        self.with(|heap| {
+            // SAFETY: the lock is held (inside `with`); one process heap.
+            let depot = unsafe { depot() };
+            // SAFETY: as in `refill`.
+            if unsafe { rack.flush_to_depot(depot, class) } {
+                0
+            } else {
+                // SAFETY: forwarded caller promise.
+                unsafe { rack.flush(heap, class, ROUNDS - BATCH) }
+            }
+        })
+        .unwrap_or(0)
     }
 
     unsafe fn flush_all(&self, rack: &mut Rack) -> usize {

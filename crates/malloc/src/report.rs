@@ -30,8 +30,8 @@ pub struct Counts {
     pub live_bytes: AtomicUsize,
     /// The largest `live_bytes` ever reached.
     pub peak_bytes: AtomicUsize,
-    /// Free blocks idle in the threads' caches: live blocks to the heap, not the
-    /// program's (see [`crate::cache`]).
+    /// Free blocks idle in the threads' caches and their depot: live blocks to the
+    /// heap, not the program's (see [`crate::cache`]).
     pub cached: AtomicUsize,
     /// Blocks that were in the caches of threads a `fork` did not copy: live to the
     /// child's heap, and nobody's.
@@ -128,7 +128,7 @@ pub extern "C" fn at_exit() {
         "heaplab malloc: {} over {} bytes\n\
          \x20 calls       {} allocations, {} reallocs, {} frees, {} foreign frees ignored, {} refused\n\
          \x20 program     peak {} B requested, {} B in {} blocks at exit\n\
-         \x20 caches      {} free blocks idle in thread caches, {} stranded by fork; live blocks in the heap: {} (the program's + cached + stranded)\n\
+         \x20 caches      {} free blocks idle in thread caches and their depot, {} stranded by fork; live blocks in the heap: {} (the program's + cached + stranded)\n\
          \x20 heap        high-water {} B ({:.1}% of peak requested), reserved {} B, usable {} B\n\
          \x20 at exit     overhead {} B, free {} B, largest free {} B, external fragmentation {:.3}\n",
         process.name,

@@ -28,7 +28,9 @@
 //! it, typically when the thread ends, flushes every block it holds back to the heap.
 //! A [`Rack`] is the same magazines without the borrow of their [`ThreadCache`]: the
 //! caller takes the heap's lock itself and lends the heap to a refill or a flush. The
-//! C library (`heaplab-malloc`) keeps one rack per thread in thread-local storage.
+//! C library (`heaplab-malloc`) keeps one rack per thread in thread-local storage, and
+//! a [`Depot`] (Bonwick's third layer) of full batches under the heap's lock, through
+//! which a thread that frees passes whole batches to a thread that allocates.
 //!
 //! ## Invariants
 //!
@@ -277,6 +279,121 @@ impl Rack {
     #[inline]
     pub fn cached_in(&self, class: usize) -> usize {
         self.stacks[class].len
+    }
+}
+
+/// Full batches of free blocks of each class, kept between the threads' racks and the
+/// heap (Bonwick's *depot*), under the heap's lock. When one thread frees what another
+/// allocates (a producer and a consumer), the consumer's full magazine leaves a batch
+/// here and the producer's empty one takes it whole: two pointer moves per batch
+/// instead of [`BATCH`] heap frees and [`BATCH`] heap allocations.
+///
+/// ```text
+///   heads[c] ─► first block of the newest batch ──next──► ... ──► last block (next: null)
+///                 │ older (second word)
+///                 ▼
+///               first block of the previous batch ─► ...
+/// ```
+///
+/// The batches are linked through the free blocks themselves: each block's first word
+/// points to the next block of its batch, and a batch's first block's second word to
+/// the previous batch (every block is at least [`GRANULE`] = two words).
+pub struct Depot {
+    /// `heads[c]`: the first block of class `c`'s newest batch, if any. Every batch
+    /// holds exactly [`BATCH`] live heap blocks of layout [`class_layout`]`(c)`,
+    /// used by nobody.
+    heads: [Option<NonNull<u8>>; CLASSES],
+    /// `batches[c]`: how many batches `heads[c]` leads, at most [`DEPOT_BATCHES`].
+    batches: [usize; CLASSES],
+}
+
+/// Batches a depot keeps per class; beyond, a full magazine returns blocks to the heap,
+/// so that a thread that frees much and allocates little does not keep them from the
+/// heap (where they can coalesce, or serve other sizes).
+pub const DEPOT_BATCHES: usize = 8;
+
+/// The two words a block of a depot batch holds.
+#[repr(C)]
+struct Links {
+    /// The next block of the same batch.
+    next: Option<NonNull<u8>>,
+    /// In a batch's first block: the first block of the previous batch.
+    older: Option<NonNull<u8>>,
+}
+
+const _: () = assert!(size_of::<Links>() <= GRANULE && align_of::<Links>() <= GRANULE);
+
+impl Depot {
+    /// A depot without batches.
+    pub const EMPTY: Depot = Depot {
+        heads: [None; CLASSES],
+        batches: [0; CLASSES],
+    };
+
+    /// Blocks the depot holds, all classes.
+    pub fn blocks(&self) -> usize {
+        self.batches.iter().sum::<usize>() * BATCH
+    }
+}
+
+impl Rack {
+    /// Moves [`BATCH`] blocks of class `class` from this rack's magazine into a new
+    /// batch of `depot`; `false` (and nothing moved) when the magazine holds fewer or
+    /// the depot has [`DEPOT_BATCHES`] of the class already.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock guarding `depot`, and the depot's blocks and this
+    /// rack's come from the same heap.
+    pub unsafe fn flush_to_depot(&mut self, depot: &mut Depot, class: usize) -> bool {
+        let stack = &mut self.stacks[class];
+        if stack.len < BATCH || depot.batches[class] == DEPOT_BATCHES {
+            return false;
+        }
+        let mut next = None;
+        for _ in 0..BATCH {
+            let Some(block) = stack.pop() else { break };
+            // SAFETY: a free block of the class, at least two words long and aligned
+            // to 16, owned by the rack (now by the depot): nobody else reads it.
+            unsafe { block.cast::<Links>().write(Links { next, older: None }) };
+            next = Some(block);
+        }
+        let Some(first) = next else { return false };
+        // SAFETY: `first` was just written as a batch block above.
+        unsafe { (*first.cast::<Links>().as_ptr()).older = depot.heads[class] };
+        depot.heads[class] = Some(first);
+        depot.batches[class] += 1;
+        true
+    }
+
+    /// Moves the newest batch of class `class` from `depot` into this rack's magazine;
+    /// returns how many blocks came: [`BATCH`], or 0 when the depot has no batch of
+    /// the class or the magazine has no room for one.
+    ///
+    /// # Safety
+    ///
+    /// As for [`flush_to_depot`](Self::flush_to_depot).
+    pub unsafe fn refill_from_depot(&mut self, depot: &mut Depot, class: usize) -> usize {
+        let stack = &mut self.stacks[class];
+        let Some(first) = depot.heads[class] else {
+            return 0;
+        };
+        if stack.len + BATCH > ROUNDS {
+            return 0;
+        }
+        // SAFETY: `first` heads a batch the depot owns (written by `flush_to_depot`).
+        depot.heads[class] = unsafe { first.cast::<Links>().read() }.older;
+        depot.batches[class] -= 1;
+        let mut block = Some(first);
+        let mut moved = 0;
+        while let Some(current) = block {
+            // SAFETY: every block of the batch holds its links, written when the batch
+            // was made; read before the block goes to the magazine.
+            block = unsafe { current.cast::<Links>().read() }.next;
+            let _ = stack.push(current);
+            moved += 1;
+        }
+        moved
     }
 }
 
