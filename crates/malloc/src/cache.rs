@@ -40,7 +40,8 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicBool, AtomicU32};
 
 use thread_cache::Rack;
 
@@ -83,7 +84,8 @@ pub fn enable() {
     // function that lives as long as the process.
     if unsafe { libc::pthread_key_create(&mut key, Some(thread_ends)) } == 0 {
         KEY.store(key, Relaxed);
-        ENABLED.store(true, Relaxed);
+        // Release: a thread that sees ENABLED (acquire) sees KEY.
+        ENABLED.store(true, Release);
     }
 }
 
@@ -104,10 +106,11 @@ fn rack() -> Option<*mut Rack> {
     Some(unsafe { &raw mut (*local).rack })
 }
 
-/// Registers this thread for its exit flush; `false` if the key would not take it.
+/// Registers this thread for its exit flush; `false` while caching is off, or for good
+/// (the thread stays in BYPASS) if the key would not take it.
 #[cold]
 fn register(local: *mut Local) -> bool {
-    if !ENABLED.load(Relaxed) {
+    if !ENABLED.load(Acquire) {
         return false;
     }
     // SAFETY: this thread's own variable (see `rack`); a `malloc` made by
