@@ -8,9 +8,9 @@
  *                   freed by another thread than the one that allocated it.
  *
  * Prints the milliseconds the threads took (from before they start to after they
- * are joined: no process start-up, no loader, no set-up of the allocator) and a checksum of the bytes read, so
- * that no allocator can pass by handing out memory that does not hold what was
- * written.
+ * are joined: no process start-up, no loader, no set-up of the allocator) and a
+ * checksum of the bytes read, so that no allocator can pass by handing out memory
+ * that does not hold what was written.
  */
 #include <pthread.h>
 #include <stdint.h>
