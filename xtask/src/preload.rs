@@ -8,7 +8,8 @@
 //! written to `target/preload/exit-stats.md` for the book. `churn.c` (the C bench of
 //! `cargo xtask bench --c`, shortened) runs its threaded workloads under each freeing
 //! allocator too: the blocks must keep what was written (its checksums), and every
-//! exit report must account for each live block of the heap.
+//! exit report must account for each live block of the heap. `fork.c` forks while
+//! another thread holds cached blocks: the child's report must count them stranded.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         if allocator.frees {
             programs.check_gcc(&preload, &work, &mut failures)?;
             programs.check_churn(&preload, &mut failures)?;
+            programs.check_fork(&preload, &mut failures)?;
         }
     }
     std::fs::write(stats_file(), &stats)?;
@@ -184,6 +186,7 @@ struct Programs {
     churn: PathBuf,
     /// What `churn` printed for each of [`CHURN_RUNS`] without the library, timings cut.
     churn_expected: Vec<String>,
+    fork: PathBuf,
 }
 
 /// The workloads of `churn.c` run here: threads that free their own blocks, and blocks
@@ -220,6 +223,8 @@ impl Programs {
         let edge_expected = plain(&mut Command::new(&edge_path))?;
         let churn = work.join("churn-short");
         plain(gcc(&programs.join("churn.c"), &churn).arg(format!("-DSTEPS={}", 1 << 16)))?;
+        let fork = work.join("fork");
+        plain(&mut gcc(&programs.join("fork.c"), &fork))?;
         let churn_expected = CHURN_RUNS
             .iter()
             .map(|args| plain(Command::new(&churn).args(*args)).map(|out| checksum(&out)))
@@ -234,6 +239,7 @@ impl Programs {
             edge_expected,
             churn,
             churn_expected,
+            fork,
         })
     }
 
@@ -295,6 +301,41 @@ impl Programs {
         Ok(())
     }
 
+    /// `fork.c`: a fork while another thread holds cached blocks. Two exit reports,
+    /// the child's and the parent's, must each account for every block, and the
+    /// child's must count the other thread's cached blocks as stranded.
+    fn check_fork(&self, preload: &Preload<'_>, failures: &mut Vec<String>) -> anyhow::Result<()> {
+        let mut command = Command::new(&self.fork);
+        command.env("HEAPLAB_STATS", "1");
+        preload.apply(&mut command);
+        let got = timed(&mut command, "fork")?;
+        if !got.status.success() {
+            failures.push(format!(
+                "fork.c under {}: {}",
+                preload.allocator, got.status
+            ));
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&got.stderr);
+        let reports: Vec<String> = stderr
+            .split("heaplab malloc:")
+            .skip(1)
+            .map(|report| format!("heaplab malloc:{report}"))
+            .collect();
+        let stranded: Vec<usize> = reports
+            .iter()
+            .filter_map(|report| check_accounts("fork.c", preload, report, failures))
+            .collect();
+        if reports.len() != 2 || !stranded.iter().any(|&blocks| blocks > 0) {
+            failures.push(format!(
+                "fork.c under {}: expected two exit reports, the child's with the other \
+                 thread's cached blocks stranded; got:\n{stderr}",
+                preload.allocator
+            ));
+        }
+        Ok(())
+    }
+
     fn check_gcc(
         &self,
         preload: &Preload<'_>,
@@ -344,18 +385,28 @@ fn exit_report(stderr: &str) -> String {
 
 /// Records a failure unless the exit report accounts for every live block of the heap:
 /// the program's, those idle in thread caches and those stranded by `fork` add up to
-/// the heap's own count.
-fn check_accounts(program: &str, preload: &Preload<'_>, report: &str, failures: &mut Vec<String>) {
-    if let Err(why) = accounts(report) {
-        failures.push(format!(
-            "{program} under {}: the exit report {why}:\n{report}",
-            preload.allocator
-        ));
+/// the heap's own count. Returns the blocks stranded by `fork`, if the accounts hold.
+fn check_accounts(
+    program: &str,
+    preload: &Preload<'_>,
+    report: &str,
+    failures: &mut Vec<String>,
+) -> Option<usize> {
+    match accounts(report) {
+        Ok(stranded) => Some(stranded),
+        Err(why) => {
+            failures.push(format!(
+                "{program} under {}: the exit report {why}:\n{report}",
+                preload.allocator
+            ));
+            None
+        }
     }
 }
 
-/// Checks the report's block accounts; says what is wrong otherwise.
-fn accounts(report: &str) -> Result<(), String> {
+/// Checks the report's block accounts and returns the blocks stranded by `fork`; says
+/// what is wrong otherwise.
+fn accounts(report: &str) -> Result<usize, String> {
     let numbers = |prefix: &str| -> Option<Vec<usize>> {
         let line = report
             .lines()
@@ -375,7 +426,7 @@ fn accounts(report: &str) -> Result<(), String> {
         return Err("has no program or caches line".to_owned());
     };
     if program + cached + stranded == heap {
-        Ok(())
+        Ok(stranded)
     } else {
         Err(format!(
             "counts {program} program blocks + {cached} cached + {stranded} stranded, but \
@@ -475,7 +526,7 @@ mod tests {
                  live blocks in the heap: {heap} (the program's + cached + stranded)\n"
             )
         };
-        assert_eq!(accounts(&report(11, 20)), Ok(()));
+        assert_eq!(accounts(&report(11, 20)), Ok(2));
         assert!(
             accounts(&report(11, 21)).is_err(),
             "one block unaccounted for"
