@@ -42,9 +42,22 @@ pub struct BenchArgs {
     /// target/bench/instructions-called.md.
     #[arg(long, conflicts_with = "table_only")]
     called: bool,
+    /// Time a C program instead (crates/malloc/programs/churn.c: small-object churn
+    /// at 1, 2 and 4 threads, and a handoff between threads) under the C library's
+    /// malloc, jemalloc and mimalloc where installed, and heaplab's malloc with every
+    /// allocator that frees; the filter picks heaplab's allocators. Writes
+    /// target/bench/c-bench.md, which the malloc chapter includes.
+    #[arg(long, conflicts_with_all = ["table_only", "instructions", "called"])]
+    c: bool,
+    /// Interleaved rounds of `--c` (each runs every contender on every workload once).
+    #[arg(long, default_value_t = 5, requires = "c")]
+    rounds: usize,
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.c {
+        return crate::cbench::run(args.filter.as_deref(), args.rounds);
+    }
     if args.instructions {
         return count_instructions(args.filter.as_deref(), args.called);
     }

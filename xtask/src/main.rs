@@ -6,6 +6,7 @@
 mod assignment;
 mod bench;
 mod book;
+mod cbench;
 mod chapter;
 mod checks;
 mod coursework;

@@ -5,9 +5,13 @@
 //! cases, which then runs too; each under the preload library and without it, and the
 //! outputs must match. Bump, which reclaims almost nothing, runs the python and perl
 //! programs in a large region. The python runs' exit reports (`HEAPLAB_STATS=1`) are
-//! written to `target/preload/exit-stats.md` for the book. Last, python3 is recorded as
-//! a trace (`HEAPLAB_TRACE`) and the trace replayed on every allocator
-//! (`crate::record::check_python_recording`).
+//! written to `target/preload/exit-stats.md` for the book. `churn.c` (the C bench of
+//! `cargo xtask bench --c`, shortened) runs its threaded workloads under each freeing
+//! allocator too: the blocks must keep what was written (its checksums), and every
+//! exit report must account for each live block of the heap. `fork.c` forks while
+//! another thread holds cached blocks: the child's report must count them stranded.
+//! Last, python3 is recorded as a trace (`HEAPLAB_TRACE`) and the trace replayed on
+//! every allocator (`crate::record::check_python_recording`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -81,6 +85,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         programs.check_perl(&preload, &mut failures)?;
         if allocator.frees {
             programs.check_gcc(&preload, &work, &mut failures)?;
+            programs.check_churn(&preload, &mut failures)?;
+            programs.check_fork(&preload, &mut failures)?;
         }
     }
     std::fs::write(stats_file(), &stats)?;
@@ -106,7 +112,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The release build of the cdylib, found from cargo's own report of what it built.
-pub fn build_library() -> anyhow::Result<PathBuf> {
+pub(crate) fn build_library() -> anyhow::Result<PathBuf> {
     let out = cargo(&[
         "build",
         "--release",
@@ -135,12 +141,12 @@ pub fn build_library() -> anyhow::Result<PathBuf> {
 }
 
 /// An allocator of the registry, and whether it reuses freed memory.
-struct Allocator {
-    name: &'static str,
-    frees: bool,
+pub(crate) struct Allocator {
+    pub name: &'static str,
+    pub frees: bool,
 }
 
-fn allocators() -> Vec<Allocator> {
+pub(crate) fn allocators() -> Vec<Allocator> {
     struct Probe(Vec<Allocator>);
     impl HeapVisitor for Probe {
         fn visit<H: RawHeap + Send + 'static>(&mut self, entry: &Entry) {
@@ -181,6 +187,22 @@ struct Programs {
     gcc_expected: Output,
     edge_binary: Vec<u8>,
     edge_expected: Output,
+    churn: PathBuf,
+    /// What `churn` printed for each of [`CHURN_RUNS`] without the library, timings cut.
+    churn_expected: Vec<String>,
+    fork: PathBuf,
+}
+
+/// The workloads of `churn.c` run here: threads that free their own blocks, and blocks
+/// freed by another thread than the one that allocated them.
+const CHURN_RUNS: [&[&str]; 2] = [&["churn", "2"], &["handoff"]];
+
+/// `churn` prints `MS ms checksum N`: the checksum, without the time.
+fn checksum(out: &Output) -> String {
+    let printed = String::from_utf8_lossy(&out.stdout);
+    printed
+        .split_once(" ms ")
+        .map_or(printed.to_string(), |(_, sum)| sum.trim().to_owned())
 }
 
 /// The perl one-liner: a hash of strings built by appending, sorted two ways.
@@ -203,6 +225,14 @@ impl Programs {
         let edge_path = work.join("edge-expected");
         let gcc_expected = plain(&mut gcc(&edge_source, &edge_path))?;
         let edge_expected = plain(&mut Command::new(&edge_path))?;
+        let churn = work.join("churn-short");
+        plain(gcc(&programs.join("churn.c"), &churn).arg(format!("-DSTEPS={}", 1 << 16)))?;
+        let fork = work.join("fork");
+        plain(&mut gcc(&programs.join("fork.c"), &fork))?;
+        let churn_expected = CHURN_RUNS
+            .iter()
+            .map(|args| plain(Command::new(&churn).args(*args)).map(|out| checksum(&out)))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Programs {
             python_expected: plain(Command::new(&python).arg(programs.join("workload.py")))?,
             python,
@@ -211,6 +241,9 @@ impl Programs {
             edge_source,
             gcc_expected,
             edge_expected,
+            churn,
+            churn_expected,
+            fork,
         })
     }
 
@@ -234,11 +267,8 @@ impl Programs {
             failures,
         );
         let stderr = String::from_utf8_lossy(&got.stderr);
-        let report: String = stderr
-            .lines()
-            .skip_while(|line| !line.starts_with("heaplab malloc:"))
-            .map(|line| format!("{line}\n"))
-            .collect();
+        let report = exit_report(&stderr);
+        check_accounts("python3 workload.py", preload, &report, failures);
         Ok(report)
     }
 
@@ -253,6 +283,63 @@ impl Programs {
 
     /// gcc (driver, cc1, as, ld: all on the library) compiles the edge-case program,
     /// which must come out byte for byte the same, then runs on the library too.
+    /// `churn` on threads: the same checksums as without the library, and exit reports
+    /// that account for every block (the thread caches and their depot at work).
+    fn check_churn(&self, preload: &Preload<'_>, failures: &mut Vec<String>) -> anyhow::Result<()> {
+        for (args, expected) in CHURN_RUNS.iter().zip(&self.churn_expected) {
+            let mut command = Command::new(&self.churn);
+            command.args(*args).env("HEAPLAB_STATS", "1");
+            preload.apply(&mut command);
+            let got = timed(&mut command, "churn")?;
+            let name = format!("churn {}", args.join(" "));
+            let sum = checksum(&got);
+            if !got.status.success() || sum != *expected {
+                failures.push(format!(
+                    "{name} under {}: {} and checksum {sum:?}, expected success and {expected:?}",
+                    preload.allocator, got.status
+                ));
+            }
+            let report = exit_report(&String::from_utf8_lossy(&got.stderr));
+            check_accounts(&name, preload, &report, failures);
+        }
+        Ok(())
+    }
+
+    /// `fork.c`: a fork while another thread holds cached blocks. Two exit reports,
+    /// the child's and the parent's, must each account for every block, and the
+    /// child's must count the other thread's cached blocks as stranded.
+    fn check_fork(&self, preload: &Preload<'_>, failures: &mut Vec<String>) -> anyhow::Result<()> {
+        let mut command = Command::new(&self.fork);
+        command.env("HEAPLAB_STATS", "1");
+        preload.apply(&mut command);
+        let got = timed(&mut command, "fork")?;
+        if !got.status.success() {
+            failures.push(format!(
+                "fork.c under {}: {}",
+                preload.allocator, got.status
+            ));
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&got.stderr);
+        let reports: Vec<String> = stderr
+            .split("heaplab malloc:")
+            .skip(1)
+            .map(|report| format!("heaplab malloc:{report}"))
+            .collect();
+        let stranded: Vec<usize> = reports
+            .iter()
+            .filter_map(|report| check_accounts("fork.c", preload, report, failures))
+            .collect();
+        if reports.len() != 2 || !stranded.iter().any(|&blocks| blocks > 0) {
+            failures.push(format!(
+                "fork.c under {}: expected two exit reports, the child's with the other \
+                 thread's cached blocks stranded; got:\n{stderr}",
+                preload.allocator
+            ));
+        }
+        Ok(())
+    }
+
     fn check_gcc(
         &self,
         preload: &Preload<'_>,
@@ -275,6 +362,7 @@ impl Programs {
             ));
         }
         let mut run = Command::new(&binary);
+        run.env("HEAPLAB_STATS", "1");
         preload.apply(&mut run);
         let got = timed(&mut run, "edge")?;
         compare(
@@ -284,7 +372,70 @@ impl Programs {
             &got,
             failures,
         );
+        let report = exit_report(&String::from_utf8_lossy(&got.stderr));
+        check_accounts("edge (threads, fork)", preload, &report, failures);
         Ok(())
+    }
+}
+
+/// The exit report's lines in a program's stderr.
+fn exit_report(stderr: &str) -> String {
+    stderr
+        .lines()
+        .skip_while(|line| !line.starts_with("heaplab malloc:"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
+/// Records a failure unless the exit report accounts for every live block of the heap:
+/// the program's, those idle in thread caches and those stranded by `fork` add up to
+/// the heap's own count. Returns the blocks stranded by `fork`, if the accounts hold.
+fn check_accounts(
+    program: &str,
+    preload: &Preload<'_>,
+    report: &str,
+    failures: &mut Vec<String>,
+) -> Option<usize> {
+    match accounts(report) {
+        Ok(stranded) => Some(stranded),
+        Err(why) => {
+            failures.push(format!(
+                "{program} under {}: the exit report {why}:\n{report}",
+                preload.allocator
+            ));
+            None
+        }
+    }
+}
+
+/// Checks the report's block accounts and returns the blocks stranded by `fork`; says
+/// what is wrong otherwise.
+fn accounts(report: &str) -> Result<usize, String> {
+    let numbers = |prefix: &str| -> Option<Vec<usize>> {
+        let line = report
+            .lines()
+            .find(|line| line.trim_start().starts_with(prefix))?;
+        Some(
+            line.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|word| word.parse().ok())
+                .collect(),
+        )
+    };
+    // "program     peak P B requested, B B in N blocks at exit"
+    let program = numbers("program").and_then(|n| n.get(2).copied());
+    // "caches      C free blocks idle in thread caches and their depot, S stranded by
+    // fork; live blocks in the heap: L (...)"
+    let caches = numbers("caches");
+    let (Some(program), Some(&[cached, stranded, heap, ..])) = (program, caches.as_deref()) else {
+        return Err("has no program or caches line".to_owned());
+    };
+    if program + cached + stranded == heap {
+        Ok(stranded)
+    } else {
+        Err(format!(
+            "counts {program} program blocks + {cached} cached + {stranded} stranded, but \
+             the heap holds {heap} live blocks"
+        ))
     }
 }
 
@@ -362,5 +513,31 @@ fn compare(
             "{program} under {} (region {}): {why}",
             preload.allocator, preload.region
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accounts;
+
+    #[test]
+    fn the_accounts_must_add_up_to_the_heaps_live_blocks() {
+        let report = |program: usize, heap: usize| {
+            format!(
+                "heaplab malloc: tlsf over 1000 bytes\n\
+                 \x20 program     peak 900 B requested, 400 B in {program} blocks at exit\n\
+                 \x20 caches      7 free blocks idle in thread caches and their depot, 2 stranded by fork; \
+                 live blocks in the heap: {heap} (the program's + cached + stranded)\n"
+            )
+        };
+        assert_eq!(accounts(&report(11, 20)), Ok(2));
+        assert!(
+            accounts(&report(11, 21)).is_err(),
+            "one block unaccounted for"
+        );
+        assert!(
+            accounts("heaplab malloc: tlsf\n").is_err(),
+            "no lines to check"
+        );
     }
 }

@@ -728,7 +728,7 @@ fn trace_dialects(out: &mut Output) -> io::Result<()> {
 
 /// Tables that commands other than the figures write under the workspace's `target/`:
 /// the name in the book, the file, and the command that writes it.
-const MEASURED_ELSEWHERE: [(&str, &str, &str); 3] = [
+const MEASURED_ELSEWHERE: [(&str, &str, &str); 4] = [
     (
         "threads-bench.md",
         "target/bench/threads.md",
@@ -743,6 +743,11 @@ const MEASURED_ELSEWHERE: [(&str, &str, &str); 3] = [
         "malloc-recording.md",
         "target/preload/recording.md",
         "`cargo xtask preload` (a CI step)",
+    ),
+    (
+        "malloc-c-bench.md",
+        "target/bench/c-bench.md",
+        "`cargo xtask bench --c` (a C program under each malloc, a few minutes)",
     ),
 ];
 

@@ -10,7 +10,9 @@ pub const ALLOCATOR: &CStr = c"HEAPLAB_ALLOCATOR";
 pub const REGION: &CStr = c"HEAPLAB_REGION";
 /// The variable asking for the stats on exit when it is `1`.
 pub const STATS: &CStr = c"HEAPLAB_STATS";
-/// The variable naming the file to record the program's allocation trace into.
+/// The variable naming the file to record the program's allocation trace into. When it
+/// is set, the thread caches are off: every call reaches the locked heap, in the order
+/// recorded.
 pub const TRACE: &CStr = c"HEAPLAB_TRACE";
 
 /// The allocator used when `HEAPLAB_ALLOCATOR` is not set.

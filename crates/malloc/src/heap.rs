@@ -6,45 +6,80 @@ use core::alloc::Layout;
 use core::cell::UnsafeCell;
 use core::fmt::Write;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
 use heaplab::{Locked, RawHeap, Stats};
+use thread_cache::{BATCH, Depot, ROUNDS, Rack};
 
 use crate::env;
 use crate::record;
 use crate::say::{Message, say};
 
 // ANCHOR: lock
-/// The lock every heap call takes: a pthread mutex (threads that wait sleep instead of
-/// spinning on a 2-core machine), in a static so that `fork` handlers reach it.
-struct ProcessMutex(UnsafeCell<libc::pthread_mutex_t>);
+/// The lock every heap call takes, as one word (Drepper, "Futexes Are Tricky", 2011,
+/// mutex 2): [`FREE`], [`HELD`], or [`CONTENDED`] (held, and a thread may sleep on it).
+///
+/// Taking a free lock is one compare-and-swap inlined into the caller, releasing it one
+/// swap; the kernel is entered only when a thread has to wait (`futex` wait) or one
+/// waits (`futex` wake). A pthread mutex does the same work behind a call into libc
+/// and its checks of the mutex's kind. A thread that finds the lock held spins a
+/// little first, since heap calls are short, then sleeps: on a 2-core machine shared
+/// with other work, spinning on would burn the time slice the holder needs. Nothing
+/// here allocates (`parking_lot` would: its table of parked threads grows with them).
+static LOCK: AtomicU32 = AtomicU32::new(FREE);
 
-// SAFETY: the mutex is only touched through pthread calls, which synchronise.
-unsafe impl Sync for ProcessMutex {}
+const FREE: u32 = 0;
+const HELD: u32 = 1;
+const CONTENDED: u32 = 2;
 
-static MUTEX: ProcessMutex = ProcessMutex(UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
+/// Attempts to take a held lock before sleeping on it.
+const SPINS: u32 = 100;
 
+#[inline]
 fn lock_process() {
-    // SAFETY: the mutex is initialised and lives forever; a default mutex locked twice
-    // by one thread deadlocks, which no path here does (heap calls never re-enter).
-    unsafe { libc::pthread_mutex_lock(MUTEX.0.get()) };
+    if LOCK
+        .compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        lock_contended();
+    }
+}
+
+#[cold]
+fn lock_contended() {
+    for _ in 0..SPINS {
+        core::hint::spin_loop();
+        if LOCK.load(Ordering::Relaxed) == FREE
+            && LOCK
+                .compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
+    }
+    // From here on the lock is marked CONTENDED whenever this thread takes it, since
+    // it cannot know whether others still sleep: at worst one needless wake.
+    while LOCK.swap(CONTENDED, Ordering::Acquire) != FREE {
+        atomic_wait::wait(&LOCK, CONTENDED);
+    }
 }
 
 /// # Safety
-/// The calling thread holds the process lock (or is the child of the `fork` that
-/// copied it held).
+/// The calling thread holds the process lock.
 unsafe fn unlock_process() {
-    // SAFETY: the caller holds the mutex.
-    unsafe { libc::pthread_mutex_unlock(MUTEX.0.get()) };
+    if LOCK.swap(FREE, Ordering::Release) == CONTENDED {
+        atomic_wait::wake_one(&LOCK);
+    }
 }
 
 /// `rawheap::Locked`'s lock type for this process: every `Locked` using it shares
-/// one static pthread mutex. Only one exists, the heap.
+/// the one static lock word. Only one exists, the heap.
 pub struct ProcessLock;
 
-// SAFETY: `lock` and `unlock` are a pthread mutex's, which excludes, acquires and
-// releases; a guard is never sent to another thread (`GuardNoSend`).
+// SAFETY: `lock` returns only once this thread changed the word from FREE (acquire),
+// `unlock` sets it FREE (release): one holder at a time, and each holder sees the
+// previous one's writes. A guard is never sent to another thread (`GuardNoSend`).
 unsafe impl lock_api::RawMutex for ProcessLock {
     const INIT: Self = ProcessLock;
     type Guard = lock_api::GuardNoSend;
@@ -55,9 +90,9 @@ unsafe impl lock_api::RawMutex for ProcessLock {
     }
 
     fn try_lock(&self) -> Option<Self::Guard> {
-        // SAFETY: as in `lock_process`.
-        let locked = unsafe { libc::pthread_mutex_trylock(MUTEX.0.get()) } == 0;
-        locked.then(lock_api::GuardNoSend::new)
+        LOCK.compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| lock_api::GuardNoSend::new())
     }
 
     unsafe fn unlock(&self, _guard: Self::Guard) {
@@ -66,13 +101,7 @@ unsafe impl lock_api::RawMutex for ProcessLock {
     }
 
     fn is_locked(&self) -> bool {
-        // SAFETY: as in `lock_process`.
-        let free = unsafe { libc::pthread_mutex_trylock(MUTEX.0.get()) } == 0;
-        if free {
-            // SAFETY: just locked by this thread.
-            unsafe { unlock_process() };
-        }
-        !free
+        LOCK.load(Ordering::Relaxed) != FREE
     }
 }
 
@@ -82,9 +111,18 @@ extern "C" fn before_fork() {
     lock_process();
 }
 
-extern "C" fn after_fork() {
-    // SAFETY: `before_fork` took the lock in this thread (its copy, in the child).
+extern "C" fn after_fork_in_parent() {
+    // SAFETY: `before_fork` took the lock in this thread.
     unsafe { unlock_process() };
+}
+
+/// The child has one thread, this one, which holds the lock: nobody sleeps on it, so
+/// it is simply freed. The caches of the threads the child lacks are written off.
+extern "C" fn after_fork_in_child() {
+    // SAFETY: the lock is held by this thread (`before_fork`).
+    let depot = unsafe { depot() }.blocks();
+    crate::cache::after_fork_in_child(depot);
+    LOCK.store(FREE, Ordering::Release);
 }
 
 /// Runs `f` with the process lock held, for state that the heap's calls touch under it
@@ -98,6 +136,26 @@ pub fn with_process_lock<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 // ANCHOR_END: lock
+
+/// Full batches of free blocks between the threads' caches and the heap (see
+/// [`thread_cache::Depot`]), guarded by the process lock like the heap.
+struct DepotCell(UnsafeCell<Depot>);
+
+// SAFETY: the depot is reached only through `depot()`, whose callers hold the one
+// process lock, which orders their accesses.
+unsafe impl Sync for DepotCell {}
+
+static DEPOT: DepotCell = DepotCell(UnsafeCell::new(Depot::EMPTY));
+
+/// The depot.
+///
+/// # Safety
+/// The caller holds the process lock for as long as it uses the reference (there is
+/// one lock and one heap per process, so that excludes every other use).
+unsafe fn depot() -> &'static mut Depot {
+    // SAFETY: the caller's promise.
+    unsafe { &mut *DEPOT.0.get() }
+}
 
 /// What the C functions ask of the heap, whatever its type.
 pub trait Heap: Sync {
@@ -115,6 +173,22 @@ pub trait Heap: Sync {
     unsafe fn usable_size(&self, base: NonNull<u8>, layout: Layout) -> usize;
     /// The heap's stats, walked under the lock.
     fn stats(&self) -> Stats;
+    /// Fills `rack`'s magazine of `class` with a batch of blocks under one lock, from
+    /// the depot if it has one, else from the heap; returns how many came from the
+    /// heap (the depot's were counted as cached already).
+    fn refill(&self, rack: &mut Rack, class: usize) -> usize;
+    /// Makes room in `rack`'s full magazine of `class` under one lock: a batch goes to
+    /// the depot, or, when the depot has enough, back to the heap; returns how many
+    /// went back to the heap.
+    ///
+    /// # Safety
+    /// Every block in `rack` is a block of this heap.
+    unsafe fn flush(&self, rack: &mut Rack, class: usize) -> usize;
+    /// Returns every block of `rack` under one lock; returns how many went back.
+    ///
+    /// # Safety
+    /// As for [`flush`](Self::flush).
+    unsafe fn flush_all(&self, rack: &mut Rack) -> usize;
 }
 
 // The `record` hooks run inside `with`, where the process lock is held: the trace
@@ -173,6 +247,40 @@ impl<H: RawHeap + Send> Heap for Locked<H, ProcessLock> {
     fn stats(&self) -> Stats {
         Locked::stats(self).unwrap_or_default()
     }
+
+    fn refill(&self, rack: &mut Rack, class: usize) -> usize {
+        self.with(|heap| {
+            // SAFETY: the lock is held (inside `with`); one process heap.
+            let depot = unsafe { depot() };
+            // SAFETY: the lock guards the depot; its blocks and the rack's are the heap's.
+            match unsafe { rack.refill_from_depot(depot, class) } {
+                0 => rack.refill(heap, class).unwrap_or(0),
+                _ => 0,
+            }
+        })
+        .unwrap_or(0)
+    }
+
+    unsafe fn flush(&self, rack: &mut Rack, class: usize) -> usize {
+        self.with(|heap| {
+            // SAFETY: the lock is held (inside `with`); one process heap.
+            let depot = unsafe { depot() };
+            // SAFETY: as in `refill`.
+            if unsafe { rack.flush_to_depot(depot, class) } {
+                0
+            } else {
+                // SAFETY: forwarded caller promise.
+                unsafe { rack.flush(heap, class, ROUNDS - BATCH) }
+            }
+        })
+        .unwrap_or(0)
+    }
+
+    unsafe fn flush_all(&self, rack: &mut Rack) -> usize {
+        // SAFETY: forwarded caller promise.
+        self.with(|heap| unsafe { rack.flush_all(heap) })
+            .unwrap_or(0)
+    }
 }
 
 /// The heap once built, with what the exit report names.
@@ -215,6 +323,7 @@ static PROCESS: Slot = Slot(UnsafeCell::new(None));
 pub static MAPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// The process's heap, built on the first call.
+#[inline]
 pub fn get() -> Option<Process> {
     if STATE.load(Ordering::Acquire) != READY {
         build_once();
@@ -225,6 +334,7 @@ pub fn get() -> Option<Process> {
 }
 
 /// The heap if it has been built; `None` before the first allocation.
+#[inline]
 pub fn built() -> Option<Process> {
     if STATE.load(Ordering::Acquire) == READY {
         // SAFETY: as in `get`.
@@ -237,10 +347,14 @@ pub fn built() -> Option<Process> {
 // ANCHOR: build
 /// Builds the heap under the lock (one thread wins), then registers the fork handlers
 /// and the exit report outside it: `pthread_atfork` and `atexit` may call `malloc`.
+#[cold]
+#[inline(never)]
 fn build_once() {
     lock_process();
     let first = STATE.load(Ordering::Relaxed) == UNBUILT;
     if first {
+        crate::report::COUNTS.switch_on(env::get(env::STATS) == Some(b"1"));
+        crate::block::round_to_classes(env::get(env::TRACE).is_none());
         let process = build();
         // SAFETY: the lock is held and STATE is UNBUILT: no reader touches the slot.
         unsafe { *PROCESS.0.get() = Some(process) };
@@ -252,8 +366,17 @@ fn build_once() {
     unsafe { unlock_process() };
     if first {
         // SAFETY: the handlers are plain functions that live as long as the process.
-        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
-        if env::get(env::STATS) == Some(b"1") {
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
+        if env::get(env::TRACE).is_none() {
+            crate::cache::enable();
+        }
+        if crate::report::COUNTS.on() {
             // SAFETY: as above.
             unsafe { libc::atexit(crate::report::at_exit) };
         }

@@ -13,7 +13,8 @@
 //! `MAP_NORESERVE`), and `HEAPLAB_STATS=1` prints its stats at exit. An unknown name or
 //! size ends the process with a message, before `main`'s first allocation succeeds.
 //! `HEAPLAB_TRACE=FILE` records the program's allocations as a `.rep` trace (see
-//! [`record`]).
+//! [`record`]); recording turns the thread caches off, so every call reaches the
+//! locked heap in the order the trace keeps.
 //!
 //! ## The idea
 //!
@@ -21,7 +22,9 @@
 //! (a [`Locked`](heaplab::Locked) heap) at its start, the heap's region after it.
 //! Every block carries a 16-byte header right before the program's pointer holding
 //! the request's size and alignment, since `free(ptr)` and `realloc(ptr, n)` pass no
-//! layout and a `RawHeap` needs it back exactly (see [`block`]).
+//! layout and a `RawHeap` needs it back exactly (see [`block`]). Small blocks (up to
+//! 512 bytes with the header) pass through a cache private to each thread, so that
+//! the common `malloc`/`free` pair takes no lock (see `cache`).
 //!
 //! ```text
 //!   mmap(HEAPLAB_REGION)
@@ -32,9 +35,12 @@
 //!
 //! ## Invariants and choices
 //!
-//! - One process-wide pthread mutex guards the heap ([`heap::ProcessLock`]); `fork`
-//!   handlers take it before `fork` and release it in parent and child, so a child
-//!   never starts with a heap locked by a thread it does not have.
+//! - One process-wide lock guards the heap ([`heap::ProcessLock`], a futex word);
+//!   `fork` handlers take it before `fork` and release it in parent and child, so a
+//!   child never starts with a heap locked by a thread it does not have.
+//! - A block of a cache's size class is always asked of the heap with its class's
+//!   layout, so that whichever path frees it (a cache, or the heap directly) hands
+//!   back the layout the heap gave.
 //! - Nothing on the allocation path allocates: settings come from `getenv`, messages
 //!   are formatted on the stack, and `pthread_atfork`/`atexit` (which may call
 //!   `malloc`) are registered after the heap is ready and the lock released.
@@ -50,10 +56,15 @@
 //!
 //! ## Cost
 //!
-//! Each call is one lock round-trip plus the chosen allocator's own cost; a block
-//! costs its header plus the alignment padding above 16. The exit report walks the heap.
+//! A small `malloc` or `free` costs a thread-local access and a push or pop on the
+//! thread's cache; one in many takes the lock to move a batch of blocks. Other calls
+//! are one lock round-trip plus the chosen allocator's own cost. A block costs its
+//! header, the alignment padding above 16 and, when small, the rounding to a multiple
+//! of 16; each thread keeps up to 128 idle blocks per class. The exit report walks the
+//! heap.
 
 pub mod block;
+mod cache;
 mod env;
 pub mod heap;
 pub mod record;
@@ -78,13 +89,29 @@ fn refuse(code: c_int) -> *mut c_void {
 
 // ANCHOR: allocate
 /// A block of `size` bytes aligned to `align` (a power of two), zeroed when asked.
+/// Inlined into each entry point, where `align` is usually a constant that folds
+/// most of the request's checks away.
+#[inline(always)]
 fn allocate(size: usize, align: usize, zeroed: bool) -> Result<NonNull<u8>, c_int> {
-    let request = Request::new(size, align).ok_or(libc::ENOMEM)?;
+    // The heap first: building it settles whether requests are rounded to classes.
     let process = heap::get().ok_or(libc::ENOMEM)?;
-    let base = process
-        .heap
-        .allocate(request.heap_layout, zeroed)
-        .ok_or(libc::ENOMEM)?;
+    let request = Request::new(size, align).ok_or(libc::ENOMEM)?;
+    let cached = request
+        .class
+        .and_then(|class| cache::allocate(process.heap, class));
+    let base = match cached {
+        Some(base) => {
+            if zeroed {
+                // SAFETY: a cached block is a live block of `heap_layout`, now ours.
+                unsafe { base.write_bytes(0, request.heap_layout.size()) };
+            }
+            base
+        }
+        None => process
+            .heap
+            .allocate(request.heap_layout, zeroed)
+            .ok_or(libc::ENOMEM)?,
+    };
     COUNTS.gained(size);
     // SAFETY: `base` is a fresh block of `request`'s heap layout.
     Ok(unsafe { request.hand_out(base) })
@@ -100,6 +127,7 @@ fn to_c(result: Result<NonNull<u8>, c_int>) -> *mut c_void {
 
 /// A block of this heap behind `ptr`, with its request: `None` for a pointer from
 /// elsewhere (or one whose header this library did not write).
+#[inline(always)]
 fn ours(ptr: NonNull<c_void>) -> Option<(heap::Process, Request, NonNull<u8>)> {
     let process = heap::built()?;
     let ptr = ptr.cast::<u8>();
@@ -141,6 +169,13 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         return;
     };
     COUNTS.lost(request.size);
+    if let Some(class) = request.class {
+        // SAFETY: the caller's promise: a pointer of ours is live, and its heap layout
+        // is its class's (see `block`).
+        if unsafe { cache::deallocate(process.heap, class, base) } {
+            return;
+        }
+    }
     // SAFETY: the caller's promise: a pointer of ours is live, with the layout its
     // header records.
     unsafe { process.heap.deallocate(base, request.heap_layout) };
@@ -170,6 +205,12 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
     let Some(new) = Request::new(size, old.align) else {
         return refuse(libc::ENOMEM);
     };
+    if new.class.is_some() && new.class == old.class {
+        COUNTS.resized(old.size, size);
+        // SAFETY: the block's heap layout is the class's, the same for both sizes: it
+        // stays where it is and only its header changes.
+        return unsafe { new.hand_out(base) }.as_ptr().cast();
+    }
     // SAFETY: the caller's promise: `base` is live with the layout its header records.
     let resized = unsafe {
         process

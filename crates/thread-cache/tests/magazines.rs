@@ -8,7 +8,9 @@ use std::sync::mpsc;
 use heaplab::free_list::FreeList;
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
 use heaplab::{Memory, RawHeap};
-use thread_cache::{BATCH, MAX_CACHED, ROUNDS, ThreadCache, class_layout, class_of};
+use thread_cache::{
+    BATCH, DEPOT_BATCHES, Depot, MAX_CACHED, ROUNDS, Rack, ThreadCache, class_layout, class_of,
+};
 
 /// A cache over a free list in fresh memory; the memory is returned first so that it
 /// is dropped last.
@@ -91,6 +93,108 @@ fn refills_and_flushes_move_batches() {
         (0, 0),
         "dropping the magazines gives every block back"
     );
+}
+
+#[test]
+fn a_rack_counts_what_it_moves_and_gives_it_all_back() {
+    let memory = Memory::new(64 << 10).expect("memory for the test heap");
+    // SAFETY: the region belongs to `memory`, which outlives the heap.
+    let mut heap: FreeList = unsafe { FreeList::new(memory.region()) };
+    let mut rack = Rack::EMPTY;
+    let class = class_of(layout(40, 8)).expect("a cached size");
+    assert_eq!(rack.take(class), None, "a new rack is empty");
+    assert_eq!(rack.refill(&mut heap, class), Ok(BATCH));
+    assert_eq!(rack.refill(&mut heap, class), Ok(0), "already at a batch");
+    assert_eq!((rack.cached(), rack.cached_in(class)), (BATCH, BATCH));
+    let mut held: Vec<_> = (0..BATCH)
+        .map(|_| rack.take(class).expect("a refilled magazine serves"))
+        .collect();
+    assert_eq!(rack.cached(), 0);
+    while held.len() <= ROUNDS {
+        held.push(heap.allocate(class_layout(class)).expect("room"));
+    }
+    assert_eq!(
+        heap.stats().live_blocks,
+        ROUNDS + 1,
+        "taken or cached, all live"
+    );
+    let mut refused = Vec::new();
+    for block in held {
+        // SAFETY: a live block of `heap` with the class's layout, given once.
+        if let Err(block) = unsafe { rack.give(class, block) } {
+            refused.push(block);
+        }
+    }
+    assert_eq!(refused.len(), 1, "a magazine holds {ROUNDS} blocks");
+    // SAFETY: `heap` is where the rack's blocks come from.
+    let flushed = unsafe { rack.flush(&mut heap, class, ROUNDS - BATCH) };
+    assert_eq!(flushed, BATCH);
+    // SAFETY: as above.
+    assert_eq!(unsafe { rack.flush_all(&mut heap) }, ROUNDS - BATCH);
+    // SAFETY: the refused block is live with the class's layout, freed once.
+    unsafe { heap.deallocate(refused[0], class_layout(class)) };
+    assert_eq!((rack.cached(), heap.stats().live_blocks), (0, 0));
+}
+
+#[test]
+fn a_depot_passes_whole_batches_from_the_rack_that_frees_to_the_rack_that_allocates() {
+    let memory = Memory::new(1 << 20).expect("memory for the test heap");
+    // SAFETY: the region belongs to `memory`, which outlives the heap.
+    let mut heap: FreeList = unsafe { FreeList::new(memory.region()) };
+    let mut depot = Depot::EMPTY;
+    let (mut consumer, mut producer) = (Rack::EMPTY, Rack::EMPTY);
+    let class = class_of(layout(100, 8)).expect("a cached size");
+    let batches = DEPOT_BATCHES + 1;
+    let blocks: Vec<_> = (0..batches * BATCH)
+        .map(|_| heap.allocate(class_layout(class)).expect("room"))
+        .collect();
+    let mut left = blocks.iter().copied();
+    let mut queued = 0;
+    for _ in 0..batches {
+        for block in left.by_ref().take(BATCH) {
+            // SAFETY: a live block of `heap` with the class's layout, given once.
+            assert!(unsafe { consumer.give(class, block) }.is_ok());
+        }
+        // SAFETY: one thread, one heap: nothing else touches the depot.
+        if unsafe { consumer.flush_to_depot(&mut depot, class) } {
+            queued += 1;
+        }
+    }
+    assert_eq!(
+        queued, DEPOT_BATCHES,
+        "the depot keeps {DEPOT_BATCHES} batches"
+    );
+    assert_eq!(depot.blocks(), DEPOT_BATCHES * BATCH);
+    assert_eq!(
+        consumer.cached(),
+        BATCH,
+        "the batch the depot refused stays"
+    );
+    let mut taken = Vec::new();
+    for _ in 0..DEPOT_BATCHES {
+        // SAFETY: one thread, one heap: nothing else touches the depot.
+        let moved = unsafe { producer.refill_from_depot(&mut depot, class) };
+        assert_eq!(moved, BATCH);
+        while let Some(block) = producer.take(class) {
+            taken.push(block);
+        }
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { producer.refill_from_depot(&mut depot, class) }, 0);
+    taken.sort();
+    let mut queued_blocks = blocks[..DEPOT_BATCHES * BATCH].to_vec();
+    queued_blocks.sort();
+    assert_eq!(
+        taken, queued_blocks,
+        "every block came out once, none other"
+    );
+    for block in taken {
+        // SAFETY: each block is live with the class's layout, freed once.
+        unsafe { heap.deallocate(block, class_layout(class)) };
+    }
+    // SAFETY: the rack's blocks come from `heap`.
+    unsafe { consumer.flush_all(&mut heap) };
+    assert_eq!(heap.stats().live_blocks, 0);
 }
 
 #[test]
