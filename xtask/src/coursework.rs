@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 
 use crate::assignment;
-use crate::grade::{self, Options, Outcome, Report};
 use crate::shell::root;
+use grader::{Options, Outcome, Report};
 
 /// The rules each broken teaching heap loses when graded: the rule named for its bug in
 /// the conformance crate's `tests/broken_heaps.rs`, and the other rules the same bug
@@ -97,9 +97,14 @@ const FAULTY: &[(&str, &str, Duration)] = &[
 /// busy machine; only the submission that loops ever waits for it (with a shorter one).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where the grader builds and keeps its files: one target directory for every harness.
+fn grade_dir() -> PathBuf {
+    root().join("target/grade")
+}
+
 /// Where the graded submissions are written.
 fn submissions_dir() -> PathBuf {
-    grade::grade_dir().join("submissions")
+    grade_dir().join("submissions")
 }
 
 /// The reference solution: the template with its answers filled in.
@@ -109,6 +114,7 @@ fn write_reference() -> anyhow::Result<PathBuf> {
         "reference-solution",
         &submissions_dir().join("reference-solution"),
         Some(&lib),
+        &[],
     )
 }
 
@@ -120,14 +126,24 @@ fn write_broken(flaw: &str) -> anyhow::Result<PathBuf> {
          /// The heap the grader grades.\n\
          pub type Heap = conformance::teaching::ListHeap<conformance::teaching::{flaw}>;\n"
     );
-    assignment::write_crate(&name, &submissions_dir().join(&name), Some(&lib))
+    assignment::write_crate(
+        &name,
+        &submissions_dir().join(&name),
+        Some(&lib),
+        &["conformance"],
+    )
 }
 
 /// The faulty submission `coursework/faulty/{fault}.rs`, as a submission crate.
 fn write_faulty(fault: &str) -> anyhow::Result<PathBuf> {
     let name = format!("faulty-{}", kebab(fault));
     let lib = fs::read_to_string(root().join(format!("coursework/faulty/{fault}.rs")))?;
-    assignment::write_crate(&name, &submissions_dir().join(&name), Some(&lib))
+    assignment::write_crate(
+        &name,
+        &submissions_dir().join(&name),
+        Some(&lib),
+        &["conformance"],
+    )
 }
 
 /// `OffByOneSplit` as `off-by-one-split`; `out_of_bounds` as `out-of-bounds`.
@@ -146,12 +162,25 @@ fn kebab(name: &str) -> String {
     out
 }
 
-fn options(timeout: Duration, performance: bool) -> anyhow::Result<Options> {
-    Ok(Options {
+/// The grader's options for the check; `allow` names the crates allowed besides
+/// `rawheap` (the teaching heaps live in `conformance`).
+fn options(timeout: Duration, performance: bool, allow: &[&str]) -> anyhow::Result<Options> {
+    let mut options = Options {
         timeout,
         performance,
-        ..Options::standard()?
-    })
+        ..Options::standard(&root())?
+    };
+    options.policy.allow = allow.iter().map(|a| a.to_string()).collect();
+    Ok(options)
+}
+
+/// A submission that hands in heaplab's own TLSF heap as its `Heap`.
+fn write_reexport() -> anyhow::Result<PathBuf> {
+    let name = "reexported-tlsf";
+    let lib = "//! Hands in heaplab's TLSF heap instead of a heap of its own.\n\n\
+               /// The heap the grader grades.\n\
+               pub type Heap = tlsf::Tlsf;\n";
+    assignment::write_crate(name, &submissions_dir().join(name), Some(lib), &["tlsf"])
 }
 
 /// The CI step; see the module documentation.
@@ -163,7 +192,7 @@ pub fn check() -> anyhow::Result<()> {
     check_fresh_assignment()?;
     let reference = write_reference()?;
     cargo_test(&reference, true)?;
-    let report = grade::grade(&reference, &options(CHECK_TIMEOUT, true)?)?;
+    let report = grader::grade(&reference, &options(CHECK_TIMEOUT, true, &[])?)?;
     ensure!(
         report.lost().is_empty(),
         "the reference solution lost rules:\n{}",
@@ -182,8 +211,10 @@ pub fn check() -> anyhow::Result<()> {
         report.grade()
     );
     let mut reports = vec![report];
+    check_policy(&reference)?;
     for (flaw, expected) in EXPECTED_LOSSES {
-        let report = grade::grade(&write_broken(flaw)?, &options(CHECK_TIMEOUT, false)?)?;
+        let options = options(CHECK_TIMEOUT, false, &["conformance"])?;
+        let report = grader::grade(&write_broken(flaw)?, &options)?;
         let mut lost = report.lost();
         let mut expected = expected.to_vec();
         lost.sort_unstable();
@@ -197,7 +228,8 @@ pub fn check() -> anyhow::Result<()> {
         reports.push(report);
     }
     for &(fault, words, timeout) in FAULTY {
-        let report = grade::grade(&write_faulty(fault)?, &options(timeout, false)?)?;
+        let options = options(timeout, false, &["conformance"])?;
+        let report = grader::grade(&write_faulty(fault)?, &options)?;
         let said = report
             .rules
             .iter()
@@ -219,10 +251,48 @@ pub fn check() -> anyhow::Result<()> {
         );
         reports.push(report);
     }
-    println!("\n{}", grade::summary_table(&reports));
+    println!("\n{}", grader::batch::summary_table(&reports));
     println!(
         "    ok: coursework ({:.1} s)",
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The course's policy holds: a re-exported heaplab allocator is refused and its grade
+/// withheld, and the reference solution (which builds on `rawheap::tags`) graded with
+/// tags switched off does not build, and the report names the rule.
+fn check_policy(reference: &Path) -> anyhow::Result<()> {
+    let report = grader::grade(&write_reexport()?, &options(CHECK_TIMEOUT, false, &[])?)?;
+    let refused: Vec<&str> = report
+        .refused
+        .iter()
+        .map(|r| r.dependency.as_str())
+        .collect();
+    ensure!(
+        report.withheld() && refused == ["tlsf"],
+        "a re-exported tlsf should be refused:\n{}",
+        report.text()
+    );
+    println!(
+        "    re-exported tlsf: grade withheld ({})",
+        report.refused[0]
+    );
+    let mut no_tags = options(CHECK_TIMEOUT, false, &[])?;
+    no_tags.policy.tags = false;
+    let report = grader::grade(reference, &no_tags)?;
+    let rule = report
+        .build_failure
+        .as_ref()
+        .and_then(|f| f.rule.as_deref());
+    ensure!(
+        rule == Some(grader::harness::TAGS_RULE),
+        "the reference solution graded with --no-tags should fail on rawheap::tags:\n{}",
+        report.text()
+    );
+    println!(
+        "    reference solution with --no-tags: does not build, and the report says {}",
+        grader::harness::TAGS_RULE
     );
     Ok(())
 }
@@ -260,8 +330,8 @@ fn cargo_test(dir: &Path, pass: bool) -> anyhow::Result<String> {
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["test", "--no-fail-fast"])
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", grade::grade_dir())
-        .env("PROPTEST_RNG_SEED", grade::SEED.to_string())
+        .env("CARGO_TARGET_DIR", grade_dir())
+        .env("PROPTEST_RNG_SEED", grader::SEED.to_string())
         .output()
         .with_context(|| format!("running cargo test in {}", dir.display()))?;
     let text = format!(
@@ -289,10 +359,10 @@ fn cargo_test(dir: &Path, pass: bool) -> anyhow::Result<String> {
 pub fn figures(out: &Path) -> anyhow::Result<()> {
     let reference = write_reference()?;
     let broken = write_broken("OffByOneSplit")?;
-    let options = options(CHECK_TIMEOUT, true)?;
+    let options = options(CHECK_TIMEOUT, true, &["conformance"])?;
     let mut reports = Vec::new();
     for path in [reference, broken] {
-        reports.push(grade::grade(&path, &options)?);
+        reports.push(grader::grade(&path, &options)?);
     }
     let write = |file: &str, report: &Report| {
         fs::write(out.join(file), demote(&report.text())).with_context(|| format!("writing {file}"))
@@ -304,12 +374,12 @@ pub fn figures(out: &Path) -> anyhow::Result<()> {
             timeout,
             ..options.clone()
         };
-        reports.push(grade::grade(&write_faulty(fault)?, &options)?);
+        reports.push(grader::grade(&write_faulty(fault)?, &options)?);
     }
     write("coursework-report-loops.md", &reports[3])?;
     fs::write(
         out.join("coursework-batch.md"),
-        grade::summary_table(&reports),
+        grader::batch::summary_table(&reports),
     )?;
     let json = serde_json::to_string_pretty(&reports[1].json())?;
     fs::write(out.join("coursework-report-broken.json"), json)?;
@@ -317,7 +387,7 @@ pub fn figures(out: &Path) -> anyhow::Result<()> {
         out.join("coursework-formula.md"),
         format!(
             "`{}`\n\nwith `{}`\n",
-            grade::GRADE_FORMULA,
+            grader::GRADE_FORMULA,
             trace::replay::SCORE_FORMULA
         ),
     )?;

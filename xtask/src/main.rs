@@ -12,7 +12,6 @@ mod coursework;
 mod demo;
 mod figures;
 mod fuzz;
-mod grade;
 mod playground;
 mod preload;
 mod replay;
@@ -60,8 +59,8 @@ enum Command {
     /// Create a student's assignment crate from the coursework template.
     NewAssignment(assignment::Args),
     /// Grade a student's heap (or a folder of them with --all): the suite rule by rule,
-    /// traces, a score.
-    Grade(grade::Args),
+    /// traces, a score. The grader is `crates/grader`, installed alone as `heaplab-grade`.
+    Grade(grader::cli::Args),
     /// The coursework kit's own check (a step of `ci`): a fresh assignment, the reference
     /// solution, and the broken and faulty submissions graded.
     Coursework,
@@ -85,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(&args),
         Command::Playground(args) => playground::run_args(&args),
         Command::NewAssignment(args) => assignment::run(&args),
-        Command::Grade(args) => grade::run(&args),
+        Command::Grade(args) => grader::cli::run(&args),
         Command::Coursework => coursework::check(),
         Command::Preload(args) => preload::run(&args),
     }

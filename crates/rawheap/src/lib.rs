@@ -74,6 +74,7 @@ mod arena;
 pub mod bits;
 mod locked;
 mod report;
+#[cfg(feature = "tags")]
 pub mod tags;
 
 use core::alloc::Layout;

@@ -1,0 +1,307 @@
+//! The report in the formats course tools read: Gradescope's `results.json`, JUnit XML
+//! and an HTML page, beside the grader's own Markdown and JSON ([`Report::text`],
+//! [`Report::json`]).
+//!
+//! The fields each format requires are written down in `crates/grader/schemas/` (from
+//! the formats' documentation), and the tests hold every format to its file.
+
+use std::fmt::Write as _;
+
+use conformance::rules::RULES;
+use serde_json::{Value, json};
+
+use crate::report::Report;
+
+/// The points of the correctness part, shared equally by the rules.
+pub const RULE_POINTS: f64 = 60.0;
+
+/// The points of the performance part.
+pub const PERFORMANCE_POINTS: f64 = 40.0;
+
+/// How a report is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The report for people (the default).
+    Markdown,
+    /// The grader's own JSON: every rule with its explanation, the performance numbers,
+    /// the grade and its formula.
+    Json,
+    /// Gradescope's `results.json`: one test per rule and one for performance.
+    Gradescope,
+    /// JUnit XML: one testcase per rule (and one for performance).
+    Junit,
+}
+
+impl Format {
+    /// `report` in this format.
+    pub fn render(self, report: &Report) -> String {
+        match self {
+            Format::Markdown => report.text(),
+            Format::Json => pretty(&report.json()),
+            Format::Gradescope => pretty(&gradescope(report)),
+            Format::Junit => junit(report),
+        }
+    }
+
+    /// The file extension of a report in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Markdown => "md",
+            Format::Json => "json",
+            Format::Gradescope => "results.json",
+            Format::Junit => "xml",
+        }
+    }
+}
+
+fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The points one rule is worth.
+fn rule_points(report: &Report) -> f64 {
+    RULE_POINTS / report.rules.len().max(RULES.len()) as f64
+}
+
+/// Gradescope's `results.json` for `report`: the overall score, the report's header as
+/// the submission's output, and one test per rule and one for performance, each with
+/// its score, its maximum and the report's text about it. A grade that is withheld or a
+/// submission that does not build scores 0, with one test that says why.
+pub fn gradescope(report: &Report) -> Value {
+    let header = format!(
+        "Submission {}: {}\n\n{}",
+        report.name,
+        report.settings(),
+        crate::GRADE_FORMULA
+    );
+    let mut tests = Vec::new();
+    if report.withheld() {
+        for refusal in &report.refused {
+            tests.push(json!({
+                "name": format!("dependency policy: {}", refusal.dependency),
+                "score": 0.0,
+                "max_score": 0.0,
+                "status": "failed",
+                "output": format!("{refusal}\n\nThe grade is withheld: nothing was graded."),
+                "visibility": "visible",
+            }));
+        }
+    } else if let Some(failure) = &report.build_failure {
+        let rule = failure
+            .rule
+            .as_deref()
+            .unwrap_or("the submission does not compile");
+        tests.push(json!({
+            "name": "build",
+            "score": 0.0,
+            "max_score": RULE_POINTS + PERFORMANCE_POINTS,
+            "status": "failed",
+            "output": format!("{rule}\n\n{}", failure.compiler),
+            "visibility": "visible",
+        }));
+    } else {
+        let points = rule_points(report);
+        for (rule, outcome) in &report.rules {
+            let explanation = conformance::rules::explain(rule).unwrap_or_default();
+            let output = match outcome.details(rule) {
+                Some(details) => format!("{}\n\n{details}", outcome.heading(rule)),
+                None => format!("{}: {explanation}", outcome.summary()),
+            };
+            tests.push(json!({
+                "name": rule,
+                "score": if outcome.kept() { points } else { 0.0 },
+                "max_score": points,
+                "status": if outcome.kept() { "passed" } else { "failed" },
+                "output": output,
+                "output_format": "md",
+                "visibility": "visible",
+            }));
+        }
+        let mut output = String::new();
+        report.performance_text(&mut output);
+        tests.push(json!({
+            "name": "performance",
+            "score": PERFORMANCE_POINTS * report.performance_share(),
+            "max_score": PERFORMANCE_POINTS,
+            "status": if report.performance_index() > 0.0 { "passed" } else { "failed" },
+            "output": output,
+            "output_format": "md",
+            "visibility": "visible",
+        }));
+    }
+    json!({
+        "score": if report.withheld() { 0.0 } else { report.grade() },
+        "execution_time": report.seconds.ceil() as u64,
+        "output": header,
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    })
+}
+
+/// JUnit XML for `report`: one testsuite for the submission, one testcase per rule
+/// (with a `<failure>` holding the report's text when it is lost) and one for the
+/// performance part; the settings as properties. A refused or unbuildable submission
+/// gives one failing testcase that says why.
+pub fn junit(report: &Report) -> String {
+    let mut cases = String::new();
+    let mut failures = 0;
+    let mut case = |name: &str, failure: Option<(&str, String)>| {
+        let _ = write!(
+            cases,
+            "    <testcase classname=\"{}\" name=\"{}\"",
+            xml(&report.name),
+            xml(name)
+        );
+        match failure {
+            None => cases.push_str("/>\n"),
+            Some((message, text)) => {
+                failures += 1;
+                let _ = write!(
+                    cases,
+                    ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>\n",
+                    xml(message),
+                    xml(name),
+                    xml(&text)
+                );
+            }
+        }
+    };
+    if report.withheld() {
+        for refusal in &report.refused {
+            case(
+                &format!("dependency policy: {}", refusal.dependency),
+                Some(("not allowed; the grade is withheld", refusal.to_string())),
+            );
+        }
+    } else if let Some(failure) = &report.build_failure {
+        let rule = failure.rule.as_deref().unwrap_or("does not compile");
+        case("build", Some((rule, failure.compiler.clone())));
+    } else {
+        for (rule, outcome) in &report.rules {
+            let failure = outcome.details(rule).map(|details| {
+                (
+                    outcome.status(),
+                    format!("{}\n\n{details}", outcome.heading(rule)),
+                )
+            });
+            case(rule, failure);
+        }
+        let mut text = String::new();
+        report.performance_text(&mut text);
+        let failure = (report.performance_index() <= 0.0).then_some(("no performance index", text));
+        case("performance", failure);
+    }
+    let tests = cases.matches("<testcase ").count();
+    let properties = [
+        ("region", report.region.to_string()),
+        ("seed", report.seed.to_string()),
+        ("grade", format!("{:.1}", report.grade())),
+        ("withheld", report.withheld().to_string()),
+    ]
+    .iter()
+    .fold(String::new(), |mut out, (name, value)| {
+        let _ = writeln!(
+            out,
+            "      <property name=\"{name}\" value=\"{}\"/>",
+            xml(value)
+        );
+        out
+    });
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"heaplab-grade\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">\n  <testsuite name=\"{name}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{time:.3}\">\n    <properties>\n{properties}    </properties>\n{cases}  </testsuite>\n</testsuites>\n",
+        time = report.seconds,
+        name = xml(&report.name),
+    )
+}
+
+/// `text` escaped for XML and HTML text and attribute values.
+pub fn xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Control characters are not allowed in XML 1.0, whatever a panic printed.
+            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An HTML page around `body`, with `title`.
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n<style>\nbody {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }}\ntable {{ border-collapse: collapse; }}\ntd, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }}\n.lost {{ color: #a00; }}\npre {{ background: #f4f4f4; padding: 0.6em; overflow-x: auto; }}\n</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        title = xml(title)
+    )
+}
+
+/// The report as an HTML page: the settings, each rule's outcome (a lost rule links to
+/// its failure page when the suite wrote one, and to its section below), the
+/// performance part and the grade.
+pub fn html(report: &Report) -> String {
+    let mut body = format!(
+        "<h1>Grade report: {}</h1>\n<p>{}</p>\n",
+        xml(&report.name),
+        xml(&report.settings())
+    );
+    if report.withheld() || report.build_failure.is_some() {
+        let _ = writeln!(body, "<pre>{}</pre>", xml(&report.text()));
+        return page(&format!("Grade report: {}", report.name), &body);
+    }
+    let _ = writeln!(
+        body,
+        "<h2>Correctness: {} of {} rules kept</h2>\n<table>\n<tr><th>rule</th><th>result</th><th>failure page</th></tr>",
+        report.kept(),
+        report.rules.len()
+    );
+    for (rule, outcome) in &report.rules {
+        let (class, result) = if outcome.kept() {
+            ("kept", xml(outcome.status()))
+        } else {
+            (
+                "lost",
+                format!("<a href=\"#{rule}\">{}</a>", xml(outcome.status())),
+            )
+        };
+        let link = match outcome.failure_page() {
+            Some(path) => format!(
+                "<a href=\"file://{}\">failure page</a>",
+                xml(&path.display().to_string())
+            ),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            body,
+            "<tr class=\"{class}\"><td><code>{rule}</code></td><td>{result}</td><td>{link}</td></tr>"
+        );
+    }
+    body.push_str("</table>\n");
+    for (rule, outcome) in &report.rules {
+        if let Some(details) = outcome.details(rule) {
+            let _ = writeln!(
+                body,
+                "<h3 id=\"{rule}\" class=\"lost\">{}</h3>\n<pre>{}</pre>",
+                xml(&outcome.heading(rule)),
+                xml(&details)
+            );
+        }
+    }
+    let mut performance = String::new();
+    report.performance_text(&mut performance);
+    let _ = writeln!(
+        body,
+        "<h2>Performance</h2>\n<pre>{}</pre>\n<h2>Grade</h2>\n<pre>{}</pre>",
+        xml(performance.trim_start_matches("## Performance\n\n")),
+        xml(report.grade_text().trim_start_matches("## Grade\n\n"))
+    );
+    page(&format!("Grade report: {}", report.name), &body)
+}
