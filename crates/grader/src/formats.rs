@@ -239,7 +239,7 @@ pub fn xml(text: &str) -> String {
 /// An HTML page around `body`, with `title`.
 pub fn page(title: &str, body: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n<style>\nbody {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }}\ntable {{ border-collapse: collapse; }}\ntd, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }}\n.lost {{ color: #a00; }}\npre {{ background: #f4f4f4; padding: 0.6em; overflow-x: auto; }}\n</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>{title}</title>\n<style>\nbody {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }}\ntable {{ border-collapse: collapse; }}\ntd, th {{ border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }}\n.lost {{ color: #a00; }}\npre {{ background: #f4f4f4; padding: 0.6em; overflow-x: auto; }}\n</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
         title = xml(title)
     )
 }
@@ -304,4 +304,263 @@ pub fn html(report: &Report) -> String {
         xml(report.grade_text().trim_start_matches("## Grade\n\n"))
     );
     page(&format!("Grade report: {}", report.name), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::harness::{BuildFailure, TAGS_RULE};
+    use crate::policy::Refusal;
+    use crate::report::Outcome;
+    use crate::report::tests::graded;
+
+    fn schema(name: &str) -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schemas")
+            .join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn type_name(value: &Value) -> &'static str {
+        match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+
+    /// Every way `value` departs from `schema` (see schemas/README.md), by path.
+    fn violations(value: &Value, schema: &Value, at: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(allowed) = schema["enum"].as_array() {
+            if !allowed.contains(value) {
+                out.push(format!("{at}: {value} is not one of {allowed:?}"));
+            }
+            return out;
+        }
+        let actual = type_name(value);
+        let fits = |t: &Value| t == actual || (t == "number" && actual == "integer");
+        let ok = match &schema["type"] {
+            Value::Array(types) => types.iter().any(fits),
+            t => fits(t),
+        };
+        if !ok {
+            out.push(format!("{at}: a {actual}, not {}", schema["type"]));
+            return out;
+        }
+        if let Value::Object(fields) = value {
+            let required = schema["required"].as_object();
+            let optional = schema["optional"].as_object();
+            for (name, field) in required.into_iter().flatten() {
+                match fields.get(name) {
+                    Some(v) => out.extend(violations(v, field, &format!("{at}.{name}"))),
+                    None => out.push(format!("{at}.{name}: required, missing")),
+                }
+            }
+            if required.is_some() || optional.is_some() {
+                for (name, v) in fields {
+                    if required.is_some_and(|r| r.contains_key(name)) {
+                        continue;
+                    }
+                    match optional.and_then(|o| o.get(name)) {
+                        Some(field) => out.extend(violations(v, field, &format!("{at}.{name}"))),
+                        None => out.push(format!("{at}.{name}: not a field of the format")),
+                    }
+                }
+            }
+        }
+        if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
+            for (i, v) in items.iter().enumerate() {
+                out.extend(violations(v, item, &format!("{at}[{i}]")));
+            }
+        }
+        out
+    }
+
+    /// Every way the XML `text` departs from the JUnit schema.
+    fn junit_violations(text: &str) -> Vec<String> {
+        let schema = schema("junit.json");
+        let document = roxmltree::Document::parse(text).unwrap();
+        let mut out = Vec::new();
+        let root = document.root_element();
+        if root.tag_name().name() != schema["root"] {
+            out.push(format!("root <{}>", root.tag_name().name()));
+        }
+        for node in root.descendants().filter(roxmltree::Node::is_element) {
+            let name = node.tag_name().name();
+            let Some(element) = schema["elements"].get(name) else {
+                out.push(format!("<{name}> is not an element of the format"));
+                continue;
+            };
+            let listed = |key: &str, attribute: &str| {
+                element[key]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == attribute))
+            };
+            for required in element["required"].as_array().into_iter().flatten() {
+                if node.attribute(required.as_str().unwrap()).is_none() {
+                    out.push(format!("<{name}> lacks {required}"));
+                }
+            }
+            for attribute in node.attributes() {
+                if !listed("required", attribute.name()) && !listed("optional", attribute.name()) {
+                    out.push(format!("<{name}> has {}", attribute.name()));
+                }
+            }
+            for child in node.children().filter(roxmltree::Node::is_element) {
+                if !listed("children", child.tag_name().name()) {
+                    out.push(format!("<{name}> holds <{}>", child.tag_name().name()));
+                }
+            }
+        }
+        out
+    }
+
+    /// A report of each kind: all kept, two rules lost (one with a failure page), a
+    /// grade withheld, a build that fails on `rawheap::tags`.
+    fn reports() -> Vec<Report> {
+        let kept = graded();
+        let mut lost = graded();
+        lost.rules[1].1 = Outcome::Broken {
+            report: "Heap broke the rule <x> & \"y\"\nfailure page: /tmp/p.html\n".into(),
+            found_by: vec![lost.rules[1].0.to_owned()],
+        };
+        lost.rules[2].1 = Outcome::Failed("it crashed \u{1b}[31m".into());
+        let mut withheld = graded();
+        withheld.rules.clear();
+        withheld.refused = vec![Refusal {
+            dependency: "tlsf".into(),
+            why: "not allowed".into(),
+        }];
+        let mut unbuilt = graded();
+        unbuilt.rules.clear();
+        unbuilt.build_failure = Some(BuildFailure::new(
+            "error[E0432]: unresolved import `rawheap::tags`".into(),
+            true,
+        ));
+        vec![kept, lost, withheld, unbuilt]
+    }
+
+    #[test]
+    fn gradescope_results_hold_the_fields_gradescope_requires() {
+        let schema = schema("gradescope.json");
+        for report in reports() {
+            let results = gradescope(&report);
+            assert_eq!(
+                violations(&results, &schema, "results"),
+                Vec::<String>::new()
+            );
+            let tests = results["tests"].as_array().unwrap();
+            if !report.rules.is_empty() {
+                assert_eq!(
+                    tests.len(),
+                    RULES.len() + 1,
+                    "one test per rule and performance"
+                );
+                let sum: f64 = tests.iter().map(|t| t["score"].as_f64().unwrap()).sum();
+                let max: f64 = tests.iter().map(|t| t["max_score"].as_f64().unwrap()).sum();
+                assert!(
+                    (sum - report.grade()).abs() < 1e-9,
+                    "{sum} vs {}",
+                    report.grade()
+                );
+                assert!((max - 100.0).abs() < 1e-9);
+            }
+            assert_eq!(results["score"].as_f64().unwrap(), report.grade());
+        }
+        let withheld = &reports()[2];
+        let results = gradescope(withheld);
+        assert_eq!(results["tests"][0]["name"], "dependency policy: tlsf");
+        let unbuilt = gradescope(&reports()[3]);
+        assert!(
+            unbuilt["tests"][0]["output"]
+                .as_str()
+                .unwrap()
+                .starts_with(TAGS_RULE)
+        );
+    }
+
+    #[test]
+    fn junit_has_one_testcase_per_rule_and_a_failure_for_each_lost_one() {
+        for report in reports() {
+            let xml = junit(&report);
+            assert_eq!(junit_violations(&xml), Vec::<String>::new(), "{xml}");
+            let document = roxmltree::Document::parse(&xml).unwrap();
+            let cases: Vec<_> = document
+                .descendants()
+                .filter(|n| n.has_tag_name("testcase"))
+                .collect();
+            let failures = cases
+                .iter()
+                .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+                .count();
+            if !report.rules.is_empty() {
+                assert_eq!(cases.len(), RULES.len() + 1);
+                let lost = report.lost().len();
+                // Performance fails too when a rule is lost (P does not count).
+                assert_eq!(failures, if lost == 0 { 0 } else { lost + 1 });
+                assert_eq!(cases[1].attribute("name"), Some(report.rules[1].0));
+            } else {
+                assert_eq!((cases.len(), failures), (1, 1));
+            }
+        }
+    }
+
+    #[test]
+    fn the_json_and_markdown_reports_hold_their_fields() {
+        let json_schema = schema("json.json");
+        let markdown = schema("markdown.json");
+        for (report, kind) in reports()
+            .iter()
+            .zip(["graded", "graded", "withheld", "unbuilt"])
+        {
+            let json = serde_json::from_str::<Value>(&Format::Json.render(report)).unwrap();
+            assert_eq!(
+                violations(&json, &json_schema, "report"),
+                Vec::<String>::new()
+            );
+            let text = Format::Markdown.render(report);
+            for phrase in markdown[kind].as_array().unwrap() {
+                assert!(
+                    text.contains(phrase.as_str().unwrap()),
+                    "{phrase} in\n{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_schemas_catch_what_they_describe() {
+        let schema = schema("gradescope.json");
+        let mut results = gradescope(&graded());
+        results["tests"][0]["visibility"] = "everyone".into();
+        results["tests"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("max_score");
+        results["bogus"] = 1.into();
+        assert_eq!(violations(&results, &schema, "r").len(), 3);
+        let broken = junit(&graded()).replace("classname=", "klass=");
+        assert!(!junit_violations(&broken).is_empty());
+    }
+
+    #[test]
+    fn html_links_a_lost_rule_to_its_failure_page_only_when_there_is_one() {
+        let report = &reports()[1];
+        let page = html(report);
+        roxmltree::Document::parse(&page.replace("<!DOCTYPE html>\n", "")).unwrap();
+        assert_eq!(page.matches("href=\"file://").count(), 1, "{page}");
+        assert!(page.contains("<a href=\"file:///tmp/p.html\">failure page</a>"));
+        assert!(page.contains(&format!("<a href=\"#{}\">", report.rules[2].0)));
+        assert!(!page.contains("<x>"), "escaped");
+        assert_eq!(html(&reports()[0]).matches("href=").count(), 0);
+    }
 }
