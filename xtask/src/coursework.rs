@@ -118,14 +118,19 @@ fn write_reference() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// The broken teaching heap with `flaw`, as a submission crate.
-fn write_broken(flaw: &str) -> anyhow::Result<PathBuf> {
-    let name = format!("broken-{}", kebab(flaw));
-    let lib = format!(
+/// The `src/lib.rs` of the broken teaching heap with `flaw`.
+fn broken_lib(flaw: &str) -> String {
+    format!(
         "//! The conformance crate's teaching heap with the flaw `{flaw}`, as a submission.\n\n\
          /// The heap the grader grades.\n\
          pub type Heap = conformance::teaching::ListHeap<conformance::teaching::{flaw}>;\n"
-    );
+    )
+}
+
+/// The broken teaching heap with `flaw`, as a submission crate.
+fn write_broken(flaw: &str) -> anyhow::Result<PathBuf> {
+    let name = format!("broken-{}", kebab(flaw));
+    let lib = broken_lib(flaw);
     assignment::write_crate(
         &name,
         &submissions_dir().join(&name),
@@ -174,13 +179,131 @@ fn options(timeout: Duration, performance: bool, allow: &[&str]) -> anyhow::Resu
     Ok(options)
 }
 
+/// The `src/lib.rs` of a submission that hands in heaplab's own TLSF heap.
+const REEXPORT_LIB: &str = "//! Hands in heaplab's TLSF heap instead of a heap of its own.\n\n\
+                            /// The heap the grader grades.\n\
+                            pub type Heap = tlsf::Tlsf;\n";
+
 /// A submission that hands in heaplab's own TLSF heap as its `Heap`.
 fn write_reexport() -> anyhow::Result<PathBuf> {
     let name = "reexported-tlsf";
-    let lib = "//! Hands in heaplab's TLSF heap instead of a heap of its own.\n\n\
-               /// The heap the grader grades.\n\
-               pub type Heap = tlsf::Tlsf;\n";
-    assignment::write_crate(name, &submissions_dir().join(name), Some(lib), &["tlsf"])
+    assignment::write_crate(
+        name,
+        &submissions_dir().join(name),
+        Some(REEXPORT_LIB),
+        &["tlsf"],
+    )
+}
+
+/// The coursework kit's check, or a class graded in one batch.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Instead of the check: write N generated submissions (a mix of the reference
+    /// solution, the broken teaching heaps, the faulty submissions and a re-exported
+    /// heaplab allocator) to target/grade/class and grade them with --all, writing the
+    /// reports, the summary and the leaderboard to target/grade/class-reports.
+    #[arg(long, value_name = "N")]
+    pub class: Option<usize>,
+    /// With --class: seconds each rule may run (the submission that loops waits this
+    /// long on each rule it is stuck in).
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// With --class: parts run at once [default: the number of cores].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// `cargo xtask coursework`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match args.class {
+        Some(count) => class(count, args),
+        None => check(),
+    }
+}
+
+/// What one generated student handed in.
+#[derive(Clone, Copy, Debug)]
+enum Handed {
+    /// The reference solution.
+    Correct,
+    /// A broken teaching heap.
+    Broken(&'static str),
+    /// A faulty submission of `coursework/faulty`.
+    Faulty(&'static str),
+    /// heaplab's TLSF, re-exported.
+    Reexport,
+}
+
+/// The mix of a generated class, in the order the students are numbered: every kind
+/// once, then again.
+fn class_mix() -> Vec<Handed> {
+    let mut mix = vec![Handed::Correct];
+    for (i, (flaw, _)) in EXPECTED_LOSSES.iter().enumerate() {
+        mix.push(Handed::Broken(flaw));
+        // A correct heap every fifth submission, and the faulty ones spread out.
+        if i % 5 == 4 {
+            mix.push(Handed::Correct);
+        }
+        if let Some((fault, _, _)) = FAULTY.get(i / 5).filter(|_| i % 5 == 2) {
+            mix.push(Handed::Faulty(fault));
+        }
+    }
+    mix.push(Handed::Reexport);
+    mix
+}
+
+/// Writes `count` submissions to `dir` as `student-NN`, each a crate with the
+/// template's package name (as students' crates are).
+fn write_class(count: usize, dir: &Path) -> anyhow::Result<()> {
+    let mix = class_mix();
+    let reference = fs::read_to_string(root().join("coursework/reference/lib.rs"))?;
+    for i in 0..count {
+        let folder = dir.join(format!("student-{:02}", i + 1));
+        let (lib, uses): (String, &[&str]) = match mix[i % mix.len()] {
+            Handed::Correct => (reference.clone(), &[]),
+            Handed::Broken(flaw) => (broken_lib(flaw), &["conformance"]),
+            Handed::Faulty(fault) => (
+                fs::read_to_string(root().join(format!("coursework/faulty/{fault}.rs")))?,
+                &["conformance"],
+            ),
+            Handed::Reexport => (REEXPORT_LIB.to_owned(), &["tlsf"]),
+        };
+        assignment::write_crate("assignment", &folder, Some(&lib), uses)?;
+    }
+    Ok(())
+}
+
+/// `--class N`: a generated class graded as staff would, `--all` with the teaching
+/// heaps' crate allowed (they live in `conformance`).
+fn class(count: usize, args: &Args) -> anyhow::Result<()> {
+    let dir = grade_dir().join("class");
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    write_class(count, &dir)?;
+    let mut options = options(Duration::from_secs(args.timeout), true, &["conformance"])?;
+    if let Some(jobs) = args.jobs {
+        options.jobs = jobs.max(1);
+    }
+    let out = grade_dir().join("class-reports");
+    let batch = grader::batch::grade_folder(
+        &dir,
+        &options,
+        Some(&out),
+        grader::formats::Format::Markdown,
+    )?;
+    print!("{}", grader::batch::summary_table(&batch.reports));
+    println!(
+        "\n{}\nreports, summary.md and leaderboard.html in {}",
+        batch.timing(),
+        out.display()
+    );
+    ensure!(
+        batch.errors.is_empty(),
+        "some submissions could not be graded: {:?}",
+        batch.errors
+    );
+    Ok(())
 }
 
 /// The CI step; see the module documentation.
@@ -381,6 +504,21 @@ pub fn figures(out: &Path) -> anyhow::Result<()> {
         out.join("coursework-batch.md"),
         grader::batch::summary_table(&reports),
     )?;
+    // What grading costs per submission, from this run: each report's own time, its
+    // harness's build included when it was not already built.
+    let seconds: Vec<f64> = reports.iter().map(|r| r.seconds).collect();
+    let total: f64 = seconds.iter().sum();
+    let slowest = seconds.iter().copied().fold(0.0, f64::max);
+    fs::write(
+        out.join("coursework-batch-time.md"),
+        format!(
+            "{} submissions graded one after another, {} parts at once on {} cores: {total:.0} s in all, **{:.1} s per submission** (the slowest, {slowest:.0} s).\n",
+            reports.len(),
+            options.jobs,
+            std::thread::available_parallelism().map_or(1, usize::from),
+            total / reports.len() as f64,
+        ),
+    )?;
     let json = serde_json::to_string_pretty(&reports[1].json())?;
     fs::write(out.join("coursework-report-broken.json"), json)?;
     fs::write(
@@ -417,6 +555,19 @@ mod tests {
     use conformance::teaching::Flaw;
 
     use super::*;
+
+    #[test]
+    fn a_generated_class_holds_every_kind_of_submission() {
+        let mix = class_mix();
+        let count = |f: fn(&Handed) -> bool| mix.iter().filter(|h| f(h)).count();
+        assert_eq!(
+            count(|h| matches!(h, Handed::Broken(_))),
+            EXPECTED_LOSSES.len()
+        );
+        assert_eq!(count(|h| matches!(h, Handed::Faulty(_))), FAULTY.len());
+        assert!(count(|h| matches!(h, Handed::Correct)) >= 3);
+        assert_eq!(count(|h| matches!(h, Handed::Reexport)), 1);
+    }
 
     #[test]
     fn type_and_file_names_become_crate_names() {

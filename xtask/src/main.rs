@@ -60,10 +60,11 @@ enum Command {
     NewAssignment(assignment::Args),
     /// Grade a student's heap (or a folder of them with --all): the suite rule by rule,
     /// traces, a score. The grader is `crates/grader`, installed alone as `heaplab-grade`.
-    Grade(grader::cli::Args),
+    Grade(Box<grader::cli::Args>),
     /// The coursework kit's own check (a step of `ci`): a fresh assignment, the reference
-    /// solution, and the broken and faulty submissions graded.
-    Coursework,
+    /// solution, and the broken and faulty submissions graded; with --class N, a class of
+    /// N generated submissions graded in one batch instead.
+    Coursework(coursework::Args),
     /// Real programs (python3, perl, gcc) on every allocator through LD_PRELOAD, compared
     /// with their output on the C library's malloc.
     Preload(preload::Args),
@@ -85,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         Command::Playground(args) => playground::run_args(&args),
         Command::NewAssignment(args) => assignment::run(&args),
         Command::Grade(args) => grader::cli::run(&args),
-        Command::Coursework => coursework::check(),
+        Command::Coursework(args) => coursework::run(&args),
         Command::Preload(args) => preload::run(&args),
     }
 }

@@ -81,6 +81,10 @@ pub struct Args {
     /// report says it broke this rule.
     #[arg(long)]
     pub no_tags: bool,
+    /// Exit with status 1 (after printing the report) when the grade is below GRADE or
+    /// withheld: a pass/fail check for CI and GitHub Classroom (60: every rule kept).
+    #[arg(long, value_name = "GRADE")]
+    pub fail_under: Option<f64>,
     /// The heaplab source tree whose suite grades [default: $HEAPLAB_ROOT, else the
     /// tree the grader was built from].
     #[arg(long, value_name = "DIR")]
@@ -229,5 +233,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", file.display()))?;
     }
     print!("{}", format.render(&report));
+    if let Some(threshold) = args.fail_under
+        && (report.withheld() || report.grade() < threshold)
+    {
+        eprintln!(
+            "grade {:.1} is below {threshold}{}",
+            report.grade(),
+            if report.withheld() { " (withheld)" } else { "" }
+        );
+        std::process::exit(1);
+    }
     Ok(())
 }
