@@ -66,6 +66,7 @@ fn a_reexported_heaplab_allocator_is_refused_and_its_grade_withheld() {
         ..Policy::default()
     };
     assert_eq!(refused(&dir, &allowed), Vec::<String>::new());
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -89,6 +90,7 @@ fn a_crates_io_allocator_is_refused() {
             .any(|r| r.starts_with("`linked_list_allocator`: not allowed")),
         "{refusals:?}"
     );
+    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -101,4 +103,6 @@ fn the_template_s_dependencies_are_allowed() {
     assert_eq!(refused(&dir, &Policy::default()), Vec::<String>::new());
     let with_std = submission("with-std", &rawheap(", features = [\"std\"]"), "");
     assert_eq!(refused(&with_std, &Policy::default()).len(), 1);
+    fs::remove_dir_all(&dir).unwrap();
+    fs::remove_dir_all(&with_std).unwrap();
 }
