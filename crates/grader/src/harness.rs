@@ -162,7 +162,8 @@ pub fn build(
     let student = if tags {
         submission.dir.clone()
     } else {
-        let staged = dir.join("staged");
+        // Beside the harness, not inside it: both are workspaces of their own.
+        let staged = options.work_dir.join("staged").join(&harness);
         fs::create_dir_all(&staged)?;
         write_if_changed(&staged.join("Cargo.toml"), &staged_manifest(submission)?)?;
         staged

@@ -150,12 +150,14 @@ fn from_metadata(metadata: &Value, manifest: &Path) -> anyhow::Result<Submission
     };
     let lib = target_of("lib")
         .with_context(|| format!("{} has no library (src/lib.rs)", manifest.display()))?;
+    let dir = manifest.parent().map(Path::to_path_buf).unwrap_or_default();
     let dependencies = package["dependencies"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|d| {
-            let path = d["path"].as_str().map(PathBuf::from);
+            // Cargo gives it absolute; a relative one would be the manifest's.
+            let path = d["path"].as_str().map(|p| dir.join(p));
             let req = d["req"].as_str().unwrap_or("*");
             let origin = match (&path, d["source"].as_str()) {
                 (Some(path), _) => format!("a path dependency on {}", path.display()),
@@ -182,7 +184,7 @@ fn from_metadata(metadata: &Value, manifest: &Path) -> anyhow::Result<Submission
         .collect();
     Ok(Submission {
         name: package["name"].as_str().unwrap_or_default().to_owned(),
-        dir: manifest.parent().map(Path::to_path_buf).unwrap_or_default(),
+        dir,
         lib,
         build_script: target_of("custom-build"),
         dependencies,
