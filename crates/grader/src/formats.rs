@@ -219,22 +219,7 @@ pub fn junit(report: &Report) -> String {
 }
 
 /// `text` escaped for XML and HTML text and attribute values.
-pub fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0, whatever a panic printed.
-            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use trace::escape_xml as xml;
 
 /// An HTML page around `body`, with `title`.
 pub fn page(title: &str, body: &str) -> String {
