@@ -24,10 +24,10 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::formats::{self, Format};
-use crate::{Options, batch, grade, rep_files};
+use crate::{Options, Report, batch, grade, rep_files};
 
 /// Grades a submission, or a folder of them.
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug)]
 pub struct Args {
     /// The submission: a crate directory whose root exports `Heap`. With --all, a folder
     /// whose subfolders are submissions.
@@ -213,17 +213,16 @@ pub fn options(args: &Args) -> anyhow::Result<(Options, Format)> {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let (options, format) = options(args)?;
     if args.all {
+        if matches!(format, Format::Gradescope | Format::Junit) && args.out.is_none() {
+            bail!("--all --format {format:?} writes one file per submission: give --out DIR");
+        }
         let batch = batch::grade_folder(&args.path, &options, args.out.as_deref(), format)?;
-        match format {
-            Format::Markdown => {
-                print!("{}", batch::summary_table(&batch.reports));
-                println!("\n{}", batch.timing());
-            }
-            _ => {
-                for report in &batch.reports {
-                    print!("{}", format.render(report));
-                }
-            }
+        if format == Format::Json {
+            let all: Vec<serde_json::Value> = batch.reports.iter().map(Report::json).collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        } else {
+            print!("{}", batch::summary_table(&batch.reports));
+            println!("\n{}", batch.timing());
         }
         return Ok(());
     }
