@@ -244,3 +244,71 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn options_of(argv: &[&str]) -> (Options, Format) {
+        let mut full = vec!["heaplab-grade", "submission"];
+        full.extend_from_slice(argv);
+        options(&Cli::try_parse_from(full).unwrap().args).unwrap()
+    }
+
+    #[test]
+    fn a_course_file_sets_every_choice_and_flags_override_it() {
+        let dir = std::env::temp_dir().join(format!("grader-config-{}", std::process::id()));
+        let traces = dir.join("traces");
+        fs::create_dir_all(&traces).unwrap();
+        fs::write(traces.join("one.rep"), "").unwrap();
+        let config = dir.join("grader.toml");
+        fs::write(
+            &config,
+            "region = 8192\nseed = 42\ncases = 9\ntraces = \"traces\"\ntarget = 75.0\ntimeout = 7\njobs = 1\nallow = [\"libm\"]\ntags = false\nformat = \"gradescope\"\n",
+        )
+        .unwrap();
+        let path = config.to_str().unwrap();
+        let (options, format) = options_of(&["--config", path]);
+        assert_eq!(options.region, 8192);
+        assert_eq!(options.seed, 42);
+        assert_eq!(options.cases, Some(9));
+        assert_eq!(options.traces, [traces.join("one.rep")]);
+        assert_eq!(options.target, Some(75.0));
+        assert_eq!(options.timeout, Duration::from_secs(7));
+        assert_eq!(options.jobs, 1);
+        assert_eq!(options.policy.allow, ["libm"]);
+        assert!(!options.policy.tags);
+        assert_eq!(format, Format::Gradescope);
+        let (options, format) = options_of(&[
+            "--config", path, "--region", "4096", "--seed", "3", "--allow", "talc", "--format",
+            "junit",
+        ]);
+        assert_eq!((options.region, options.seed), (4096, 3));
+        assert_eq!(options.policy.allow, ["libm", "talc"]);
+        assert_eq!(format, Format::Junit);
+        fs::write(&config, "regoin = 1\n").unwrap();
+        let typo = Cli::try_parse_from(["g", "s", "--config", path]).unwrap();
+        assert!(
+            super::options(&typo.args).is_err(),
+            "an unknown key is an error"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_fresh_seed_is_drawn_on_every_run_and_the_default_is_fixed() {
+        let (first, _) = options_of(&["--seed", "fresh"]);
+        let (second, _) = options_of(&["--seed", "fresh"]);
+        assert_ne!(first.seed, second.seed);
+        assert_eq!(options_of(&[]).0.seed, crate::SEED);
+        assert!("twelve".parse::<Seed>().is_err());
+    }
+}
