@@ -203,3 +203,57 @@ pub fn leaderboard(reports: &[Report], salt: u64) -> String {
     body.push_str("</table>\n");
     formats::page("Leaderboard", &body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Refusal;
+    use crate::report::Outcome;
+    use crate::report::tests::graded;
+
+    fn class() -> Vec<Report> {
+        let mut best = graded();
+        best.folder = "alice-smith".into();
+        let mut lost = graded();
+        lost.folder = "bob-jones".into();
+        lost.rules[0].1 = Outcome::Failed("crashed".into());
+        let mut refused = graded();
+        refused.folder = "carol-white".into();
+        refused.refused = vec![Refusal {
+            dependency: "tlsf".into(),
+            why: "not allowed".into(),
+        }];
+        vec![refused, lost, best]
+    }
+
+    #[test]
+    fn the_leaderboard_ranks_by_grade_and_names_no_one() {
+        let page = leaderboard(&class(), 99);
+        for name in ["alice", "bob", "carol", "smith"] {
+            assert!(!page.contains(name), "{name} in the leaderboard");
+        }
+        let rows: Vec<&str> = page.lines().filter(|l| l.starts_with("<tr><td>")).collect();
+        assert_eq!(rows.len(), 3);
+        assert!(
+            rows[0].contains(&pseudonym("alice-smith", 99)),
+            "{}",
+            rows[0]
+        );
+        assert!(rows[1].contains(&pseudonym("bob-jones", 99)), "{}", rows[1]);
+        assert!(rows[2].contains("withheld"), "{}", rows[2]);
+        assert_ne!(pseudonym("alice-smith", 99), pseudonym("alice-smith", 100));
+    }
+
+    #[test]
+    fn the_summary_names_what_each_lost_and_what_was_refused() {
+        let table = summary_table(&class());
+        assert!(
+            table.contains("| withheld | grade withheld: depends on `tlsf` |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(&format!("| `{}` |", RULES[0].name)),
+            "{table}"
+        );
+    }
+}
