@@ -182,6 +182,8 @@ pub fn options(args: &Args) -> anyhow::Result<(Options, Format)> {
             heaplab.display()
         );
     }
+    // Absolute: the harness, elsewhere, names its crates by this path.
+    let heaplab = heaplab.canonicalize()?;
     let mut options = Options::standard(&heaplab)?;
     if let Some(dir) = args.traces.as_ref().or(config.traces.as_ref()) {
         options.traces = rep_files(dir)?;
