@@ -114,6 +114,15 @@ pub fn grade_folder(
     Ok(batch)
 }
 
+/// Rules kept as a table shows them: none were run when the grade is withheld.
+fn shown_kept(report: &Report) -> String {
+    if report.withheld() {
+        "not run".to_owned()
+    } else {
+        format!("{}/{}", report.kept(), RULES.len())
+    }
+}
+
 /// The grade as a table shows it: withheld, or out of 100.
 fn shown_grade(report: &Report) -> String {
     if report.withheld() {
@@ -151,10 +160,9 @@ pub fn summary_table(reports: &[Report]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {}/{} | {:.1} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} |",
             report.label(),
-            report.kept(),
-            RULES.len(),
+            shown_kept(report),
             report.performance_index(),
             shown_grade(report),
             lost
@@ -191,11 +199,10 @@ pub fn leaderboard(reports: &[Report], salt: u64) -> String {
     for (rank, report) in ranked.iter().enumerate() {
         let _ = writeln!(
             body,
-            "<tr><td>{}</td><td>{}</td><td>{}/{}</td><td>{:.1}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
             rank + 1,
             pseudonym(&report.folder, salt),
-            report.kept(),
-            RULES.len(),
+            shown_kept(report),
             report.performance_index(),
             shown_grade(report)
         );
