@@ -512,11 +512,13 @@ pub fn figures(out: &Path) -> anyhow::Result<()> {
     fs::write(
         out.join("coursework-batch-time.md"),
         format!(
-            "{} submissions graded one after another, {} parts at once on {} cores: {total:.0} s in all, **{:.1} s per submission** (the slowest, {slowest:.0} s).\n",
+            "{} submissions graded one after another, {} parts at once on {} cores: {total:.0} s in all, **{:.1} s per submission** (the slowest, {slowest:.0} s); {} of the {} had their harness compiled in this run, the others found it up to date from an earlier one.\n",
             reports.len(),
             options.jobs,
             std::thread::available_parallelism().map_or(1, usize::from),
             total / reports.len() as f64,
+            reports.iter().filter(|r| r.compiled).count(),
+            reports.len(),
         ),
     )?;
     let json = serde_json::to_string_pretty(&reports[1].json())?;

@@ -30,11 +30,12 @@ impl Batch {
     pub fn timing(&self) -> String {
         let count = self.reports.len().max(1);
         format!(
-            "{} submissions graded in {:.0} s with {} parts at once: {:.1} s per submission.",
+            "{} submissions graded in {:.0} s with {} parts at once: {:.1} s per submission ({} harnesses compiled in this run).",
             self.reports.len(),
             self.seconds,
             self.jobs,
-            self.seconds / count as f64
+            self.seconds / count as f64,
+            self.reports.iter().filter(|r| r.compiled).count()
         )
     }
 }

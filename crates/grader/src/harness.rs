@@ -108,6 +108,8 @@ pub struct Harness {
     pub exe: PathBuf,
     /// Where each part's output goes.
     pub logs: PathBuf,
+    /// Whether this build compiled it (else it was up to date from an earlier grading).
+    pub compiled: bool,
 }
 
 /// Why a submission could not be graded at all: it does not build.
@@ -223,18 +225,26 @@ codegen-units = 16
             .collect();
         return Ok(Err(BuildFailure::new(errors.join("\n"), !tags)));
     }
-    let exe = stdout
+    let artifact = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| message["target"]["name"] == harness.as_str())
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .find(|message| {
+            message["target"]["name"] == harness.as_str() && message["executable"].is_string()
+        })
         .context("cargo built the harness but named no executable")?;
+    let exe = PathBuf::from(artifact["executable"].as_str().unwrap_or_default());
+    // Cargo calls an artifact it did not have to compile again "fresh".
+    let compiled = artifact["fresh"] != true;
     let logs = options
         .work_dir
         .join("runs")
         .join(format!("{harness}-{}", std::process::id()));
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    Ok(Ok(Harness { exe, logs }))
+    Ok(Ok(Harness {
+        exe,
+        logs,
+        compiled,
+    }))
 }
 
 /// The submission's manifest as the harness builds it with tags switched off: its

@@ -194,6 +194,7 @@ pub fn grade(path: &Path, options: &Options) -> anyhow::Result<Report> {
             return Ok(report);
         }
     };
+    report.compiled = harness.compiled;
     report.rules = process::run_rules(&harness, options);
     report.performance = if !report.lost().is_empty() {
         Performance::Skipped(

@@ -137,6 +137,9 @@ pub struct Report {
     pub target: Option<f64>,
     /// How long grading took.
     pub seconds: f64,
+    /// Whether grading compiled the harness (the most of a first grading's time), or
+    /// found it up to date.
+    pub compiled: bool,
 }
 
 /// The performance part of a report.
@@ -189,6 +192,7 @@ impl Report {
             performance: Performance::Skipped("the submission does not build".into()),
             target: options.target,
             seconds: 0.0,
+            compiled: false,
         }
     }
 
