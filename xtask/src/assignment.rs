@@ -58,14 +58,20 @@ pub fn create(name: &str, dir: &Path) -> anyhow::Result<PathBuf> {
     if dir.exists() && fs::read_dir(dir)?.next().is_some() {
         bail!("{} exists and is not empty", dir.display());
     }
-    write_crate(name, dir, None)
+    write_crate(name, dir, None, &[])
 }
 
 /// Writes the crate `name` from the template into `dir`, with `lib_rs` as its
-/// `src/lib.rs` when given (then it also depends on `conformance`, where the teaching
-/// heaps live). Files that already hold the same text are left alone, so cargo sees
-/// nothing new in a crate written again unchanged.
-pub fn write_crate(name: &str, dir: &Path, lib_rs: Option<&str>) -> anyhow::Result<PathBuf> {
+/// `src/lib.rs` when given, and depending besides `rawheap` on the crates of this
+/// repository named in `uses` (`conformance`, where the teaching heaps live, for the
+/// grader's own test submissions). Files that already hold the same text are left
+/// alone, so cargo sees nothing new in a crate written again unchanged.
+pub fn write_crate(
+    name: &str,
+    dir: &Path,
+    lib_rs: Option<&str>,
+    uses: &[&str],
+) -> anyhow::Result<PathBuf> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let template = root().join("coursework/template");
@@ -73,7 +79,7 @@ pub fn write_crate(name: &str, dir: &Path, lib_rs: Option<&str>) -> anyhow::Resu
         let text = fs::read_to_string(template.join(file))
             .with_context(|| format!("reading the template's {file}"))?;
         let text = match (*file, lib_rs) {
-            ("Cargo.toml", _) => manifest(&text, name, &dir, lib_rs.is_some())?,
+            ("Cargo.toml", _) => manifest(&text, name, &dir, uses)?,
             ("README.md", _) => text.replace("`assignment`", &format!("`{name}`")),
             ("src/lib.rs", Some(lib_rs)) => lib_rs.to_owned(),
             _ => text.replace(
@@ -85,13 +91,13 @@ pub fn write_crate(name: &str, dir: &Path, lib_rs: Option<&str>) -> anyhow::Resu
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
-        crate::grade::write_if_changed(&path, &text)?;
+        grader::write_if_changed(&path, &text)?;
     }
     // The workspace's dependency versions, so the crate builds with what this
     // repository was tested with, and without a registry lookup when it is cached.
     let lock = fs::read_to_string(root().join("Cargo.lock"))?;
-    crate::grade::write_if_changed(&dir.join("Cargo.lock"), &lock)?;
-    crate::grade::write_if_changed(&dir.join(".gitignore"), "/target\n")?;
+    grader::write_if_changed(&dir.join("Cargo.lock"), &lock)?;
+    grader::write_if_changed(&dir.join(".gitignore"), "/target\n")?;
     Ok(dir)
 }
 
@@ -110,14 +116,9 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 /// The template's Cargo.toml for the crate `name` in `dir`: its name, its path
-/// dependencies pointing into this repository, and `[workspace]` unless `dir` is a
-/// member of this workspace.
-fn manifest(
-    template: &str,
-    name: &str,
-    dir: &Path,
-    with_conformance: bool,
-) -> anyhow::Result<String> {
+/// dependencies pointing into this repository (with the crates in `uses` added to its
+/// dependencies), and `[workspace]` unless `dir` is a member of this workspace.
+fn manifest(template: &str, name: &str, dir: &Path, uses: &[&str]) -> anyhow::Result<String> {
     let name_line = format!("name = \"{TEMPLATE_NAME}\"");
     if template.matches(&name_line).count() != 1 {
         bail!("the template's Cargo.toml must name its package `{TEMPLATE_NAME}` once");
@@ -139,17 +140,12 @@ fn manifest(
     let mut text = template
         .replace(&name_line, &format!("name = \"{name}\""))
         .replace("\"../../crates/", &format!("\"{}/", crates.display()));
-    if with_conformance {
-        let conformance = text
-            .lines()
-            .find(|line| line.starts_with("conformance = "))
-            .context("the template's Cargo.toml has no conformance dev-dependency")?
-            .to_owned();
-        text = text.replacen(
-            "[dependencies]\n",
-            &format!("[dependencies]\n{conformance}\n"),
-            1,
-        );
+    if !text.contains("[dependencies]\n") {
+        bail!("the template's Cargo.toml has no [dependencies] table");
+    }
+    for used in uses {
+        let line = format!("{used} = {{ path = \"{}/{used}\" }}", crates.display());
+        text = text.replacen("[dependencies]\n", &format!("[dependencies]\n{line}\n"), 1);
     }
     let member = dir.parent() == Some(repo.join("crates").as_path());
     if member {

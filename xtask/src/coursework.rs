@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 
 use crate::assignment;
-use crate::grade::{self, Options, Outcome, Report};
 use crate::shell::root;
+use grader::{Options, Outcome, Report};
 
 /// The rules each broken teaching heap loses when graded: the rule named for its bug in
 /// the conformance crate's `tests/broken_heaps.rs`, and the other rules the same bug
@@ -97,9 +97,14 @@ const FAULTY: &[(&str, &str, Duration)] = &[
 /// busy machine; only the submission that loops ever waits for it (with a shorter one).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where the grader builds and keeps its files: one target directory for every harness.
+fn grade_dir() -> PathBuf {
+    root().join("target/grade")
+}
+
 /// Where the graded submissions are written.
 fn submissions_dir() -> PathBuf {
-    grade::grade_dir().join("submissions")
+    grade_dir().join("submissions")
 }
 
 /// The reference solution: the template with its answers filled in.
@@ -109,25 +114,41 @@ fn write_reference() -> anyhow::Result<PathBuf> {
         "reference-solution",
         &submissions_dir().join("reference-solution"),
         Some(&lib),
+        &[],
+    )
+}
+
+/// The `src/lib.rs` of the broken teaching heap with `flaw`.
+fn broken_lib(flaw: &str) -> String {
+    format!(
+        "//! The conformance crate's teaching heap with the flaw `{flaw}`, as a submission.\n\n\
+         /// The heap the grader grades.\n\
+         pub type Heap = conformance::teaching::ListHeap<conformance::teaching::{flaw}>;\n"
     )
 }
 
 /// The broken teaching heap with `flaw`, as a submission crate.
 fn write_broken(flaw: &str) -> anyhow::Result<PathBuf> {
     let name = format!("broken-{}", kebab(flaw));
-    let lib = format!(
-        "//! The conformance crate's teaching heap with the flaw `{flaw}`, as a submission.\n\n\
-         /// The heap the grader grades.\n\
-         pub type Heap = conformance::teaching::ListHeap<conformance::teaching::{flaw}>;\n"
-    );
-    assignment::write_crate(&name, &submissions_dir().join(&name), Some(&lib))
+    let lib = broken_lib(flaw);
+    assignment::write_crate(
+        &name,
+        &submissions_dir().join(&name),
+        Some(&lib),
+        &["conformance"],
+    )
 }
 
 /// The faulty submission `coursework/faulty/{fault}.rs`, as a submission crate.
 fn write_faulty(fault: &str) -> anyhow::Result<PathBuf> {
     let name = format!("faulty-{}", kebab(fault));
     let lib = fs::read_to_string(root().join(format!("coursework/faulty/{fault}.rs")))?;
-    assignment::write_crate(&name, &submissions_dir().join(&name), Some(&lib))
+    assignment::write_crate(
+        &name,
+        &submissions_dir().join(&name),
+        Some(&lib),
+        &["conformance"],
+    )
 }
 
 /// `OffByOneSplit` as `off-by-one-split`; `out_of_bounds` as `out-of-bounds`.
@@ -146,12 +167,143 @@ fn kebab(name: &str) -> String {
     out
 }
 
-fn options(timeout: Duration, performance: bool) -> anyhow::Result<Options> {
-    Ok(Options {
+/// The grader's options for the check; `allow` names the crates allowed besides
+/// `rawheap` (the teaching heaps live in `conformance`).
+fn options(timeout: Duration, performance: bool, allow: &[&str]) -> anyhow::Result<Options> {
+    let mut options = Options {
         timeout,
         performance,
-        ..Options::standard()?
-    })
+        ..Options::standard(&root())?
+    };
+    options.policy.allow = allow.iter().map(|a| a.to_string()).collect();
+    Ok(options)
+}
+
+/// The `src/lib.rs` of a submission that hands in heaplab's own TLSF heap.
+const REEXPORT_LIB: &str = "//! Hands in heaplab's TLSF heap instead of a heap of its own.\n\n\
+                            /// The heap the grader grades.\n\
+                            pub type Heap = tlsf::Tlsf;\n";
+
+/// A submission that hands in heaplab's own TLSF heap as its `Heap`.
+fn write_reexport() -> anyhow::Result<PathBuf> {
+    let name = "reexported-tlsf";
+    assignment::write_crate(
+        name,
+        &submissions_dir().join(name),
+        Some(REEXPORT_LIB),
+        &["tlsf"],
+    )
+}
+
+/// The coursework kit's check, or a class graded in one batch.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Instead of the check: write N generated submissions (a mix of the reference
+    /// solution, the broken teaching heaps, the faulty submissions and a re-exported
+    /// heaplab allocator) to target/grade/class and grade them with --all, writing the
+    /// reports, the summary and the leaderboard to target/grade/class-reports.
+    #[arg(long, value_name = "N")]
+    pub class: Option<usize>,
+    /// With --class: seconds each rule may run (the submission that loops waits this
+    /// long on each rule it is stuck in).
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// With --class: parts run at once [default: the number of cores].
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// `cargo xtask coursework`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match args.class {
+        Some(count) => class(count, args),
+        None => check(),
+    }
+}
+
+/// What one generated student handed in.
+#[derive(Clone, Copy, Debug)]
+enum Handed {
+    /// The reference solution.
+    Correct,
+    /// A broken teaching heap.
+    Broken(&'static str),
+    /// A faulty submission of `coursework/faulty`.
+    Faulty(&'static str),
+    /// heaplab's TLSF, re-exported.
+    Reexport,
+}
+
+/// The mix of a generated class, in the order the students are numbered: every kind
+/// once, then again.
+fn class_mix() -> Vec<Handed> {
+    let mut mix = vec![Handed::Correct];
+    for (i, (flaw, _)) in EXPECTED_LOSSES.iter().enumerate() {
+        mix.push(Handed::Broken(flaw));
+        // A correct heap every fifth submission, and the faulty ones spread out.
+        if i % 5 == 4 {
+            mix.push(Handed::Correct);
+        }
+        if let Some((fault, _, _)) = FAULTY.get(i / 5).filter(|_| i % 5 == 2) {
+            mix.push(Handed::Faulty(fault));
+        }
+    }
+    mix.push(Handed::Reexport);
+    mix
+}
+
+/// Writes `count` submissions to `dir` as `student-NN`, each a crate with the
+/// template's package name (as students' crates are).
+fn write_class(count: usize, dir: &Path) -> anyhow::Result<()> {
+    let mix = class_mix();
+    let reference = fs::read_to_string(root().join("coursework/reference/lib.rs"))?;
+    for i in 0..count {
+        let folder = dir.join(format!("student-{:02}", i + 1));
+        let (lib, uses): (String, &[&str]) = match mix[i % mix.len()] {
+            Handed::Correct => (reference.clone(), &[]),
+            Handed::Broken(flaw) => (broken_lib(flaw), &["conformance"]),
+            Handed::Faulty(fault) => (
+                fs::read_to_string(root().join(format!("coursework/faulty/{fault}.rs")))?,
+                &["conformance"],
+            ),
+            Handed::Reexport => (REEXPORT_LIB.to_owned(), &["tlsf"]),
+        };
+        assignment::write_crate("assignment", &folder, Some(&lib), uses)?;
+    }
+    Ok(())
+}
+
+/// `--class N`: a generated class graded as staff would, `--all` with the teaching
+/// heaps' crate allowed (they live in `conformance`).
+fn class(count: usize, args: &Args) -> anyhow::Result<()> {
+    let dir = grade_dir().join("class");
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    write_class(count, &dir)?;
+    let mut options = options(Duration::from_secs(args.timeout), true, &["conformance"])?;
+    if let Some(jobs) = args.jobs {
+        options.jobs = jobs.max(1);
+    }
+    let out = grade_dir().join("class-reports");
+    let batch = grader::batch::grade_folder(
+        &dir,
+        &options,
+        Some(&out),
+        grader::formats::Format::Markdown,
+    )?;
+    print!("{}", grader::batch::summary_table(&batch.reports));
+    println!(
+        "\n{}\nreports, summary.md and leaderboard.html in {}",
+        batch.timing(),
+        out.display()
+    );
+    ensure!(
+        batch.errors.is_empty(),
+        "some submissions could not be graded: {:?}",
+        batch.errors
+    );
+    Ok(())
 }
 
 /// The CI step; see the module documentation.
@@ -163,7 +315,7 @@ pub fn check() -> anyhow::Result<()> {
     check_fresh_assignment()?;
     let reference = write_reference()?;
     cargo_test(&reference, true)?;
-    let report = grade::grade(&reference, &options(CHECK_TIMEOUT, true)?)?;
+    let report = grader::grade(&reference, &options(CHECK_TIMEOUT, true, &[])?)?;
     ensure!(
         report.lost().is_empty(),
         "the reference solution lost rules:\n{}",
@@ -182,8 +334,10 @@ pub fn check() -> anyhow::Result<()> {
         report.grade()
     );
     let mut reports = vec![report];
+    check_policy(&reference)?;
     for (flaw, expected) in EXPECTED_LOSSES {
-        let report = grade::grade(&write_broken(flaw)?, &options(CHECK_TIMEOUT, false)?)?;
+        let options = options(CHECK_TIMEOUT, false, &["conformance"])?;
+        let report = grader::grade(&write_broken(flaw)?, &options)?;
         let mut lost = report.lost();
         let mut expected = expected.to_vec();
         lost.sort_unstable();
@@ -197,7 +351,8 @@ pub fn check() -> anyhow::Result<()> {
         reports.push(report);
     }
     for &(fault, words, timeout) in FAULTY {
-        let report = grade::grade(&write_faulty(fault)?, &options(timeout, false)?)?;
+        let options = options(timeout, false, &["conformance"])?;
+        let report = grader::grade(&write_faulty(fault)?, &options)?;
         let said = report
             .rules
             .iter()
@@ -219,10 +374,48 @@ pub fn check() -> anyhow::Result<()> {
         );
         reports.push(report);
     }
-    println!("\n{}", grade::summary_table(&reports));
+    println!("\n{}", grader::batch::summary_table(&reports));
     println!(
         "    ok: coursework ({:.1} s)",
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The course's policy holds: a re-exported heaplab allocator is refused and its grade
+/// withheld, and the reference solution (which builds on `rawheap::tags`) graded with
+/// tags switched off does not build, and the report names the rule.
+fn check_policy(reference: &Path) -> anyhow::Result<()> {
+    let report = grader::grade(&write_reexport()?, &options(CHECK_TIMEOUT, false, &[])?)?;
+    let refused: Vec<&str> = report
+        .refused
+        .iter()
+        .map(|r| r.dependency.as_str())
+        .collect();
+    ensure!(
+        report.withheld() && refused == ["tlsf"],
+        "a re-exported tlsf should be refused:\n{}",
+        report.text()
+    );
+    println!(
+        "    re-exported tlsf: grade withheld ({})",
+        report.refused[0]
+    );
+    let mut no_tags = options(CHECK_TIMEOUT, false, &[])?;
+    no_tags.policy.tags = false;
+    let report = grader::grade(reference, &no_tags)?;
+    let rule = report
+        .build_failure
+        .as_ref()
+        .and_then(|f| f.rule.as_deref());
+    ensure!(
+        rule == Some(grader::harness::TAGS_RULE),
+        "the reference solution graded with --no-tags should fail on rawheap::tags:\n{}",
+        report.text()
+    );
+    println!(
+        "    reference solution with --no-tags: does not build, and the report says {}",
+        grader::harness::TAGS_RULE
     );
     Ok(())
 }
@@ -260,8 +453,8 @@ fn cargo_test(dir: &Path, pass: bool) -> anyhow::Result<String> {
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["test", "--no-fail-fast"])
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", grade::grade_dir())
-        .env("PROPTEST_RNG_SEED", grade::SEED.to_string())
+        .env("CARGO_TARGET_DIR", grade_dir())
+        .env("PROPTEST_RNG_SEED", grader::SEED.to_string())
         .output()
         .with_context(|| format!("running cargo test in {}", dir.display()))?;
     let text = format!(
@@ -289,10 +482,10 @@ fn cargo_test(dir: &Path, pass: bool) -> anyhow::Result<String> {
 pub fn figures(out: &Path) -> anyhow::Result<()> {
     let reference = write_reference()?;
     let broken = write_broken("OffByOneSplit")?;
-    let options = options(CHECK_TIMEOUT, true)?;
+    let options = options(CHECK_TIMEOUT, true, &["conformance"])?;
     let mut reports = Vec::new();
     for path in [reference, broken] {
-        reports.push(grade::grade(&path, &options)?);
+        reports.push(grader::grade(&path, &options)?);
     }
     let write = |file: &str, report: &Report| {
         fs::write(out.join(file), demote(&report.text())).with_context(|| format!("writing {file}"))
@@ -304,12 +497,29 @@ pub fn figures(out: &Path) -> anyhow::Result<()> {
             timeout,
             ..options.clone()
         };
-        reports.push(grade::grade(&write_faulty(fault)?, &options)?);
+        reports.push(grader::grade(&write_faulty(fault)?, &options)?);
     }
     write("coursework-report-loops.md", &reports[3])?;
     fs::write(
         out.join("coursework-batch.md"),
-        grade::summary_table(&reports),
+        grader::batch::summary_table(&reports),
+    )?;
+    // What grading costs per submission, from this run: each report's own time, its
+    // harness's build included when it was not already built.
+    let seconds: Vec<f64> = reports.iter().map(|r| r.seconds).collect();
+    let total: f64 = seconds.iter().sum();
+    let slowest = seconds.iter().copied().fold(0.0, f64::max);
+    fs::write(
+        out.join("coursework-batch-time.md"),
+        format!(
+            "{} submissions graded one after another, {} parts at once on {} cores: {total:.0} s in all, **{:.1} s per submission** (the slowest, {slowest:.0} s); {} of the {} had their harness compiled in this run, the others found it up to date from an earlier one.\n",
+            reports.len(),
+            options.jobs,
+            std::thread::available_parallelism().map_or(1, usize::from),
+            total / reports.len() as f64,
+            reports.iter().filter(|r| r.compiled).count(),
+            reports.len(),
+        ),
     )?;
     let json = serde_json::to_string_pretty(&reports[1].json())?;
     fs::write(out.join("coursework-report-broken.json"), json)?;
@@ -317,7 +527,7 @@ pub fn figures(out: &Path) -> anyhow::Result<()> {
         out.join("coursework-formula.md"),
         format!(
             "`{}`\n\nwith `{}`\n",
-            grade::GRADE_FORMULA,
+            grader::GRADE_FORMULA,
             trace::replay::SCORE_FORMULA
         ),
     )?;
@@ -347,6 +557,19 @@ mod tests {
     use conformance::teaching::Flaw;
 
     use super::*;
+
+    #[test]
+    fn a_generated_class_holds_every_kind_of_submission() {
+        let mix = class_mix();
+        let count = |f: fn(&Handed) -> bool| mix.iter().filter(|h| f(h)).count();
+        assert_eq!(
+            count(|h| matches!(h, Handed::Broken(_))),
+            EXPECTED_LOSSES.len()
+        );
+        assert_eq!(count(|h| matches!(h, Handed::Faulty(_))), FAULTY.len());
+        assert!(count(|h| matches!(h, Handed::Correct)) >= 3);
+        assert_eq!(count(|h| matches!(h, Handed::Reexport)), 1);
+    }
 
     #[test]
     fn type_and_file_names_become_crate_names() {

@@ -13,7 +13,6 @@ mod coursework;
 mod demo;
 mod figures;
 mod fuzz;
-mod grade;
 mod playground;
 mod preload;
 mod record;
@@ -62,11 +61,12 @@ enum Command {
     /// Create a student's assignment crate from the coursework template.
     NewAssignment(assignment::Args),
     /// Grade a student's heap (or a folder of them with --all): the suite rule by rule,
-    /// traces, a score.
-    Grade(grade::Args),
+    /// traces, a score. The grader is `crates/grader`, installed alone as `heaplab-grade`.
+    Grade(Box<grader::cli::Args>),
     /// The coursework kit's own check (a step of `ci`): a fresh assignment, the reference
-    /// solution, and the broken and faulty submissions graded.
-    Coursework,
+    /// solution, and the broken and faulty submissions graded; with --class N, a class of
+    /// N generated submissions graded in one batch instead.
+    Coursework(coursework::Args),
     /// Real programs (python3, perl, gcc) on every allocator through LD_PRELOAD, compared
     /// with their output on the C library's malloc; and python3 recorded as a trace,
     /// replayed on every allocator.
@@ -91,8 +91,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::bench(&args),
         Command::Playground(args) => playground::run_args(&args),
         Command::NewAssignment(args) => assignment::run(&args),
-        Command::Grade(args) => grade::run(&args),
-        Command::Coursework => coursework::check(),
+        Command::Grade(args) => grader::cli::run(&args),
+        Command::Coursework(args) => coursework::run(&args),
         Command::Preload(args) => preload::run(&args),
         Command::Record(args) => record::run(&args),
     }

@@ -44,6 +44,7 @@ pub const GRADER_REPORTS: &[&str] = &[
     "coursework-report-broken.json",
     "coursework-report-loops.md",
     "coursework-batch.md",
+    "coursework-batch-time.md",
     "coursework-formula.md",
 ];
 

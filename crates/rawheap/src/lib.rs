@@ -74,6 +74,9 @@ mod arena;
 pub mod bits;
 mod locked;
 mod report;
+// The boundary-tag block format, behind the feature `tags` (on by default, and asked
+// for by the heaps that use it), so a course can grade an assignment without it.
+#[cfg(feature = "tags")]
 pub mod tags;
 
 use core::alloc::Layout;

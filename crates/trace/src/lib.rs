@@ -51,6 +51,7 @@ mod svg;
 pub use format::{Op, ParseError, Trace, Warning};
 pub use generate::{Workload, generate};
 pub use replay::{ReplayOptions, ReplayReport, replay};
+pub use svg::escape as escape_xml;
 
 #[cfg(test)]
 mod tests;

@@ -30,8 +30,10 @@ impl Svg {
     }
 }
 
-/// `text` with the five XML special characters escaped, for text and attribute values.
-pub(crate) fn escape(text: &str) -> String {
+/// `text` with the five XML special characters escaped, for text and attribute values
+/// (of SVG, HTML, or any XML), and control characters, which XML 1.0 does not allow
+/// (a panic message may hold a terminal's colour codes), replaced by U+FFFD.
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -40,6 +42,7 @@ pub(crate) fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            c if c.is_control() && !matches!(c, '\n' | '\t' | '\r') => out.push('\u{FFFD}'),
             _ => out.push(c),
         }
     }
