@@ -54,7 +54,8 @@ rejected_by! {
     realloc_that_frees_first: ReallocFreesFirst by failed_reallocate_keeps_the_block;
     zeroed_that_trusts_fresh_memory: TrustsFreshMemory by allocate_zeroed_gives_zeros;
     stats_that_drift_on_resize: StatsForgetResize by stats_match_the_model;
-    panicking_on_exhaustion: PanicsOnExhaustion by exhaustion_is_an_error_not_a_crash;
+    panicking_on_exhaustion: PanicsOnExhaustion by methods_never_panic;
+    writing_past_an_end_rounded_up: RoundsUpTheEnd by writes_stay_inside_the_region;
     walk_that_hides_a_block: WalkHidesFirstChunk by walk_shows_exactly_the_live_blocks;
     usable_size_that_lies: UsableSizeLies by usable_size_is_truthful;
     high_water_that_falls: HighWaterFalls by high_water_covers_every_block;
@@ -80,24 +81,62 @@ fn assuming_an_aligned_region_passes_in_one_and_fails_in_an_unaligned_one() {
 }
 
 #[test]
-fn a_panic_is_a_violation_of_the_running_rule_with_the_ops_that_cause_it() {
-    let violation = rejected(
+fn a_panic_is_charged_to_one_rule_whichever_scenario_meets_it_and_says_where() {
+    for result in [
         rules::exhaustion_is_an_error_not_a_crash::<ListHeap<PanicsOnExhaustion>>(REGION),
-        "exhaustion_is_an_error_not_a_crash",
+        rules::methods_never_panic::<ListHeap<PanicsOnExhaustion>>(REGION),
+    ] {
+        let violation = rejected(result, "methods_never_panic");
+        assert!(
+            violation
+                .message
+                .contains("the heap panicked during `Op::Alloc"),
+            "{violation}"
+        );
+        assert!(
+            violation.message.contains("out of memory (at "),
+            "{violation}"
+        );
+        assert!(violation.message.contains("teaching.rs:"), "{violation}");
+        let ops = violation.ops.expect("a panic replays");
+        assert_eq!(
+            conformance::replay::<ListHeap<PanicsOnExhaustion>>(violation.region, &ops)
+                .expect_err("the ops panic again")
+                .message,
+            violation.message
+        );
+    }
+}
+
+#[test]
+fn a_write_past_the_region_names_the_bytes_and_the_operation_and_replays() {
+    let violation = rejected(
+        rules::writes_stay_inside_the_region::<ListHeap<RoundsUpTheEnd>>(REGION),
+        "writes_stay_inside_the_region",
     );
+    // The first region whose length is 8 past a multiple of 16: the marker lands in
+    // the 8 bytes after its end.
+    assert_eq!(violation.region, REGION - 8, "{violation}");
+    let end = format!("{:#x}", REGION - 8);
     assert!(
-        violation
-            .message
-            .contains("the heap panicked during `Op::Alloc"),
+        violation.message.contains(&format!(
+            "the heap wrote outside its region during `Op::Alloc"
+        )) && violation.message.contains(&format!(
+            "+{end}..+{:#x} (8 bytes past the region's end +{end})",
+            REGION
+        )),
         "{violation}"
     );
-    assert!(violation.message.contains("out of memory"), "{violation}");
-    let ops = violation.ops.expect("a panic replays");
+    let ops = violation.ops.clone().expect("a sequence");
+    assert_eq!(ops.len(), 1, "not shrunk: {violation}");
     assert_eq!(
-        conformance::replay::<ListHeap<PanicsOnExhaustion>>(REGION, &ops)
-            .expect_err("the ops panic again")
-            .message,
-        violation.message
+        conformance::replay::<ListHeap<RoundsUpTheEnd>>(REGION - 8, &ops),
+        Err(violation.clone())
+    );
+    // The same heap keeps to a region whose length is a multiple of 16.
+    assert_eq!(
+        conformance::replay::<ListHeap<RoundsUpTheEnd>>(REGION, &ops),
+        Ok(())
     );
 }
 
