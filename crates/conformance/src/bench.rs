@@ -7,6 +7,7 @@ use rawheap::{AllocError, Capabilities, RawHeap, Stats};
 use crate::guard::{Breach, GUARD_BYTE, GuardedArena};
 use crate::model::{Model, Outcome};
 use crate::op::Op;
+use crate::page;
 use crate::panics;
 use crate::rules::id;
 use crate::violation::{Violation, at};
@@ -248,7 +249,7 @@ pub(crate) fn run_rule<H: RawHeap>(
         Ok(Err(violation)) => violation,
         Err(panic) => panicked::<H>(bench.len, bench.offset, &bench.log, &panic),
     };
-    Err(shrink::<H>(rule, violation))
+    Err(page::with_page::<H>(shrink::<H>(rule, violation)))
 }
 
 /// Replays `ops` on a fresh heap under the model; a panic is a violation of `running`.

@@ -126,6 +126,7 @@ mod checked;
 mod guard;
 mod model;
 mod op;
+mod page;
 mod panics;
 pub mod property;
 mod qc;
@@ -137,6 +138,7 @@ mod violation;
 pub use checked::Checked;
 pub use model::{LiveBlock, Model, Outcome};
 pub use op::Op;
+pub use page::{FAILURE_DIR_VAR, failure_dir};
 pub use qc::{Ops, quickcheck};
 pub use rules::run_all;
 pub use violation::Violation;
@@ -161,6 +163,7 @@ pub fn replay_at<H: RawHeap>(region: usize, offset: usize, ops: &[Op]) -> Result
         offset,
         ops,
     )
+    .map_err(page::with_page::<H>)
 }
 
 /// Writes the whole suite for one heap type as a test module with one `#[test]` per

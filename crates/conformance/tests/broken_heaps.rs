@@ -187,3 +187,73 @@ fn scenario_failures_are_shrunk_too() {
         "blocks_never_overlap",
     );
 }
+
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "Miri keeps programs away from the file system: no pages"
+)]
+fn a_violation_writes_a_page_that_draws_every_step_and_marks_the_bytes() {
+    let violation = rejected(
+        rules::writes_stay_inside_the_region::<ListHeap<RoundsUpTheEnd>>(REGION),
+        "writes_stay_inside_the_region",
+    );
+    let page = violation.page.clone().expect("a failure page");
+    assert!(page.is_absolute(), "{}", page.display());
+    assert!(
+        page.ends_with(
+            "heaplab/failures/ListHeap_RoundsUpTheEnd-writes_stay_inside_the_region.html"
+        ),
+        "{}",
+        page.display()
+    );
+    let text = violation.to_string();
+    assert!(
+        text.lines()
+            .any(|line| line == format!("failure page: {}", page.display())),
+        "{text}"
+    );
+    let html = std::fs::read_to_string(&page).expect("the page was written");
+    let steps = violation.ops.as_ref().expect("a sequence").len() + 1;
+    assert!(
+        html.contains("<h1>ListHeap&lt;RoundsUpTheEnd&gt; broke the rule <code>writes_stay_inside_the_region</code></h1>"),
+        "{html}"
+    );
+    // The fresh heap and each operation, each with its heap map and stats; the last
+    // step is the one that broke the rule.
+    assert_eq!(html.matches("<li class=\"step").count(), steps, "{html}");
+    assert_eq!(html.matches("class=\"heap-map\"").count(), steps, "{html}");
+    assert_eq!(
+        html.matches("<table class=\"stats\">").count(),
+        steps,
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("<li class=\"step broke\"").count(),
+        1,
+        "{html}"
+    );
+    assert!(
+        html.contains("<code>Op::Alloc { size: 1, align_log2: 0 }</code>"),
+        "{html}"
+    );
+    // The heap's one block after the allocation, to scale, and the 8 bytes it wrote
+    // past the region's end marked.
+    assert!(
+        html.contains("data-kind=\"used\" data-offset=\"0\" data-size=\"8\""),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "class=\"offending\" data-from=\"{}\" data-to=\"{}\"",
+            REGION - 8,
+            REGION
+        )),
+        "{html}"
+    );
+    assert!(html.contains("8 bytes past the end"), "{html}");
+    assert!(
+        html.contains("::conformance::replay::&lt;ListHeap&lt;RoundsUpTheEnd&gt;&gt;"),
+        "{html}"
+    );
+}

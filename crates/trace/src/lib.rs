@@ -47,6 +47,7 @@ mod svg;
 pub use format::{Op, ParseError, Trace};
 pub use generate::{Workload, generate};
 pub use replay::{ReplayOptions, ReplayReport, replay};
+pub use svg::escape;
 
 #[cfg(test)]
 mod tests;

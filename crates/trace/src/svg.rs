@@ -30,8 +30,9 @@ impl Svg {
     }
 }
 
-/// `text` with the five XML special characters escaped, for text and attribute values.
-pub(crate) fn escape(text: &str) -> String {
+/// `text` with the five XML special characters escaped, for text and attribute values
+/// (of SVG and of HTML pages that embed it).
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
