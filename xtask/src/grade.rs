@@ -26,7 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use conformance::rules::RULES;
+use conformance::rules::{PANIC_RULE, RULES, SERVES_RULE};
 use serde_json::{Value, json};
 
 use crate::shell::root;
@@ -845,8 +845,15 @@ fn run_rules(harness: &Harness, options: &Options) -> Vec<(&'static str, Outcome
 // ANCHOR: judge
 /// Each rule's outcome from every scenario's answer: a rule is broken when any scenario
 /// found it broken (the shortest failure is shown), lost when its own scenario did not
-/// finish, kept otherwise.
+/// finish (or a panic stopped it in a heap that does not serve modest requests), kept
+/// otherwise.
 fn judge(parts: &[Part]) -> Vec<(&'static str, Outcome)> {
+    // A panic counts against one rule; the rules whose scenarios it stopped count as
+    // kept only for a heap that serves modest requests (one that does not, a template
+    // full of `todo!()`, must not score them), as `cargo test` judges them too.
+    let serves = RULES.iter().zip(parts).any(|(rule, part)| {
+        rule.name == SERVES_RULE && matches!(part, Part::Answer(answer) if answer["kept"] == true)
+    });
     RULES
         .iter()
         .zip(parts)
@@ -872,6 +879,9 @@ fn judge(parts: &[Part]) -> Vec<(&'static str, Outcome)> {
                 match own {
                     Part::Failed(why) => Outcome::Failed(why.clone()),
                     Part::Answer(answer) => match answer["broken"].as_str() {
+                        Some(PANIC_RULE) if !serves => Outcome::Failed(format!(
+                            "not judged: its scenario was stopped by a panic (counted against `{PANIC_RULE}`), and the heap does not keep `{SERVES_RULE}` either, so nothing vouches for this rule."
+                        )),
                         Some(other) => Outcome::StoppedBy(other.to_owned()),
                         None => Outcome::Kept,
                     },
@@ -1037,6 +1047,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_panic_met_by_many_scenarios_loses_one_rule() {
+        let panic = |rule: &str| broke(rule, PANIC_RULE, 40);
+        let mut parts: Vec<Part> = RULES.iter().map(|r| kept(r.name)).collect();
+        for (i, rule) in RULES.iter().enumerate().skip(8) {
+            parts[i] = panic(rule.name);
+        }
+        let judged = judge(&parts);
+        let lost: Vec<&str> = judged
+            .iter()
+            .filter(|(_, o)| !o.kept())
+            .map(|(r, _)| *r)
+            .collect();
+        assert_eq!(lost, [PANIC_RULE]);
+        assert_eq!(judged[9].1, Outcome::StoppedBy(PANIC_RULE.into()));
+    }
+
+    #[test]
+    fn a_heap_that_panics_on_modest_requests_keeps_nothing_a_panic_stopped() {
+        let parts: Vec<Part> = RULES.iter().map(|r| broke(r.name, PANIC_RULE, 1)).collect();
+        let judged = judge(&parts);
+        assert!(judged.iter().all(|(_, o)| !o.kept()), "{judged:?}");
+        let serves = RULES.iter().position(|r| r.name == SERVES_RULE).unwrap();
+        assert!(
+            matches!(&judged[serves].1, Outcome::Failed(why) if why.starts_with("not judged")),
+            "{:?}",
+            judged[serves].1
+        );
     }
 
     #[test]
