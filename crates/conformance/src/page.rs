@@ -39,6 +39,9 @@ const MAP_WIDTH: usize = 760;
 /// Room on each side of the marks strip for bytes outside the region, pixels.
 const MARGIN: f64 = 60.0;
 
+/// Bytes shown at least on each side of the offending ones in a zoomed map.
+const ZOOM_ROOM: usize = 128;
+
 /// Steps drawn at most (a sequence that was not shrunk can be long).
 const MAX_STEPS: usize = 200;
 
@@ -304,8 +307,9 @@ pub(crate) fn html(violation: &Violation, steps: &[Step]) -> String {
         out.push_str("<p>This failure is a scenario's own finding, which operations replayed alone do not show: the page has no steps to draw.</p>\n");
     } else {
         out.push_str("<ol class=\"steps\">\n");
+        let focus = focus(steps, violation.region);
         for (number, step) in steps.iter().enumerate() {
-            write_step(&mut out, number, step, violation.region);
+            write_step(&mut out, number, step, violation.region, focus);
         }
         out.push_str("</ol>\n");
         let shown = steps.len().saturating_sub(1);
@@ -328,7 +332,27 @@ pub(crate) fn html(violation: &Violation, steps: &[Step]) -> String {
     out
 }
 
-fn write_step(out: &mut String, number: usize, step: &Step, region: usize) {
+/// The stretch of the region a zoomed map shows: the offending bytes of the step that
+/// broke the rule, with some room around them; `None` when they are spread over so much
+/// of the region that the whole map shows them as well.
+fn focus(steps: &[Step], region: usize) -> Option<(usize, usize)> {
+    let marks = &steps.last()?.broke.as_ref()?.1;
+    let low = marks.iter().map(|m| m.0).min()?;
+    let high = marks.iter().map(|m| m.1).max()?;
+    let clamp = |offset: i128| offset.clamp(0, region as i128) as usize;
+    let span = (high - low).max(0) as usize;
+    let room = (span / 2).max(ZOOM_ROOM);
+    let (from, to) = (clamp(low - room as i128), clamp(high + room as i128));
+    (to > from && (to - from) * 4 <= region).then_some((from, to - from))
+}
+
+fn write_step(
+    out: &mut String,
+    number: usize,
+    step: &Step,
+    region: usize,
+    focus: Option<(usize, usize)>,
+) {
     let class = if step.broke.is_some() {
         "step broke"
     } else {
@@ -343,15 +367,17 @@ fn write_step(out: &mut String, number: usize, step: &Step, region: usize) {
         "<li class=\"{class}\" id=\"step-{number}\" data-step=\"{number}\">\n<h2>Step {number}: {op}</h2>\n<p class=\"did\">{}</p>",
         escape(&step.what)
     );
+    let marks = step.broke.as_ref().map(|b| b.1.as_slice());
     match &step.picture {
         Some((blocks, stats)) => {
-            let _ = writeln!(
-                out,
-                "<div class=\"map\">{}</div>",
-                strip_xml_declaration(&heapmap::svg(blocks, 0, region, MAP_WIDTH))
-            );
-            if let Some((_, marks)) = &step.broke {
-                out.push_str(&marks_svg(marks, region));
+            map(out, blocks, region, (0, region), marks, "the whole region");
+            if let Some((from, len)) = focus {
+                let caption = format!(
+                    "zoomed in on {}..{}, where the rule breaks",
+                    signed(from as i128),
+                    signed((from + len) as i128)
+                );
+                map(out, blocks, region, (from, len), marks, &caption);
             }
             write_stats(out, stats);
         }
@@ -365,36 +391,59 @@ fn write_step(out: &mut String, number: usize, step: &Step, region: usize) {
     out.push_str("</li>\n");
 }
 
+/// The heap map of the `window` (offset, length) of the region, and under it the
+/// offending bytes, if any.
+fn map(
+    out: &mut String,
+    blocks: &[Block],
+    region: usize,
+    window: (usize, usize),
+    marks: Option<&[(i128, i128)]>,
+    caption: &str,
+) {
+    let svg = heapmap::svg(blocks, window.0, window.1, MAP_WIDTH);
+    let _ = writeln!(
+        out,
+        "<figure class=\"map\" data-from=\"{}\" data-len=\"{}\"><figcaption>{}</figcaption>{}",
+        window.0,
+        window.1,
+        escape(caption),
+        strip_xml_declaration(&svg)
+    );
+    if let Some(marks) = marks {
+        out.push_str(&marks_svg(marks, window, region));
+    }
+    out.push_str("</figure>\n");
+}
+
 fn strip_xml_declaration(svg: &str) -> &str {
     svg.strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
         .unwrap_or(svg)
 }
 
-/// A strip as wide as the heap map (plus [`MARGIN`] on each side for bytes outside the
-/// region) with each offending range in red, at least 3 pixels wide.
-fn marks_svg(marks: &[(i128, i128)], region: usize) -> String {
+/// A strip as wide as a heap map of the `window` (plus [`MARGIN`] on each side for
+/// bytes outside it) with each offending range in red, at least 3 pixels wide.
+fn marks_svg(marks: &[(i128, i128)], (from_offset, len): (usize, usize), region: usize) -> String {
     let width = MAP_WIDTH as f64;
-    let scale = if region == 0 {
-        0.0
-    } else {
-        width / region as f64
-    };
+    let scale = if len == 0 { 0.0 } else { width / len as f64 };
+    let (low, high) = (from_offset as i128, (from_offset + len) as i128);
     let mut svg = format!(
         "<svg class=\"marks\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"34\" viewBox=\"0 0 {w} 34\" font-family=\"sans-serif\" font-size=\"11\">\n<rect x=\"{MARGIN}\" y=\"4\" width=\"{width}\" height=\"4\" fill=\"#999\"/>\n",
         w = width + 2.0 * MARGIN
     );
     for &(from, to) in marks {
         let place = |offset: i128| -> f64 {
-            if offset < 0 {
+            if offset < low {
                 MARGIN / 2.0
-            } else if offset > region as i128 {
+            } else if offset > high {
                 MARGIN * 1.5 + width
             } else {
-                MARGIN + offset as f64 * scale
+                MARGIN + (offset - low) as f64 * scale
             }
         };
         let (x0, x1) = (place(from), place(to));
-        let x = x0.min(x1 - 3.0).max(0.0);
+        let w = (x1 - x0).max(3.0);
+        let x = x0.min(x1 - w).max(0.0);
         let label = if to <= 0 {
             format!("{} bytes before the region", to.abs_diff(from))
         } else if from >= region as i128 {
@@ -402,11 +451,16 @@ fn marks_svg(marks: &[(i128, i128)], region: usize) -> String {
         } else {
             format!("{}..{}", signed(from), signed(to))
         };
+        // Labels near an edge grow inwards, so that they are never cut off.
+        let total = width + 2.0 * MARGIN;
+        let (anchor, label_x) = match x + w / 2.0 {
+            middle if middle < 80.0 => ("start", x),
+            middle if middle > total - 80.0 => ("end", x + w),
+            middle => ("middle", middle),
+        };
         let _ = writeln!(
             svg,
-            "<rect class=\"offending\" data-from=\"{from}\" data-to=\"{to}\" x=\"{x:.1}\" y=\"0\" width=\"{:.1}\" height=\"12\" fill=\"#d0021b\"><title>{label}</title></rect><text x=\"{:.1}\" y=\"28\" fill=\"#d0021b\" text-anchor=\"middle\">{}</text>",
-            (x1 - x).max(3.0),
-            (x + (x1 - x).max(3.0) / 2.0).clamp(40.0, width + 2.0 * MARGIN - 40.0),
+            "<rect class=\"offending\" data-from=\"{from}\" data-to=\"{to}\" x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"12\" fill=\"#d0021b\"><title>{label}</title></rect><text x=\"{label_x:.1}\" y=\"28\" fill=\"#d0021b\" text-anchor=\"{anchor}\">{}</text>",
             escape(&label)
         );
     }
@@ -440,7 +494,7 @@ h1{font-size:1.4rem}h2{font-size:1.05rem;margin:.2rem 0}\
 ol.steps{list-style:none;padding:0}\
 li.step{border:1px solid #ccc;border-radius:6px;padding:.6rem .8rem;margin:.8rem 0}\
 li.broke{border:2px solid #d0021b;background:#fff6f6}\
-.map{margin-left:60px}\
+figure.map{margin:.4rem 0 .4rem 0}figure.map>svg:not(.marks){margin-left:60px;display:block}figcaption{font-size:.8rem;color:#555;margin-left:60px}\
 table.stats{border-collapse:collapse;font-size:.85rem;margin-top:.3rem}\
 table.stats td,table.stats th{border:1px solid #ccc;padding:.15rem .5rem;text-align:right}\
 p.message{color:#a00010;font-weight:bold}\

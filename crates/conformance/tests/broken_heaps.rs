@@ -222,7 +222,22 @@ fn a_violation_writes_a_page_that_draws_every_step_and_marks_the_bytes() {
     // The fresh heap and each operation, each with its heap map and stats; the last
     // step is the one that broke the rule.
     assert_eq!(html.matches("<li class=\"step").count(), steps, "{html}");
-    assert_eq!(html.matches("class=\"heap-map\"").count(), steps, "{html}");
+    // Each state drawn twice: the whole region, and zoomed in on its last 128 bytes,
+    // beside which the heap wrote.
+    assert_eq!(
+        html.matches("class=\"heap-map\"").count(),
+        2 * steps,
+        "{html}"
+    );
+    assert_eq!(
+        html.matches(&format!(
+            "<figure class=\"map\" data-from=\"{}\" data-len=\"128\">",
+            REGION - 8 - 128
+        ))
+        .count(),
+        steps,
+        "{html}"
+    );
     assert_eq!(
         html.matches("<table class=\"stats\">").count(),
         steps,
