@@ -295,6 +295,37 @@ mod tests {
         }
     }
 
+    /// Runs in a child process of the test binary: writes into the fault page after
+    /// the region, which must kill the child with SIGSEGV.
+    #[test]
+    #[cfg(all(unix, not(miri)))]
+    fn a_write_beyond_the_zones_faults() {
+        use std::os::unix::process::ExitStatusExt;
+
+        const CHILD: &str = "HEAPLAB_GUARD_FAULT_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let guarded = GuardedRegion::new(64, 0).unwrap();
+            let past_zone = guarded.after.len();
+            // SAFETY: none: the fault page right after the zone, which must fault.
+            unsafe {
+                guarded
+                    .region()
+                    .cast::<u8>()
+                    .add(64 + past_zone)
+                    .write_volatile(1)
+            };
+            std::process::exit(0);
+        }
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["guard::tests::a_write_beyond_the_zones_faults", "--exact"])
+            .env(CHILD, "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status}");
+    }
+
     #[test]
     fn a_write_just_before_the_region_is_found_too() {
         let guarded = GuardedRegion::new(64, 0).unwrap();

@@ -272,3 +272,33 @@ fn a_violation_writes_a_page_that_draws_every_step_and_marks_the_bytes() {
         "{html}"
     );
 }
+
+/// What `cargo test` shows for a heap that panics when full (the tests `suite!` writes
+/// call `__run_test`): the panic's own rule fails, and a rule whose scenario the panic
+/// stopped passes, as the grader counts it, since the heap serves modest requests.
+#[test]
+fn in_cargo_test_a_panic_fails_one_test() {
+    type Heap = ListHeap<PanicsOnExhaustion>;
+    let serves = rules::modest_requests_are_served::<Heap>;
+    conformance::__run_test(
+        "exhaustion_is_an_error_not_a_crash",
+        rules::exhaustion_is_an_error_not_a_crash::<Heap>,
+        serves,
+        REGION,
+    );
+    let own = std::panic::catch_unwind(|| {
+        conformance::__run_test(
+            "methods_never_panic",
+            rules::methods_never_panic::<Heap>,
+            serves,
+            REGION,
+        )
+    })
+    .expect_err("the panic's own rule fails");
+    let message = own.downcast_ref::<String>().expect("a message");
+    assert!(
+        message.contains("broke the rule `methods_never_panic`")
+            && message.contains("out of memory (at "),
+        "{message}"
+    );
+}
