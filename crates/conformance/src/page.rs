@@ -71,7 +71,7 @@ pub(crate) fn with_page<H: RawHeap>(violation: Violation) -> Violation {
     let html = html(&violation, &steps);
     match write_atomically(&dir, &path, &html) {
         Ok(()) => Violation {
-            page: Some(path),
+            page: Some(path.into_boxed_path()),
             ..violation
         },
         Err(_) => violation,

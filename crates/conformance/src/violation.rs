@@ -27,7 +27,8 @@ pub struct Violation {
     /// How many bytes past a page boundary the region started.
     pub offset: usize,
     /// The failure page written for it (see [`failure_dir`](crate::failure_dir)), if any.
-    pub page: Option<std::path::PathBuf>,
+    /// (Boxed, to keep `Result<_, Violation>` small.)
+    pub page: Option<Box<std::path::Path>>,
 }
 
 impl Violation {

@@ -119,12 +119,13 @@ fn a_write_past_the_region_names_the_bytes_and_the_operation_and_replays() {
     assert_eq!(violation.region, REGION - 8, "{violation}");
     let end = format!("{:#x}", REGION - 8);
     assert!(
-        violation.message.contains(&format!(
-            "the heap wrote outside its region during `Op::Alloc"
-        )) && violation.message.contains(&format!(
-            "+{end}..+{:#x} (8 bytes past the region's end +{end})",
-            REGION
-        )),
+        violation
+            .message
+            .contains("the heap wrote outside its region during `Op::Alloc")
+            && violation.message.contains(&format!(
+                "+{end}..+{:#x} (8 bytes past the region's end +{end})",
+                REGION
+            )),
         "{violation}"
     );
     let ops = violation.ops.clone().expect("a sequence");
