@@ -620,6 +620,9 @@ fn traces(files: &[String]) -> Value {
 struct Harness {
     exe: PathBuf,
     logs: PathBuf,
+    /// Where the suite writes the submission's failure pages (every submission's heap
+    /// is called `Heap`, so each gets a folder of its own).
+    pages: PathBuf,
 }
 
 /// The harness's package name for the submission `name` at `path`: one per submission
@@ -703,7 +706,8 @@ codegen-units = 16
         .join("runs")
         .join(format!("{harness}-{}", std::process::id()));
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    Ok(Ok(Harness { exe, logs }))
+    let pages = grade_dir().join("failures").join(&harness);
+    Ok(Ok(Harness { exe, logs, pages }))
 }
 
 /// Writes `text` to `path` unless it already holds it, so cargo rebuilds only what changed.
@@ -737,6 +741,7 @@ fn run_part(harness: &Harness, args: &[String], timeout: Duration, tag: &str) ->
         .args(args)
         .env("PROPTEST_RNG_SEED", SEED.to_string())
         .env("RUST_BACKTRACE", "0")
+        .env(conformance::FAILURE_DIR_VAR, &harness.pages)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

@@ -168,7 +168,7 @@ pub(crate) fn record<H: RawHeap>(violation: &Violation) -> Vec<Step> {
             Ok(Err(broken)) => {
                 let marks = match arena.breach() {
                     Some(b) => vec![(offset(b.first, base), offset(b.end, base))],
-                    None => places(&broken.message),
+                    None => narrowed(places(&broken.message)),
                 };
                 steps.push(Step {
                     op: Some(op),
@@ -269,6 +269,21 @@ pub(crate) fn places(message: &str) -> Vec<(i128, i128)> {
         }
     }
     places
+}
+
+/// The bytes to mark among the places a message names: where two of them overlap (a
+/// block and the stretch it overlaps), only the shared bytes; otherwise all of them.
+pub(crate) fn narrowed(places: Vec<(i128, i128)>) -> Vec<(i128, i128)> {
+    let mut shared = Vec::new();
+    for (i, a) in places.iter().enumerate() {
+        for b in &places[i + 1..] {
+            let (from, to) = (a.0.max(b.0), a.1.min(b.1));
+            if from < to {
+                shared.push((from, to));
+            }
+        }
+    }
+    if shared.is_empty() { places } else { shared }
 }
 
 /// The page.
@@ -515,6 +530,12 @@ mod tests {
             [(-8, -7), (0x40, 0x41)]
         );
         assert_eq!(places("no places - at all + here"), []);
+    }
+
+    #[test]
+    fn overlapping_places_narrow_to_the_bytes_they_share() {
+        assert_eq!(narrowed(vec![(0, 0x10), (0x8, 0x10000)]), [(0x8, 0x10)]);
+        assert_eq!(narrowed(vec![(0, 8), (16, 24)]), [(0, 8), (16, 24)]);
     }
 
     #[test]
