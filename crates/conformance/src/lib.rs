@@ -32,7 +32,11 @@
 //! the heap's own `check()` passes. Each rule's scenario then drives the heap where that
 //! rule bites (a full heap, a dirty freed block, odd alignments, a region at an odd
 //! address) and adds what only it can check. Regions are filled with `0xA5` before the
-//! heap gets them, so fresh memory is not zero and never uninitialised.
+//! heap gets them, so fresh memory is not zero and never uninitialised, and they lie
+//! between guard zones that are checked after every operation: a write outside the
+//! region breaks `writes_stay_inside_the_region` and the test binary goes on (further
+//! out, pages with no access make a wild write fault on the spot; see the `guard`
+//! module). A panic in the heap breaks `methods_never_panic`, whichever rule met it.
 //!
 //! [`Capabilities`](rawheap::Capabilities) keep honest limits from failing: a bump
 //! heap that claims `Reuse::MostRecent` is not asked to reuse a middle block, a slab
@@ -65,6 +69,10 @@
 //!     .unwrap();
 //! }
 //! ```
+//!
+//! The message ends with `failure page: /abs/path/target/heaplab/failures/HEAP-RULE.html`:
+//! a page that replays the sequence and draws the heap map after every step, with the
+//! stats and the offending bytes marked ([`failure_dir`] says where pages go).
 //!
 //! [`replay`] runs such a sequence under the model and returns the same `Violation`
 //! until the heap is fixed. An [`Op`] names a block by its place among the live blocks,

@@ -278,6 +278,10 @@ fn a_violation_writes_a_page_that_draws_every_step_and_marks_the_bytes() {
 /// call `__run_test`): the panic's own rule fails, and a rule whose scenario the panic
 /// stopped passes, as the grader counts it, since the heap serves modest requests.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "how tests are judged, with no unsafe code of its own; three whole rules are slow under Miri"
+)]
 fn in_cargo_test_a_panic_fails_one_test() {
     type Heap = ListHeap<PanicsOnExhaustion>;
     let serves = rules::modest_requests_are_served::<Heap>;
