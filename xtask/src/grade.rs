@@ -1025,6 +1025,15 @@ mod tests {
         }))
     }
 
+    /// The rules judged lost, in the suite's order.
+    fn lost(judged: &[(&'static str, Outcome)]) -> Vec<&'static str> {
+        judged
+            .iter()
+            .filter(|(_, o)| !o.kept())
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
     #[test]
     fn a_bug_is_counted_once_against_the_rule_it_breaks() {
         let mut parts: Vec<Part> = RULES.iter().map(|r| kept(r.name)).collect();
@@ -1035,11 +1044,7 @@ mod tests {
         parts[0] = broke(RULES[0].name, "blocks_never_overlap", 5);
         parts[overlap] = broke("blocks_never_overlap", "blocks_never_overlap", 2);
         let judged = judge(&parts);
-        let lost: Vec<&str> = judged
-            .iter()
-            .filter(|(_, o)| !o.kept())
-            .map(|(r, _)| *r)
-            .collect();
+        let lost = lost(&judged);
         assert_eq!(lost, ["blocks_never_overlap"]);
         assert_eq!(
             judged[0].1,
@@ -1062,11 +1067,7 @@ mod tests {
             parts[i] = panic(rule.name);
         }
         let judged = judge(&parts);
-        let lost: Vec<&str> = judged
-            .iter()
-            .filter(|(_, o)| !o.kept())
-            .map(|(r, _)| *r)
-            .collect();
+        let lost = lost(&judged);
         assert_eq!(lost, [PANIC_RULE]);
         assert_eq!(judged[9].1, Outcome::StoppedBy(PANIC_RULE.into()));
     }
