@@ -1,6 +1,6 @@
-//! Where rules run: fresh heaps over dirtied memory, the log of operations that a
-//! violation carries, writes outside the region and panics turned into violations, and the shrinking of a failing
-//! log to a short one.
+//! Where rules run: fresh heaps over dirtied memory between guard zones, the log of
+//! operations that a violation carries, writes outside the region and panics turned
+//! into violations, and the shrinking of a failing log to a short one.
 
 use rawheap::{AllocError, Capabilities, RawHeap, Stats};
 
@@ -60,7 +60,7 @@ fn wrote_outside<H: RawHeap>(
     breach: Breach,
     op: Option<&Op>,
 ) -> Violation {
-    let region = arena.region();
+    let region = arena.given();
     let start = region.cast::<u8>().as_ptr().addr();
     let end = start + region.len();
     let side = if breach.first < start {

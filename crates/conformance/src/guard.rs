@@ -250,6 +250,11 @@ impl<H: RawHeap> GuardedArena<H> {
         Ok(GuardedArena { heap, memory })
     }
 
+    /// The region the heap was given (whatever the heap's own `region()` says).
+    pub(crate) fn given(&self) -> NonNull<[u8]> {
+        self.memory.region()
+    }
+
     /// The first write outside the region found in the guard zones, if any.
     pub(crate) fn breach(&self) -> Option<Breach> {
         self.memory.breach()

@@ -140,7 +140,7 @@ pub(crate) fn record<H: RawHeap>(violation: &Violation) -> Vec<Step> {
             broke: Some((violation.message.clone(), Vec::new())),
         }];
     };
-    let base = arena.region().cast::<u8>().as_ptr().addr();
+    let base = arena.given().cast::<u8>().as_ptr().addr();
     let mut steps = Vec::new();
     let breach = arena.breach();
     steps.push(Step {
