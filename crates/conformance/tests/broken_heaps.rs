@@ -286,8 +286,8 @@ fn in_cargo_test_a_panic_fails_one_test() {
     type Heap = ListHeap<PanicsOnExhaustion>;
     let serves = rules::modest_requests_are_served::<Heap>;
     conformance::__run_test(
-        "exhaustion_is_an_error_not_a_crash",
-        rules::exhaustion_is_an_error_not_a_crash::<Heap>,
+        "blocks_lie_inside_the_region",
+        rules::blocks_lie_inside_the_region::<Heap>,
         serves,
         REGION,
     );
