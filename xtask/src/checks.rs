@@ -150,7 +150,7 @@ fn install_nextest() -> anyhow::Result<()> {
 /// (sizes up to the region's, alignments up to a page), regions at odd addresses, every
 /// alignment, zeroing fresh and dirty memory, growing, shrinking and moving blocks
 /// beside live neighbours, filling a heap until it refuses, and freeing every block of
-/// a full heap. The other fifteen drive the same code on other data to
+/// a full heap. The other seventeen drive the same code on other data to
 /// check other answers, and each costs Miri about as much as one of these: running them
 /// (or the other tests) under a second model as well would double Miri's share of CI
 /// for little the first model does not already cover.

@@ -636,10 +636,17 @@ fn conformance_failure(out: &mut Output) -> io::Result<()> {
     }
     let first = results.iter().find_map(|(_, result)| result.as_ref().err());
     out.write("conformance-failure.md", summary)?;
-    out.write(
-        "conformance-failure.txt",
-        first.map_or_else(|| "every rule passed".to_owned(), ToString::to_string),
-    )
+    // The failure page the suite wrote for it, for the chapter to show; the message names
+    // it by its absolute path, here from a placeholder for where the workspace lies.
+    let mut text = first.map_or_else(|| "every rule passed".to_owned(), ToString::to_string);
+    if let Some(page) = first.and_then(|violation| violation.page.as_ref()) {
+        out.write("failure-page.html", std::fs::read(page)?)?;
+        let shown = page.to_string_lossy();
+        if let Some(at) = shown.find("/target/") {
+            text = text.replace(&*shown, &format!("/path/to/heaplab{}", &shown[at..]));
+        }
+    }
+    out.write("conformance-failure.txt", text)
 }
 
 /// The leak report of `Checked`: two blocks allocated and never freed.

@@ -1,21 +1,16 @@
-//! Where rules run: fresh heaps over dirtied memory, the log of operations that a
-//! violation carries, panics turned into violations, and the shrinking of a failing
-//! log to a short one.
+//! Where rules run: fresh heaps over dirtied memory between guard zones, the log of
+//! operations that a violation carries, writes outside the region and panics turned
+//! into violations, and the shrinking of a failing log to a short one.
 
-use rawheap::{AllocError, Arena, Capabilities, Memory, RawHeap, Stats};
+use rawheap::{AllocError, Capabilities, RawHeap, Stats};
 
+use crate::guard::{Breach, GUARD_BYTE, GuardedArena};
 use crate::model::{Model, Outcome};
 use crate::op::Op;
+use crate::page;
 use crate::panics;
-use crate::violation::Violation;
-
-/// Regions start this many bytes past a multiple of this alignment (plus an offset).
-const PAGE: usize = 4096;
-
-/// What fresh memory holds before a heap gets it: not zero, so that `allocate_zeroed`
-/// must really zero, and written, so that reading a block the heap never initialised
-/// reads bytes that exist.
-const FRESH_BYTE: u8 = 0xA5;
+use crate::rules::id;
+use crate::violation::{Violation, at};
 
 /// How much replaying shrinking may do before it settles for what it has, counted as
 /// the square of each replayed sequence's length: the model checks every live block
@@ -23,16 +18,71 @@ const FRESH_BYTE: u8 = 0xA5;
 /// replay costs seconds and shrinking finds no undefined behaviour the run did not.
 const SHRINK_BUDGET: usize = if cfg!(miri) { 0 } else { 3_000_000 };
 
-/// A heap over `region` fresh bytes, `offset` bytes past a page boundary, every byte
-/// of them set to [`FRESH_BYTE`] before the heap sees them.
-pub(crate) fn dirty_arena<H: RawHeap>(
+/// A heap over `region` fresh bytes `offset` bytes past a page boundary, between guard
+/// zones (see [`crate::guard`]); `Err` if the memory cannot be had, or if `new` already
+/// wrote outside the region.
+pub(crate) fn guarded_arena<H: RawHeap>(
+    running: &'static str,
     region: usize,
     offset: usize,
-) -> Result<Arena<H>, AllocError> {
-    let memory = Memory::with_placement(region, PAGE, offset)?;
-    // SAFETY: the memory is fresh, `region` bytes long and not yet given to any heap.
-    unsafe { memory.region().cast::<u8>().write_bytes(FRESH_BYTE, region) };
-    Ok(Arena::over(memory))
+) -> Result<GuardedArena<H>, Violation> {
+    let arena = GuardedArena::<H>::new(region, offset).map_err(|e| {
+        Violation::new::<H>(
+            running,
+            region,
+            format!("the system could not provide a {region}-byte region: {e}"),
+        )
+    })?;
+    match arena.breach() {
+        Some(breach) => Err(wrote_outside::<H>(&arena, breach, None).with_ops(Vec::new(), offset)),
+        None => Ok(arena),
+    }
+}
+
+/// Performs `op` under the model, then checks the guard zones: a write outside the
+/// region is reported before anything else the step found, since it is what broke
+/// first (and may be what confused the rest).
+pub(crate) fn step<H: RawHeap>(
+    arena: &mut GuardedArena<H>,
+    model: &mut Model,
+    op: Op,
+) -> Result<Outcome, Violation> {
+    let result = model.apply(&mut **arena, op);
+    match arena.breach() {
+        Some(breach) => Err(wrote_outside::<H>(arena, breach, Some(&op))),
+        None => result,
+    }
+}
+
+/// The violation of a write outside the region that `breach` found.
+fn wrote_outside<H: RawHeap>(
+    arena: &GuardedArena<H>,
+    breach: Breach,
+    op: Option<&Op>,
+) -> Violation {
+    let region = arena.given();
+    let start = region.cast::<u8>().as_ptr().addr();
+    let end = start + region.len();
+    let side = if breach.first < start {
+        format!("{} bytes before the region's start", start - breach.first)
+    } else {
+        format!(
+            "{} bytes past the region's end {}",
+            breach.end - end,
+            at(end, start)
+        )
+    };
+    Violation::new::<H>(
+        id::writes_stay_inside_the_region,
+        region.len(),
+        format!(
+            "the heap wrote outside its region{}: the guard bytes {}..{} ({side}) were changed; the first now reads {:#04x} where the guard pattern {GUARD_BYTE:#04x} was",
+            during(op),
+            at(breach.first, start),
+            at(breach.end, start),
+            breach.found,
+        ),
+    )
 }
 
 /// The state of one rule's run that must survive a panic: which rule, the region, and
@@ -40,6 +90,9 @@ pub(crate) fn dirty_arena<H: RawHeap>(
 pub(crate) struct Bench {
     rule: &'static str,
     region: usize,
+    /// The length of the current heap's region: `region`, or less (see
+    /// [`Bench::fresh_sized`]).
+    len: usize,
     offset: usize,
     log: Vec<Op>,
 }
@@ -52,18 +105,20 @@ impl Bench {
 
     /// A fresh heap `offset` bytes past a page, with an empty log.
     pub(crate) fn fresh<H: RawHeap>(&mut self, offset: usize) -> Result<Session<'_, H>, Violation> {
+        self.fresh_sized(self.region, offset)
+    }
+
+    /// A fresh heap over `len` bytes (at most the rule's region size) `offset` bytes
+    /// past a page, with an empty log.
+    pub(crate) fn fresh_sized<H: RawHeap>(
+        &mut self,
+        len: usize,
+        offset: usize,
+    ) -> Result<Session<'_, H>, Violation> {
+        self.len = len.min(self.region);
         self.offset = offset;
         self.log.clear();
-        let arena = dirty_arena::<H>(self.region, offset).map_err(|e| {
-            Violation::new::<H>(
-                self.rule,
-                self.region,
-                format!(
-                    "the system allocator could not provide a {}-byte region: {e}",
-                    self.region
-                ),
-            )
-        })?;
+        let arena = guarded_arena::<H>(self.rule, self.len, offset)?;
         let model = Model::new(&*arena);
         Ok(Session {
             arena,
@@ -75,7 +130,7 @@ impl Bench {
 
 /// One heap under the model, as a rule's scenario drives it.
 pub(crate) struct Session<'b, H: RawHeap> {
-    arena: Arena<H>,
+    arena: GuardedArena<H>,
     model: Model,
     bench: &'b mut Bench,
 }
@@ -84,8 +139,7 @@ impl<H: RawHeap> Session<'_, H> {
     /// Performs `op` under the model; a violation carries the operations so far.
     pub(crate) fn run(&mut self, op: Op) -> Result<Outcome, Violation> {
         self.bench.log.push(op);
-        self.model
-            .apply(&mut *self.arena, op)
+        step(&mut self.arena, &mut self.model, op)
             .map_err(|v| v.with_ops(self.bench.log.clone(), self.bench.offset))
     }
 
@@ -153,16 +207,27 @@ impl<H: RawHeap> Session<'_, H> {
 
     /// A violation of the running rule that replaying operations alone would not show.
     pub(crate) fn fail(&self, message: String) -> Violation {
-        Violation::new::<H>(self.bench.rule, self.bench.region, message)
+        Violation::new::<H>(self.bench.rule, self.bench.len, message)
     }
 }
 
-/// The part of a panic message that says where it happened.
+/// The part of a message that says during which operation something happened.
 fn during(op: Option<&Op>) -> String {
     match op {
         Some(op) => format!(" during `{op}`"),
         None => " before any operation (in `new`, `region` or `capabilities`)".to_owned(),
     }
+}
+
+/// A panic in the heap, charged to the one rule about panics whichever rule's scenario
+/// met it: one bug, one rule. `done` are the operations up to the one that panicked.
+fn panicked<H: RawHeap>(region: usize, offset: usize, done: &[Op], panic: &str) -> Violation {
+    Violation::new::<H>(
+        id::methods_never_panic,
+        region,
+        format!("the heap panicked{}: {panic}", during(done.last())),
+    )
+    .with_ops(done.to_vec(), offset)
 }
 
 /// Runs `scenario` for `rule`; a panic becomes a violation of `rule`, and a failure
@@ -175,20 +240,16 @@ pub(crate) fn run_rule<H: RawHeap>(
     let mut bench = Bench {
         rule,
         region,
+        len: region,
         offset: 0,
         log: Vec::new(),
     };
     let violation = match panics::catch(|| scenario(&mut bench)) {
         Ok(Ok(())) => return Ok(()),
         Ok(Err(violation)) => violation,
-        Err(panic) => Violation::new::<H>(
-            rule,
-            region,
-            format!("the heap panicked{}: {panic}", during(bench.log.last())),
-        )
-        .with_ops(bench.log, bench.offset),
+        Err(panic) => panicked::<H>(bench.len, bench.offset, &bench.log, &panic),
     };
-    Err(shrink::<H>(rule, violation))
+    Err(page::with_page::<H>(shrink::<H>(rule, violation)))
 }
 
 /// Replays `ops` on a fresh heap under the model; a panic is a violation of `running`.
@@ -200,30 +261,15 @@ pub(crate) fn replay_as<H: RawHeap>(
 ) -> Result<(), Violation> {
     let mut done = 0;
     let outcome = panics::catch(|| {
-        let mut arena = dirty_arena::<H>(region, offset).map_err(|e| {
-            Violation::new::<H>(
-                running,
-                region,
-                format!("the system allocator could not provide a {region}-byte region: {e}"),
-            )
-        })?;
+        let mut arena = guarded_arena::<H>(running, region, offset)?;
         let mut model = Model::new(&*arena);
         for (i, &op) in ops.iter().enumerate() {
             done = i + 1;
-            model
-                .apply(&mut *arena, op)
-                .map_err(|v| v.with_ops(ops[..=i].to_vec(), offset))?;
+            step(&mut arena, &mut model, op).map_err(|v| v.with_ops(ops[..=i].to_vec(), offset))?;
         }
         Ok(())
     });
-    outcome.unwrap_or_else(|panic| {
-        Err(Violation::new::<H>(
-            running,
-            region,
-            format!("the heap panicked{}: {panic}", during(ops[..done].last())),
-        )
-        .with_ops(ops[..done].to_vec(), offset))
-    })
+    outcome.unwrap_or_else(|panic| Err(panicked::<H>(region, offset, &ops[..done], &panic)))
 }
 
 /// Shrinks `violation`'s sequence while the same rule still breaks: cuts operations

@@ -264,6 +264,7 @@ impl Model {
             heap: self.heap.clone(),
             region: self.len,
             offset: 0,
+            page: None,
         }
     }
 

@@ -3,7 +3,8 @@
 //! Every function runs its rule's scenario on fresh heaps of the given region size
 //! under the [`Model`](crate::Model), which checks every rule it knows after every
 //! operation; the [`Violation`] names the rule actually broken (usually the one run).
-//! A panic in the heap is a violation of the rule that was running.
+//! A panic in the heap is a violation of `methods_never_panic`, and a write outside the
+//! region one of `writes_stay_inside_the_region`, whichever rule was running.
 //!
 //! The names, explanations and functions all come from one table, [`RULES`], which
 //! also feeds the crate documentation, failure messages and the [`suite!`](crate::suite)
@@ -42,6 +43,8 @@ macro_rules! __with_rules {
                 "Every block is aligned as asked, for every power of two up to `capabilities().max_align` (tried up to a page and a quarter of the region).";
             blocks_lie_inside_the_region:
                 "Every block, all `usable_size` bytes of it, lies inside the heap's region.";
+            writes_stay_inside_the_region:
+                "The heap writes only inside its region: the guard bytes the suite keeps just before and after it still hold their pattern after every operation (even when the region's length is not a multiple of 8 or 16).";
             blocks_never_overlap:
                 "The usable bytes of a live block belong to it alone: no other live block shares them, and `walk` reports none of them as free or as the heap's own.";
             usable_size_is_truthful:
@@ -56,6 +59,8 @@ macro_rules! __with_rules {
                 "When `reallocate` is refused, the old block is still live, still shown as used by `walk`, and intact.";
             exhaustion_is_an_error_not_a_crash:
                 "Filling the heap ends in `Err(Exhausted)`, not a panic nor `Unsupported` for a layout served before, and the heap stays usable: freeing the newest block lets the same request succeed again (when the heap reuses memory).";
+            methods_never_panic:
+                "No method of the heap panics, whatever it is asked and however full it is: what it cannot do is answered with `Err`. A panic is charged to this rule whichever rule's scenario meets it, with the operation and the place in the source.";
             freed_memory_is_reused:
                 "A heap that claims `Reuse::Any` (or `MostRecent`) serves new requests from freed blocks (or the newest freed one): a loop of allocate and free never runs out, and blocks freed in a full heap are handed out again.";
             freeing_everything_restores_the_heap:
@@ -137,6 +142,7 @@ macro_rules! __rules_apply {
                     $crate::__run_test(
                         stringify!($name),
                         $crate::rules::$name::<$heap>,
+                        $crate::rules::modest_requests_are_served::<$heap>,
                         $region,
                     );
                 }
@@ -146,6 +152,14 @@ macro_rules! __rules_apply {
 }
 
 crate::__with_rules!(table);
+
+/// The rule every panic in a heap is charged to, whichever rule's scenario met it.
+pub const PANIC_RULE: &str = id::methods_never_panic;
+
+/// The rule whose keeping lets the rules a panic stopped count as kept (see
+/// [`crate::__run_test`]): a heap that serves modest requests is one whose panic is a
+/// flaw in one place, not a heap that does not work yet.
+pub const SERVES_RULE: &str = id::modest_requests_are_served;
 
 /// The explanation of the rule called `name`.
 pub fn explain(name: &str) -> Option<&'static str> {

@@ -182,6 +182,30 @@ pub(crate) fn blocks_lie_inside_the_region<H: RawHeap>(b: &mut Bench) -> Verdict
     Ok(())
 }
 
+pub(crate) fn writes_stay_inside_the_region<H: RawHeap>(b: &mut Bench) -> Verdict {
+    // Every scenario's heap is watched for writes outside its region; this one adds
+    // region lengths that are a multiple of 8 but not of 16, and of nothing, where a
+    // heap that rounds its end up writes past it, one at an odd address, and fills
+    // them to their last bytes.
+    let region = b.region();
+    for (trim, offset) in sample([(8, 0), (1, 0), (13, 3)]) {
+        let mut s = b.fresh_sized::<H>(region - trim, offset)?;
+        let unit = unit(region) + trim;
+        s.alloc(1, 0)?;
+        s.fill(unit, 3)?;
+        s.fill(unit / 4 + 1, 0)?;
+        free_every_other(&mut s)?;
+        for index in (0..s.live()).rev().step_by(3) {
+            s.realloc(index, unit * 2 + 5, 0)?;
+        }
+        while s.live() > 0 {
+            s.free_last()?;
+        }
+        s.fill(unit * 3 + 1, 4)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn blocks_never_overlap<H: RawHeap>(b: &mut Bench) -> Verdict {
     workload::<H>(b, 0, 1)?;
     let unit = unit(b.region());
@@ -323,6 +347,44 @@ pub(crate) fn exhaustion_is_an_error_not_a_crash<H: RawHeap>(b: &mut Bench) -> V
     // Smaller requests may still fit in what is left; any answer but a panic will do.
     s.fill((size / 4).max(1), 0)?;
     Ok(())
+}
+
+pub(crate) fn methods_never_panic<H: RawHeap>(b: &mut Bench) -> Verdict {
+    let region = b.region();
+    let mut s = b.fresh::<H>(0)?;
+    // Every kind of request on a fresh heap: small, a page, large, the whole region,
+    // more than it, absurd; each also zeroed and as a resize.
+    for size in [
+        1,
+        24,
+        4096,
+        region / 4,
+        region / 2,
+        region,
+        region + 1,
+        usize::MAX / 4,
+    ] {
+        for align_log2 in [0, 3, 12] {
+            s.alloc(size, align_log2)?;
+            s.alloc_zeroed(size, align_log2)?;
+            s.realloc(0, size, align_log2)?;
+        }
+        while s.live() > 0 {
+            s.free_last()?;
+        }
+    }
+    // A full heap: every request refused, every block grown, freed in the middle.
+    let unit = unit(region);
+    s.fill(unit, 3)?;
+    s.fill(1, 0)?;
+    for index in sample(0..s.live().min(8)) {
+        s.realloc(index, unit * 4, 3)?;
+        s.alloc_zeroed(unit * 2, 3)?;
+    }
+    free_every_other(&mut s)?;
+    s.fill(unit * 3, 3)?;
+    drop(s);
+    workload::<H>(b, 0, 30)
 }
 
 pub(crate) fn freed_memory_is_reused<H: RawHeap>(b: &mut Bench) -> Verdict {

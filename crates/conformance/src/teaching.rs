@@ -4,7 +4,8 @@
 //!
 //! The heap keeps its bookkeeping beside the region, in a `Vec` of chunks that tile the
 //! region in address order, so that a bug changes only the heap's answers and never
-//! makes the heap itself read or write outside its region:
+//! makes the heap itself read or write outside its region (except the one flaw,
+//! [`RoundsUpTheEnd`], that is about exactly that):
 //!
 //! ```text
 //!   region  ┌────────┬───────┬──────────────┬──────┬────────────────────────┐
@@ -27,7 +28,7 @@
 //! use conformance::Op;
 //! use conformance::teaching::{Flaw, ListHeap, OffByOneSplit};
 //!
-//! assert_eq!(Flaw::ALL.len(), 15);
+//! assert_eq!(Flaw::ALL.len(), 16);
 //! assert_eq!(Flaw::OffByOneSplit.name(), "OffByOneSplit");
 //! let two_blocks = [Op::Alloc { size: 9, align_log2: 0 }; 2];
 //! let broken = conformance::replay::<ListHeap<OffByOneSplit>>(4096, &two_blocks);
@@ -118,6 +119,10 @@ flaws! {
     HighWaterFalls,
     /// Forgets to refuse alignments beyond `MAX_ALIGN`: they are answered `Exhausted`.
     NoAlignLimit,
+    /// Takes the region's end rounded up to 16 bytes for its end, and writes an 8-byte
+    /// end marker just below it whenever it carves the last chunk: past the region
+    /// when its length is 1 to 8 bytes more than a multiple of 16.
+    RoundsUpTheEnd,
 }
 
 /// The correct heap.
@@ -249,6 +254,25 @@ impl<V: Variant> ListHeap<V> {
         }
         self.chunks.splice(i..=i, pieces);
         self.usage.on_allocate(requested, start + size);
+        if Self::has(Flaw::RoundsUpTheEnd) && chunk.end() == self.region.len() {
+            self.write_end_marker();
+        }
+    }
+
+    /// The flaw `RoundsUpTheEnd`: an end marker (as a heap with boundary tags keeps)
+    /// in the last 8 bytes below the region's end rounded up to 16.
+    fn write_end_marker(&mut self) {
+        let Some(rounded_end) = self.region.len().checked_next_multiple_of(16) else {
+            return;
+        };
+        let Some(marker) = rounded_end.checked_sub(8) else {
+            return;
+        };
+        // SAFETY: none when the region's length is not a multiple of 16: the marker
+        // then reaches past the region, which is the flaw the suite must catch (its
+        // guard zones lie there). The pointer stays inside the caller's allocation in
+        // the suite, so the write is caught, not undefined behaviour under Miri.
+        unsafe { self.region.cast::<u8>().add(marker).write_bytes(0, 8) };
     }
 
     /// Merges the free chunk `i` with free neighbours.

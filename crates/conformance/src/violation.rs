@@ -26,6 +26,9 @@ pub struct Violation {
     pub region: usize,
     /// How many bytes past a page boundary the region started.
     pub offset: usize,
+    /// The failure page written for it (see [`failure_dir`](crate::failure_dir)), if any.
+    /// (Boxed, to keep `Result<_, Violation>` small.)
+    pub page: Option<Box<std::path::Path>>,
 }
 
 impl Violation {
@@ -38,6 +41,7 @@ impl Violation {
             heap: short_type_name(core::any::type_name::<H>()),
             region,
             offset: 0,
+            page: None,
         }
     }
 
@@ -84,6 +88,10 @@ impl fmt::Display for Violation {
                 "  the shortest operation sequence found that shows it, as a test to paste:\n"
             )?;
             f.write_str(&test)?;
+        }
+        if let Some(page) = &self.page {
+            // On a line of its own, in exactly this form: graders link to it.
+            writeln!(f, "\nfailure page: {}", page.display())?;
         }
         Ok(())
     }

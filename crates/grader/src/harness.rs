@@ -110,6 +110,9 @@ pub struct Harness {
     pub logs: PathBuf,
     /// Whether this build compiled it (else it was up to date from an earlier grading).
     pub compiled: bool,
+    /// Where the suite writes the submission's failure pages (every submission's heap
+    /// is called `Heap`, so each gets a folder of its own).
+    pub pages: PathBuf,
 }
 
 /// Why a submission could not be graded at all: it does not build.
@@ -240,10 +243,12 @@ codegen-units = 16
         .join("runs")
         .join(format!("{harness}-{}", std::process::id()));
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let pages = options.work_dir.join("failures").join(&harness);
     Ok(Ok(Harness {
         exe,
         logs,
         compiled,
+        pages,
     }))
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use conformance::rules::RULES;
+use conformance::rules::{PANIC_RULE, RULES, SERVES_RULE};
 use serde_json::Value;
 
 use crate::harness::Harness;
@@ -44,7 +44,8 @@ fn run_part(
     command
         .args(args)
         .env("PROPTEST_RNG_SEED", options.seed.to_string())
-        .env("RUST_BACKTRACE", "0");
+        .env("RUST_BACKTRACE", "0")
+        .env(conformance::FAILURE_DIR_VAR, &harness.pages);
     match options.cases {
         Some(cases) => command.env("PROPTEST_CASES", cases.to_string()),
         None => command.env_remove("PROPTEST_CASES"),
@@ -158,8 +159,15 @@ pub fn run_rules(harness: &Harness, options: &Options) -> Vec<(&'static str, Out
 // ANCHOR: judge
 /// Each rule's outcome from every scenario's answer: a rule is broken when any scenario
 /// found it broken (the shortest failure is shown), lost when its own scenario did not
-/// finish, kept otherwise.
+/// finish (or a panic stopped it in a heap that does not serve modest requests), kept
+/// otherwise.
 pub fn judge(parts: &[Part]) -> Vec<(&'static str, Outcome)> {
+    // A panic counts against one rule; the rules whose scenarios it stopped count as
+    // kept only for a heap that serves modest requests (one that does not, a template
+    // full of `todo!()`, must not score them), as `cargo test` judges them too.
+    let serves = RULES.iter().zip(parts).any(|(rule, part)| {
+        rule.name == SERVES_RULE && matches!(part, Part::Answer(answer) if answer["kept"] == true)
+    });
     RULES
         .iter()
         .zip(parts)
@@ -185,6 +193,9 @@ pub fn judge(parts: &[Part]) -> Vec<(&'static str, Outcome)> {
                 match own {
                     Part::Failed(why) => Outcome::Failed(why.clone()),
                     Part::Answer(answer) => match answer["broken"].as_str() {
+                        Some(PANIC_RULE) if !serves => Outcome::Failed(format!(
+                            "not judged: its scenario was stopped by a panic (counted against `{PANIC_RULE}`), and the heap does not keep `{SERVES_RULE}` either, so nothing vouches for this rule."
+                        )),
                         Some(other) => Outcome::StoppedBy(other.to_owned()),
                         None => Outcome::Kept,
                     },
@@ -242,6 +253,40 @@ mod tests {
         }))
     }
 
+    /// The rules judged lost, in the suite's order.
+    fn lost(judged: &[(&'static str, Outcome)]) -> Vec<&'static str> {
+        judged
+            .iter()
+            .filter(|(_, o)| !o.kept())
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    #[test]
+    fn a_panic_met_by_many_scenarios_loses_one_rule() {
+        let panic = |rule: &str| broke(rule, PANIC_RULE, 40);
+        let mut parts: Vec<Part> = RULES.iter().map(|r| kept(r.name)).collect();
+        for (i, rule) in RULES.iter().enumerate().skip(8) {
+            parts[i] = panic(rule.name);
+        }
+        let judged = judge(&parts);
+        assert_eq!(lost(&judged), [PANIC_RULE]);
+        assert_eq!(judged[9].1, Outcome::StoppedBy(PANIC_RULE.into()));
+    }
+
+    #[test]
+    fn a_heap_that_panics_on_modest_requests_keeps_nothing_a_panic_stopped() {
+        let parts: Vec<Part> = RULES.iter().map(|r| broke(r.name, PANIC_RULE, 1)).collect();
+        let judged = judge(&parts);
+        assert!(judged.iter().all(|(_, o)| !o.kept()), "{judged:?}");
+        let serves = RULES.iter().position(|r| r.name == SERVES_RULE).unwrap();
+        assert!(
+            matches!(&judged[serves].1, Outcome::Failed(why) if why.starts_with("not judged")),
+            "{:?}",
+            judged[serves].1
+        );
+    }
+
     #[test]
     fn a_bug_is_counted_once_against_the_rule_it_breaks() {
         let mut parts: Vec<Part> = RULES.iter().map(|r| kept(r.name)).collect();
@@ -252,12 +297,7 @@ mod tests {
         parts[0] = broke(RULES[0].name, "blocks_never_overlap", 5);
         parts[overlap] = broke("blocks_never_overlap", "blocks_never_overlap", 2);
         let judged = judge(&parts);
-        let lost: Vec<&str> = judged
-            .iter()
-            .filter(|(_, o)| !o.kept())
-            .map(|(r, _)| *r)
-            .collect();
-        assert_eq!(lost, ["blocks_never_overlap"]);
+        assert_eq!(lost(&judged), ["blocks_never_overlap"]);
         assert_eq!(
             judged[0].1,
             Outcome::StoppedBy("blocks_never_overlap".into())
