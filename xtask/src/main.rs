@@ -39,7 +39,8 @@ enum Command {
     Chapter(chapter::Args),
     /// Everything CI runs, in order: fmt, clippy, tests, rustdoc, benches built, book, Miri.
     Ci(checks::CiArgs),
-    /// The whole test suite (unit, integration, doc tests) on stable.
+    /// The everyday tier, the first steps of `ci`: fmt, clippy, and the whole test suite
+    /// (unit, integration, doc tests) on stable.
     Test,
     /// Fuzz every allocator (through `conformance::Checked`) and the trace parser with
     /// cargo-fuzz on nightly (installs cargo-fuzz if missing).
