@@ -93,7 +93,7 @@ fn module_script(module: &[u8]) -> String {
 /// Adds the standard library for wasm32 to the toolchain when it is missing, as
 /// `cargo xtask miri` adds Miri. `targets` in rust-toolchain.toml is honoured only when
 /// rustup installs the toolchain; a stable toolchain installed before keeps lacking it.
-fn install_wasm_target() -> anyhow::Result<()> {
+pub fn install_wasm_target() -> anyhow::Result<()> {
     if has_wasm_target() {
         return Ok(());
     }
