@@ -55,8 +55,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Run the criterion benches (every allocator beside its peers) and write the ratio table.
     Bench(bench::BenchArgs),
-    /// Drive the book's heap playground in headless Chromium: every allocator, allocate,
-    /// free, reallocate, replay, and check the drawing against the heap's own reports.
+    /// Drive the book's heap playground in headless Chromium, served and from file://:
+    /// every allocator, allocate, free, reallocate, replay, and check the drawing against
+    /// the heap's own reports (installs Chromium and chromedriver as root with apt-get).
     Playground(playground::Args),
     /// Create a student's assignment crate from the coursework template.
     NewAssignment(assignment::Args),
