@@ -63,6 +63,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// What CI runs: regenerate the figures, check every include, anchor, figure and local
 /// link, and build the book.
 pub fn check() -> anyhow::Result<()> {
+    // Before the figures' minutes of building, so that a toolchain rustup cannot
+    // complete stops the build at once.
+    crate::playground::install_wasm_target()?;
     figures::generate(&figures::Args::default())?;
     build()
 }

@@ -57,19 +57,7 @@ pub struct MiriArgs {
 
 pub fn ci(args: &CiArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    run("formatting", &mut cargo(&["fmt", "--all", "--", "--check"]))?;
-    run(
-        "clippy, warnings denied",
-        &mut cargo(&[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--locked",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
+    crate::playground::install_prerequisites()?;
     test()?;
     run(
         "rustdoc, warnings denied",
@@ -107,11 +95,25 @@ pub fn ci(args: &CiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every test of the workspace. cargo-nextest runs each test in its own process, all
-/// of the workspace's tests side by side on every core (`cargo test` runs one test
-/// binary after another, so the longest binary sets the pace); doctests, which nextest
-/// does not run, follow.
+/// The everyday tier, the first steps of `ci`: formatting, clippy, then every test of
+/// the workspace. cargo-nextest runs each test in its own process, all of the
+/// workspace's tests side by side on every core (`cargo test` runs one test binary after
+/// another, so the longest binary sets the pace); doctests, which nextest does not run,
+/// follow.
 pub fn test() -> anyhow::Result<()> {
+    run("formatting", &mut cargo(&["fmt", "--all", "--", "--check"]))?;
+    run(
+        "clippy, warnings denied",
+        &mut cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
     install_nextest()?;
     run(
         "tests",

@@ -40,7 +40,8 @@ enum Command {
     Chapter(chapter::Args),
     /// Everything CI runs, in order: fmt, clippy, tests, rustdoc, benches built, book, Miri.
     Ci(checks::CiArgs),
-    /// The whole test suite (unit, integration, doc tests) on stable.
+    /// The everyday tier, the first steps of `ci`: fmt, clippy, and the whole test suite
+    /// (unit, integration, doc tests) on stable.
     Test,
     /// Fuzz every allocator (through `conformance::Checked`) and the trace parser with
     /// cargo-fuzz on nightly (installs cargo-fuzz if missing).
@@ -55,8 +56,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Run the criterion benches (every allocator beside its peers) and write the ratio table.
     Bench(bench::BenchArgs),
-    /// Drive the book's heap playground in headless Chromium: every allocator, allocate,
-    /// free, reallocate, replay, and check the drawing against the heap's own reports.
+    /// Drive the book's heap playground in headless Chromium, served and from file://:
+    /// every allocator, allocate, free, reallocate, replay, and check the drawing against
+    /// the heap's own reports (installs Chromium and chromedriver as root with apt-get).
     Playground(playground::Args),
     /// Create a student's assignment crate from the coursework template.
     NewAssignment(assignment::Args),

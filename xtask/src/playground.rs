@@ -20,20 +20,24 @@ use anyhow::{Context, anyhow, bail, ensure};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::shell::{cargo, output, root, run};
+use crate::shell::{cargo, is_root, on_path, output, root, run};
 
 /// The target the module is compiled for.
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The cargo profile it is built with (root `Cargo.toml`: release, optimised for size).
 const PROFILE: &str = "wasm";
-/// The module's file name, in `target/` and in the site's `playground/` folder.
+/// The module's file name in `target/`.
 const MODULE: &str = "heaplab_playground.wasm";
+/// The script in the site's `playground/` folder that holds the module (widget.js loads it).
+const MODULE_SCRIPT: &str = "heaplab_playground.wasm.js";
 /// The page the test drives.
 const PAGE: &str = "playground.html";
 /// The width of the widget's map in SVG units (widget.js `ROW_WIDTH`).
 const ROW_WIDTH: f64 = 720.0;
 /// WebDriver's key for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// Debian's packages of the browser and its WebDriver server.
+const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
 
 #[derive(clap::Args, Default)]
 pub struct Args {
@@ -42,9 +46,10 @@ pub struct Args {
     no_build: bool,
 }
 
-/// Compiles the playground module and copies it into the built site's `playground/`.
+/// Compiles the playground module and writes it into the built site's `playground/`
+/// as a script (see [`module_script`]).
 pub fn build_into(site: &Path) -> anyhow::Result<()> {
-    require_wasm_target()?;
+    install_wasm_target()?;
     run(
         "the playground's WebAssembly module",
         &mut cargo(&[
@@ -59,27 +64,124 @@ pub fn build_into(site: &Path) -> anyhow::Result<()> {
         ]),
     )?;
     let built = target_dir()?.join(WASM_TARGET).join(PROFILE).join(MODULE);
+    let module = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
     let folder = site.join("playground");
     std::fs::create_dir_all(&folder)?;
-    let size = std::fs::copy(&built, folder.join(MODULE))
-        .with_context(|| format!("copying {} into the site", built.display()))?;
-    println!("playground: {MODULE} is {size} bytes");
+    let script = module_script(&module);
+    std::fs::write(folder.join(MODULE_SCRIPT), &script)
+        .with_context(|| format!("writing {MODULE_SCRIPT} into the site"))?;
+    println!(
+        "playground: {MODULE} is {} bytes, {MODULE_SCRIPT} {} bytes",
+        module.len(),
+        script.len()
+    );
     Ok(())
 }
 
-/// Fails with what to run when the standard library for wasm32 is not installed.
-fn require_wasm_target() -> anyhow::Result<()> {
-    let libdir = output(
+/// The module as a classic script that sets `window.heaplabPlaygroundWasm` to its bytes
+/// in base64. A page loads it with a `<script>` element, which a browser does for a page
+/// opened from `file://` too, where it refuses `fetch()` of a `.wasm` beside the page;
+/// so the book works wherever it is opened: from the disk or from any static server.
+fn module_script(module: &[u8]) -> String {
+    let base64 = base64::engine::general_purpose::STANDARD.encode(module);
+    format!(
+        "// The heap playground's WebAssembly module (crates/playground), written by \
+         `cargo xtask book`.\nwindow.heaplabPlaygroundWasm = \"{base64}\";\n"
+    )
+}
+
+/// Adds the standard library for wasm32 to the toolchain when it is missing, as
+/// `cargo xtask miri` adds Miri. `targets` in rust-toolchain.toml is honoured only when
+/// rustup installs the toolchain; a stable toolchain installed before keeps lacking it.
+pub fn install_wasm_target() -> anyhow::Result<()> {
+    if has_wasm_target() {
+        return Ok(());
+    }
+    if on_path("rustup").is_none() {
+        bail!(
+            "the book's playground is compiled for {WASM_TARGET}, which this toolchain lacks \
+             and which only rustup installs: install Rust with rustup"
+        );
+    }
+    // Run from the workspace root, rustup adds it to the toolchain rust-toolchain.toml
+    // picks (or RUSTUP_TOOLCHAIN names), without updating that toolchain.
+    run(
+        &format!("adding the {WASM_TARGET} target (the book's playground is compiled for it)"),
+        Command::new("rustup")
+            .args(["target", "add", WASM_TARGET])
+            .current_dir(root()),
+    )?;
+    ensure!(
+        has_wasm_target(),
+        "rustup added {WASM_TARGET}, but rustc still has no standard library for it"
+    );
+    Ok(())
+}
+
+/// Whether the toolchain has the standard library for wasm32.
+fn has_wasm_target() -> bool {
+    output(
         Command::new("rustc")
             .args(["--print", "target-libdir", "--target", WASM_TARGET])
             .current_dir(root()),
-    );
-    match libdir {
-        Some(dir) if Path::new(dir.trim()).is_dir() => Ok(()),
-        _ => bail!(
-            "the book's playground is compiled for {WASM_TARGET}, which this toolchain lacks: \
-             run `rustup target add {WASM_TARGET}` (.ci/run does)"
-        ),
+    )
+    .is_some_and(|dir| Path::new(dir.trim()).is_dir())
+}
+
+/// What `cargo xtask ci` and `cargo xtask playground` need beyond cargo, checked before
+/// their first step rather than after the many minutes that lead to the playground: the
+/// wasm32 target, and Chromium with chromedriver ([`install_browser`]).
+pub fn install_prerequisites() -> anyhow::Result<()> {
+    install_wasm_target()?;
+    install_browser()
+}
+
+/// Chromium and chromedriver on the PATH; when they are missing and this runs as root
+/// where apt-get is (CI), Debian's packages are installed; otherwise one line says what
+/// to install.
+fn install_browser() -> anyhow::Result<()> {
+    if browser().is_ok() {
+        return Ok(());
+    }
+    if !(is_root() && on_path("apt-get").is_some()) {
+        bail!(browser().err().unwrap_or_default());
+    }
+    run(
+        "apt-get update (to install Chromium and chromedriver)",
+        Command::new("apt-get").arg("update"),
+    )?;
+    run(
+        "installing Chromium and chromedriver (Debian's packages)",
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(BROWSER_PACKAGES)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    browser().map(drop).map_err(|missing| anyhow!(missing))
+}
+
+/// chromedriver and the browser it drives, as found on the PATH; or the one line that
+/// says what to install.
+fn browser() -> Result<(PathBuf, PathBuf), String> {
+    let driver = on_path("chromedriver");
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find_map(on_path);
+    match (driver, chromium) {
+        (Some(driver), Some(chromium)) => Ok((driver, chromium)),
+        (driver, chromium) => {
+            let missing: Vec<&str> = [("chromedriver", driver), ("chromium", chromium)]
+                .into_iter()
+                .filter(|(_, found)| found.is_none())
+                .map(|(name, _)| name)
+                .collect();
+            Err(format!(
+                "the book's playground is tested in headless Chromium, but there is no {} on \
+                 the PATH: install Chromium and chromedriver (Debian: `apt-get install {}`)",
+                missing.join(" or "),
+                BROWSER_PACKAGES.join(" "),
+            ))
+        }
     }
 }
 
@@ -102,29 +204,39 @@ fn target_dir() -> anyhow::Result<PathBuf> {
 
 /// `cargo xtask playground`: build the book (unless told not to) and drive its playground.
 pub fn run_args(args: &Args) -> anyhow::Result<()> {
+    install_prerequisites()?;
     if !args.no_build {
         crate::book::check()?;
     }
     test()
 }
 
-/// Drives the built book's playground in headless Chromium for every allocator; writes
-/// screenshots to `playground/` in cargo's target directory.
+/// Drives the built book's playground in headless Chromium for every allocator, on the
+/// site served over HTTP (as a course's own site serves it) and opened from `file://`
+/// (as `cargo xtask book --open` opens it); writes screenshots of each to
+/// `playground/http/` and `playground/file/` in cargo's target directory.
 pub fn test() -> anyhow::Result<()> {
     println!("\n==> the playground in headless Chromium");
     let started = Instant::now();
     let site = crate::book::build_dir();
     ensure!(
-        site.join("playground").join(MODULE).is_file(),
+        site.join("playground").join(MODULE_SCRIPT).is_file(),
         "no built playground in {}: run `cargo xtask book` first",
         site.display()
     );
     let listener = TcpListener::bind("127.0.0.1:0").context("a local port for the site")?;
-    let site_port = listener.local_addr()?.port();
+    let served = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
+    let on_disk = file_url(&site);
     crate::book::serve_in_background(listener, site, Arc::new(AtomicU64::new(1)));
+    let shots = target_dir()?.join("playground");
     let driver = Chromedriver::start()?;
     let browser = driver.session()?;
-    let outcome = drive(&browser, site_port);
+    let outcome = [(served, "http"), (on_disk, "file")]
+        .into_iter()
+        .try_for_each(|(base, kind)| {
+            println!("    the site at {base}");
+            drive(&browser, &base, &shots.join(kind)).with_context(|| format!("the site at {base}"))
+        });
     // End the session even when the test failed, so no browser is left behind.
     let closed = browser.close();
     outcome?;
@@ -136,10 +248,25 @@ pub fn test() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn drive(browser: &Browser<'_>, site_port: u16) -> anyhow::Result<()> {
-    let shots = target_dir()?.join("playground");
-    std::fs::create_dir_all(&shots)?;
-    browser.open(&format!("http://127.0.0.1:{site_port}/{PAGE}"))?;
+/// The `file://` URL of a folder (absolute, as `book::build_dir` is), ending in `/`.
+fn file_url(folder: &Path) -> String {
+    let mut url = String::from("file://");
+    for byte in folder.as_os_str().as_encoded_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(byte) {
+            url.push(char::from(*byte));
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    url.push('/');
+    url
+}
+
+/// Works the playground page of the site at `base` (a URL ending in `/`) for every
+/// allocator, then every chapter that embeds the widget; screenshots go to `shots`.
+fn drive(browser: &Browser<'_>, base: &str, shots: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(shots)?;
+    browser.open(&format!("{base}{PAGE}"))?;
     wait_until_ready(browser)?;
     let offered = browser.script(
         "return [...document.querySelectorAll('.heaplab-playground .pg-heap option')].map(o => o.textContent);",
@@ -162,13 +289,13 @@ fn drive(browser: &Browser<'_>, site_port: u16) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    replay(browser, &shots)?;
-    embeds(browser, site_port, &shots)
+    replay(browser, shots)?;
+    embeds(browser, base, shots)
 }
 
 /// Opens every chapter that embeds the widget and checks that it starts with the
 /// allocator the embed names (a misspelt name would silently show another).
-fn embeds(browser: &Browser<'_>, site_port: u16, shots: &Path) -> anyhow::Result<()> {
+fn embeds(browser: &Browser<'_>, base: &str, shots: &Path) -> anyhow::Result<()> {
     let src = root().join("book").join("src");
     let mut chapters: Vec<PathBuf> = std::fs::read_dir(&src)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -186,7 +313,7 @@ fn embeds(browser: &Browser<'_>, site_port: u16, shots: &Path) -> anyhow::Result
         };
         let page = chapter.with_extension("html");
         let page = page.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        browser.open(&format!("http://127.0.0.1:{site_port}/{page}"))?;
+        browser.open(&format!("{base}{page}"))?;
         wait_until_ready(browser)?;
         let shown = browser.script(
             "const s = document.querySelector('.heaplab-playground .pg-heap'); \
@@ -531,22 +658,22 @@ fn refused_as_explained(browser: &Browser<'_>, state: &Value) -> anyhow::Result<
 /// A `chromedriver` this test started, stopped when dropped.
 struct Chromedriver {
     process: Child,
+    /// The browser it starts.
+    chromium: PathBuf,
     url: String,
     agent: ureq::Agent,
 }
 
 impl Chromedriver {
     fn start() -> anyhow::Result<Chromedriver> {
+        let (chromedriver, chromium) = browser().map_err(|missing| anyhow!(missing))?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let process = Command::new("chromedriver")
+        let process = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context(
-                "starting chromedriver (Debian: `apt-get install chromium chromium-driver`, \
-                 as .ci/run does)",
-            )?;
+            .with_context(|| format!("starting {}", chromedriver.display()))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -554,6 +681,7 @@ impl Chromedriver {
             .into();
         let driver = Chromedriver {
             process,
+            chromium,
             url: format!("http://127.0.0.1:{port}"),
             agent,
         };
@@ -573,13 +701,10 @@ impl Chromedriver {
 
     /// A headless Chromium session.
     fn session(&self) -> anyhow::Result<Browser<'_>> {
-        let mut chrome = json!({ "args": [
+        let chrome = json!({ "binary": self.chromium.to_string_lossy(), "args": [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--window-size=1000,1400", "--hide-scrollbars",
         ] });
-        if let Some(binary) = chromium() {
-            chrome["binary"] = json!(binary);
-        }
         let created = self.request(
             "POST",
             "/session",
@@ -625,13 +750,6 @@ impl Drop for Chromedriver {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
-}
-
-/// Debian's Chromium, when it is where Debian puts it; otherwise chromedriver looks.
-fn chromium() -> Option<&'static str> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|path| Path::new(path).is_file())
 }
 
 /// A WebDriver session: one headless browser window.
@@ -750,4 +868,41 @@ fn save_png(answer: &Value, path: &Path) -> anyhow::Result<()> {
     let png = base64::engine::general_purpose::STANDARD
         .decode(answer.as_str().context("a base64 screenshot")?)?;
     std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_module_script_holds_every_byte_of_the_module() {
+        let module: Vec<u8> = b"\0asm".iter().copied().chain(0..=255).collect();
+        let script = module_script(&module);
+        let assigned = script
+            .split("window.heaplabPlaygroundWasm = \"")
+            .nth(1)
+            .and_then(|rest| rest.split("\";").next())
+            .expect("the script assigns one string");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(assigned)
+            .expect("the string is base64");
+        assert_eq!(decoded, module);
+    }
+
+    #[test]
+    fn the_widget_loads_the_script_the_build_writes() {
+        let widget = std::fs::read_to_string(root().join("book/src/playground/widget.js"))
+            .expect("the widget's source");
+        assert!(widget.contains(&format!("\"{MODULE_SCRIPT}\"")));
+        assert!(widget.contains("window.heaplabPlaygroundWasm"));
+    }
+
+    #[test]
+    fn file_urls_escape_what_a_url_path_cannot_hold() {
+        assert_eq!(
+            file_url(Path::new("/work/my book/50%#1")),
+            "file:///work/my%20book/50%25%231/"
+        );
+        assert_eq!(file_url(Path::new("/a-b_c.d~e")), "file:///a-b_c.d~e/");
+    }
 }

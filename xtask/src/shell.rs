@@ -46,6 +46,23 @@ pub fn run(step: &str, command: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first executable called `name` in a folder of the PATH, as a shell would find it.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|folder| folder.join(name))
+        .find(|file| {
+            file.metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Whether this process runs as root (CI does), which may install Debian's packages.
+pub fn is_root() -> bool {
+    output(Command::new("id").arg("-u")).is_some_and(|uid| uid.trim() == "0")
+}
+
 /// The output of `command` as text, when it succeeds.
 pub fn output(command: &mut Command) -> Option<String> {
     let out = command.output().ok()?;

@@ -25,13 +25,24 @@
     link.dataset.heaplabPlayground = "";
     document.head.appendChild(link);
   }
-  // One download and compilation per page, one instance (one heap) per widget.
-  window.heaplabPlaygroundModule ||= fetch(new URL("heaplab_playground.wasm", folder))
-    .then((response) => {
-      if (!response.ok) throw new Error(`heaplab_playground.wasm: HTTP ${response.status}`);
-      return response.arrayBuffer();
-    })
-    .then((bytes) => WebAssembly.compile(bytes));
+  // One download and compilation per page, one instance (one heap) per widget. The
+  // module comes as a script holding its bytes in base64 (written by `cargo xtask book`):
+  // a browser runs a <script> beside a page opened from file://, where it refuses to
+  // fetch() a .wasm, so the book works from the disk as well as from any web server.
+  window.heaplabPlaygroundModule ||= new Promise((resolve, reject) => {
+    const module = document.createElement("script");
+    module.src = new URL("heaplab_playground.wasm.js", folder).href;
+    module.onload = () => resolve(window.heaplabPlaygroundWasm);
+    module.onerror = () => reject(new Error(`${module.src} could not be loaded`));
+    document.head.appendChild(module);
+  }).then((base64) => {
+    if (typeof base64 !== "string") throw new Error("heaplab_playground.wasm.js holds no module");
+    const text = atob(base64);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    delete window.heaplabPlaygroundWasm;
+    return WebAssembly.compile(bytes);
+  });
 
   const el = (tag, attrs = {}, ...children) => {
     const node = document.createElement(tag);
