@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
+use heaplab_benches::peers;
 use indicatif::{ProgressBar, ProgressStyle};
 use rawheap::RawHeap;
 use trace::Trace;
@@ -36,13 +37,14 @@ pub struct TracesArgs {
 }
 
 /// Measures every allocator on every .rep trace of a directory (`cargo xtask replay`):
-/// utilization, fragmentation, throughput and the malloc lab's score.
+/// utilization, fragmentation, throughput and the malloc lab's score, with the peer
+/// crates (rlsf, talc, linked_list_allocator, buddy_system_allocator) on the same traces.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
     /// Directory of .rep traces [default: traces/generated, generated first if it has none]
     #[arg(long, value_name = "DIR")]
     pub traces: Option<PathBuf>,
-    /// Measure only this allocator (repeat for several) [default: all]
+    /// Measure only this allocator or peer crate (repeat for several) [default: all]
     #[arg(long = "heap", value_name = "NAME")]
     pub heaps: Vec<String>,
     /// Print the results as JSON instead of Markdown tables
@@ -140,6 +142,17 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             progress: &progress,
         };
         for_each_heap(&mut visitor);
+        for peer in peers::REPLAY_NAMES
+            .into_iter()
+            .filter(|p| heaps.contains(p))
+        {
+            progress.set_message(format!("{peer} on {name}"));
+            visitor
+                .report
+                .measurements
+                .extend(peers::measure_on_trace(peer, &trace, &options));
+            progress.inc(1);
+        }
         reports.push(visitor.report);
     }
     progress.finish_and_clear();
@@ -153,7 +166,8 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The names to measure: `asked`, checked against the registry, or every name in it.
+/// The names to measure: `asked`, checked against the registry and the peers
+/// ([`peers::REPLAY_NAMES`]), or every name in them.
 fn selected_heaps(asked: &[String]) -> anyhow::Result<Vec<&'static str>> {
     struct Names(Vec<&'static str>);
     impl HeapVisitor for Names {
@@ -163,7 +177,8 @@ fn selected_heaps(asked: &[String]) -> anyhow::Result<Vec<&'static str>> {
     }
     let mut known = Names(Vec::new());
     for_each_heap(&mut known);
-    let known = known.0;
+    let mut known = known.0;
+    known.extend(peers::REPLAY_NAMES);
     if asked.is_empty() {
         return Ok(known);
     }

@@ -70,6 +70,10 @@ pub struct Measurement {
     pub peak_external_fragmentation: f64,
     /// `(ops run, external fragmentation)` samples, for [`crate::plot`].
     pub external_fragmentation: Vec<(usize, f64)>,
+    /// Measured through its calls alone ([`crate::peer::measure_peer`]): a peer crate
+    /// shows no stats, so the fragmentation fields are not measured (tables print `-`),
+    /// and its high-water mark is the highest byte of a block it handed out.
+    pub peer: bool,
 }
 
 impl Measurement {
@@ -109,6 +113,7 @@ pub fn measure<H: RawHeap>(
         mean_internal_fragmentation: 0.0,
         peak_external_fragmentation: 0.0,
         external_fragmentation: Vec::new(),
+        peer: false,
     };
     match replay::replay::<H>(trace, &replay_options) {
         Err(error) => measurement.error = Some(error.to_string()),
@@ -191,8 +196,16 @@ impl TraceReport {
                     .map_or("none found".into(), |r| bytes(r.region)),
                 m.throughput.map_or("-".into(), |t| kops(t.ops_per_sec)),
                 m.failed_requests,
-                bytes(m.peak_internal_fragmentation),
-                percent(m.peak_external_fragmentation),
+                if m.peer {
+                    "-".into()
+                } else {
+                    bytes(m.peak_internal_fragmentation)
+                },
+                if m.peer {
+                    "-".into()
+                } else {
+                    percent(m.peak_external_fragmentation)
+                },
             );
         }
         let _ = writeln!(
