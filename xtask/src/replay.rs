@@ -22,12 +22,45 @@ const DEFAULT_SEED: u64 = 1;
 /// The scale of the generated traces unless told otherwise: 10 to 25 thousand ops each.
 const DEFAULT_SCALE: usize = 4;
 
+/// A set of generators: heaplab's own workloads, or those of the malloc lab's kinds.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    /// heaplab's workloads (`trace::Workload::ALL`), in traces/generated
+    #[default]
+    Heaplab,
+    /// The kinds of the CS:APP malloc lab's traces (`trace::Workload::LAB_STYLE`:
+    /// binary, coalescing, random, realloc, program phases), in traces/malloc-lab
+    MallocLab,
+}
+
+impl Family {
+    fn workloads(self) -> &'static [Workload] {
+        match self {
+            Family::Heaplab => &Workload::ALL,
+            Family::MallocLab => &Workload::LAB_STYLE,
+        }
+    }
+
+    /// Where its traces go unless told otherwise (git-ignored).
+    fn dir(self) -> PathBuf {
+        let traces = crate::shell::root().join("traces");
+        match self {
+            Family::Heaplab => traces.join("generated"),
+            Family::MallocLab => traces.join("malloc-lab"),
+        }
+    }
+}
+
 /// Writes every generated workload as DIR/NAME.rep (`cargo xtask traces`).
 #[derive(Args, Debug)]
 pub struct TracesArgs {
-    /// Directory to write NAME.rep into [default: traces/generated in the workspace]
+    /// Directory to write NAME.rep into [default: traces/generated, or traces/malloc-lab
+    /// for --family malloc-lab, in the workspace]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Which generators to write
+    #[arg(long, value_enum, default_value_t)]
+    pub family: Family,
     /// Seed of the generators: the same seed writes the same traces
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
@@ -41,9 +74,13 @@ pub struct TracesArgs {
 /// crates (rlsf, talc, linked_list_allocator, buddy_system_allocator) on the same traces.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// Directory of .rep traces [default: traces/generated, generated first if it has none]
+    /// Directory of .rep traces [default: the family's generated traces, written first if
+    /// there are none]
     #[arg(long, value_name = "DIR")]
     pub traces: Option<PathBuf>,
+    /// Which generated traces to measure when --traces is not given
+    #[arg(long, value_enum, default_value_t)]
+    pub family: Family,
     /// Measure only this allocator or peer crate (repeat for several) [default: all]
     #[arg(long = "heap", value_name = "NAME")]
     pub heaps: Vec<String>,
@@ -55,20 +92,15 @@ pub struct ReplayArgs {
     pub region: Option<usize>,
 }
 
-/// Where generated traces go unless told otherwise (git-ignored).
-fn generated_dir() -> PathBuf {
-    crate::shell::root().join("traces").join("generated")
-}
-
 /// `cargo xtask traces`.
 pub fn traces(args: TracesArgs) -> anyhow::Result<()> {
-    let out = args.out.unwrap_or_else(generated_dir);
-    write_traces(&out, args.seed, args.scale)
+    let out = args.out.unwrap_or_else(|| args.family.dir());
+    write_traces(&out, args.family, args.seed, args.scale)
 }
 
-fn write_traces(out: &Path, seed: u64, scale: usize) -> anyhow::Result<()> {
+fn write_traces(out: &Path, family: Family, seed: u64, scale: usize) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    for workload in Workload::ALL {
+    for &workload in family.workloads() {
         let trace = generate(workload, seed, scale);
         let path = out.join(format!("{}.rep", workload.name()));
         let file =
@@ -99,10 +131,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let dir = match args.traces {
         Some(dir) => dir,
         None => {
-            let dir = generated_dir();
+            let dir = args.family.dir();
             if !dir.is_dir() || rep_files(&dir)?.is_empty() {
                 eprintln!("no generated traces yet: writing them (cargo xtask traces)");
-                write_traces(&dir, DEFAULT_SEED, DEFAULT_SCALE)?;
+                write_traces(&dir, args.family, DEFAULT_SEED, DEFAULT_SCALE)?;
             }
             dir
         }

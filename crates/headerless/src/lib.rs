@@ -42,7 +42,7 @@
 //!
 //! Free blocks sit on segregated lists, one per size class ([`class_of`]): exact classes
 //! for 2 to 65 granules, then four classes per power of two. `allocate` takes the
-//! smallest free block that fits, lowest address on ties (*best fit*), which is the
+//! smallest free block that fits (*best fit*), which is the
 //! smallest fitting block of the first non-empty class at or above the request's.
 //!
 //! ## Placement ([`Placement`])
@@ -389,11 +389,16 @@ impl<P: Placement> Headerless<P> {
         None
     }
 
-    /// The smallest free block of `class` with at least `need` granules, lowest address
-    /// on ties: `(granule, size)`.
+    /// The smallest free block of `class` with at least `need` granules: `(granule,
+    /// size)`. In a logarithmic class the whole list is searched, lowest address first on
+    /// ties; an exact class gives its most recently freed block.
     fn smallest_in(&self, class: usize, need: u32) -> Option<(u32, u32)> {
-        let mut best: Option<(u32, u32)> = None;
         let mut g = self.heads[class];
+        if class < EXACT as usize {
+            // An exact class: its blocks have one size, which fits; no search.
+            return (g != NIL).then(|| (g, self.free_size(g)));
+        }
+        let mut best: Option<(u32, u32)> = None;
         while g != NIL {
             let m = self.free_size(g);
             if m >= need && best.is_none_or(|(bg, bm)| (m, g) < (bm, bg)) {
