@@ -288,6 +288,7 @@ impl<P: Placement> Headerless<P> {
         self.granules
     }
 
+    // ANCHOR: neighbours
     /// Whether a block starting at granule `g` is free.
     fn is_free(&self, g: u32) -> bool {
         g + 1 < self.granules && self.marked(g + 1)
@@ -309,6 +310,7 @@ impl<P: Placement> Headerless<P> {
             n + 1
         }
     }
+    // ANCHOR_END: neighbours
 
     /// Turns `[g, g + m)` into a free block: marks, size words, and onto its list.
     fn make_free(&mut self, g: u32, m: u32) {
@@ -464,6 +466,7 @@ impl<P: Placement> Headerless<P> {
         (start, end - start)
     }
 
+    // ANCHOR: release
     /// Frees `[g, g + extent)`, merged with a free block on either side.
     fn release(&mut self, g: u32, extent: u32) {
         let (mut from, mut to) = (g, g + extent);
@@ -482,6 +485,7 @@ impl<P: Placement> Headerless<P> {
         }
         self.make_free(from, to - from);
     }
+    // ANCHOR_END: release
 
     /// The granule of a pointer this heap handed out.
     fn granule_of(&self, ptr: NonNull<u8>) -> u32 {

@@ -19,7 +19,9 @@
 //! (a [`Locked`](heaplab::Locked) heap) at its start, the heap's region after it.
 //! Every block carries a 16-byte header right before the program's pointer holding
 //! the request's size and alignment, since `free(ptr)` and `realloc(ptr, n)` pass no
-//! layout and a `RawHeap` needs it back exactly (see [`block`]).
+//! layout and a `RawHeap` needs it back exactly (see [`block`]). That header is what
+//! lets a heap that keeps no size of its own (`headerless`, which relies on the caller
+//! to give the layout back) serve C: the caller it relies on is this library.
 //!
 //! ```text
 //!   mmap(HEAPLAB_REGION)
