@@ -216,8 +216,9 @@ fn granules_for(size: usize) -> Option<u32> {
 }
 
 impl<P: Placement> Headerless<P> {
-    /// Granules of the arena for `granules_total` granules of room: the arena and its
-    /// start map (one 64-bit granule of map per 64 arena granules) must both fit.
+    /// Granules of the arena for `room` granules of region: the arena and its start map
+    /// (one 8-byte granule of map per 64 arena granules) must both fit, so the arena
+    /// gets `room - ceil(room / 65)`; none when that is below a block.
     fn arena_granules(room: usize) -> u32 {
         let arena = room - room.div_ceil(65);
         let arena = u32::try_from(arena)

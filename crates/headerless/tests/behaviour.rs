@@ -134,6 +134,10 @@ fn min_region<H: RawHeap>(trace: &trace::Trace) -> f64 {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "a search over regions replays thousands of ops many times; the other tests run the same code"
+)]
 fn keeping_small_and_large_apart_reuses_the_holes_of_the_binary_pattern() {
     for workload in [trace::Workload::Binary, trace::Workload::Binary2] {
         let trace = trace::generate(workload, 1, 1);
