@@ -89,18 +89,8 @@ pub fn measure_peer<T: RegionTarget>(
 ) -> Measurement {
     let region = options.region.unwrap_or(trace.suggested_heap());
     let mut measurement = Measurement {
-        allocator: allocator.to_string(),
-        region,
-        error: None,
-        utilization: None,
-        min_region: None,
-        throughput: None,
-        failed_requests: 0,
-        peak_internal_fragmentation: 0,
-        mean_internal_fragmentation: 0.0,
-        peak_external_fragmentation: 0.0,
-        external_fragmentation: Vec::new(),
         peer: true,
+        ..Measurement::new(allocator, region)
     };
     let plan = match Plan::new(trace, options.align) {
         Ok(plan) => plan,

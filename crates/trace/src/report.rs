@@ -77,6 +77,24 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// A measurement of `allocator` over `region` bytes with nothing measured yet.
+    pub fn new(allocator: &str, region: usize) -> Self {
+        Measurement {
+            allocator: allocator.to_string(),
+            region,
+            error: None,
+            utilization: None,
+            min_region: None,
+            throughput: None,
+            failed_requests: 0,
+            peak_internal_fragmentation: 0,
+            mean_internal_fragmentation: 0.0,
+            peak_external_fragmentation: 0.0,
+            external_fragmentation: Vec::new(),
+            peer: false,
+        }
+    }
+
     /// The utilization this measurement adds to the score: U, or 0 when the trace did
     /// not run correctly.
     pub fn scored_utilization(&self) -> f64 {
@@ -101,20 +119,7 @@ pub fn measure<H: RawHeap>(
         check_every: options.check_every,
         ..ReplayOptions::default()
     };
-    let mut measurement = Measurement {
-        allocator: allocator.to_string(),
-        region,
-        error: None,
-        utilization: None,
-        min_region: None,
-        throughput: None,
-        failed_requests: 0,
-        peak_internal_fragmentation: 0,
-        mean_internal_fragmentation: 0.0,
-        peak_external_fragmentation: 0.0,
-        external_fragmentation: Vec::new(),
-        peer: false,
-    };
+    let mut measurement = Measurement::new(allocator, region);
     match replay::replay::<H>(trace, &replay_options) {
         Err(error) => measurement.error = Some(error.to_string()),
         Ok(report) => {
