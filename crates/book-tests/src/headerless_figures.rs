@@ -89,3 +89,43 @@ fn overhead_per_block<H: RawHeap>(size: usize) -> String {
     }
     format!("{:.1} B", REGION as f64 / blocks as f64 - size as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use heaplab::headerless::Headerless;
+    use heaplab::tlsf::Tlsf;
+
+    use super::*;
+
+    fn bytes(cell: &str) -> f64 {
+        cell.trim_end_matches(" B").parse().unwrap()
+    }
+
+    #[test]
+    fn a_header_costs_small_blocks_more_than_the_start_map() {
+        for size in [16, 24, 48] {
+            let with_header = bytes(&overhead_per_block::<Tlsf>(size));
+            let without = bytes(&overhead_per_block::<Headerless>(size));
+            assert!(without < with_header, "{size} B: {without} vs {with_header}");
+            // The start map: one bit per 8 bytes of region, and nothing else.
+            let map = (size as f64) / 64.0;
+            assert!((without - map).abs() < 0.5, "{size} B: {without} B, map {map:.2} B");
+        }
+    }
+
+    #[test]
+    fn tables_have_a_row_per_allocator_and_a_column_per_size_and_trace() {
+        let dir = std::env::temp_dir().join(format!("book-headerless-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut out = Output::new(&dir);
+        generate(&mut out, 1, 1).unwrap();
+        let overhead = std::fs::read_to_string(dir.join("headerless-overhead.md")).unwrap();
+        let lab = std::fs::read_to_string(dir.join("headerless-lab.md")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let rows = heaplab::registry::entries().len() + 2;
+        assert_eq!(overhead.lines().count(), rows);
+        assert_eq!(lab.lines().count(), rows);
+        assert!(overhead.lines().all(|l| l.matches('|').count() == SIZES.len() + 2));
+        assert!(lab.contains("| headerless-split |"));
+    }
+}
