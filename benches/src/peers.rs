@@ -390,3 +390,23 @@ impl Contender for System {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_replay_peer_runs_a_trace_and_has_a_smallest_region() {
+        let trace = trace::generate(trace::Workload::RandomMixed, 3, 1);
+        let options = trace::report::MeasureOptions::default();
+        for name in REPLAY_NAMES {
+            let m = measure_on_trace(name, &trace, &options).expect("a replay peer");
+            assert_eq!(m.error, None, "{name}");
+            assert_eq!(m.failed_requests, 0, "{name}");
+            let min = m.min_region.expect("a region that completes the trace");
+            assert!(min.region >= trace.profile().peak_live_bytes, "{name}");
+            assert!(m.utilization.is_some_and(|u| u > 0.0 && u <= 1.0), "{name}");
+        }
+        assert!(measure_on_trace("bumpalo", &trace, &options).is_none());
+    }
+}

@@ -106,10 +106,16 @@ mod tests {
         for size in [16, 24, 48] {
             let with_header = bytes(&overhead_per_block::<Tlsf>(size));
             let without = bytes(&overhead_per_block::<Headerless>(size));
-            assert!(without < with_header, "{size} B: {without} vs {with_header}");
+            assert!(
+                without < with_header,
+                "{size} B: {without} vs {with_header}"
+            );
             // The start map: one bit per 8 bytes of region, and nothing else.
             let map = (size as f64) / 64.0;
-            assert!((without - map).abs() < 0.5, "{size} B: {without} B, map {map:.2} B");
+            assert!(
+                (without - map).abs() < 0.5,
+                "{size} B: {without} B, map {map:.2} B"
+            );
         }
     }
 
@@ -125,7 +131,11 @@ mod tests {
         let rows = heaplab::registry::entries().len() + 2;
         assert_eq!(overhead.lines().count(), rows);
         assert_eq!(lab.lines().count(), rows);
-        assert!(overhead.lines().all(|l| l.matches('|').count() == SIZES.len() + 2));
+        assert!(
+            overhead
+                .lines()
+                .all(|l| l.matches('|').count() == SIZES.len() + 2)
+        );
         assert!(lab.contains("| headerless-split |"));
     }
 }
