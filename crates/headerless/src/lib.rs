@@ -488,6 +488,64 @@ impl<P: Placement> Headerless<P> {
     }
     // ANCHOR_END: release
 
+    // ANCHOR: slide
+    /// Grows the live block at `ptr` into the free block before it (and the one after
+    /// it, if any) when together they hold `new`: the contents move down, in place of
+    /// a copy to fresh memory that would leave the old block's room behind. A block
+    /// that grows again and again (a buffer) stays where it can keep growing, as
+    /// [`SplitEnds`] needs for large blocks at the top of the region. `None`, with
+    /// nothing changed, when the neighbours are too small.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` is live in this heap with layout `old`; `new.align() <= GRANULE`.
+    unsafe fn slide(&mut self, ptr: NonNull<u8>, old: Layout, new: Layout) -> Option<NonNull<u8>> {
+        let g = self.granule_of(ptr);
+        let extent = self.used_extent(g, granules_for(old.size()).unwrap_or(MIN_GRANULES));
+        let n = granules_for(new.size())?;
+        if g == 0 || !self.marked(g - 1) {
+            return None;
+        }
+        // SAFETY: bit `g - 1` marks the last granule of a free block, which holds its size.
+        let below = unsafe { self.word(g - 1, FOOTER_AT) };
+        let end = g + extent;
+        let above = if self.is_free(end) { self.free_size(end) } else { 0 };
+        let (from, to) = (g - below, end + above);
+        if to - from < n {
+            return None;
+        }
+        self.unmake_free(from, below);
+        if above > 0 {
+            self.unmake_free(end, above);
+        }
+        self.mark(g, false);
+        let mut start = if P::from_high_end(new.size()) { to - n } else { from };
+        if start - from == 1 {
+            start = from;
+        }
+        // SAFETY: `[from, to)` is this block and the free blocks around it, all the
+        // heap's now; `start < g`, and `copy` (memmove) allows the overlap.
+        unsafe {
+            self.at(start)
+                .copy_from(ptr.as_ptr(), old.size().min(new.size()))
+        };
+        if start > from {
+            self.make_free(from, start - from);
+        }
+        let mut block_end = start + n;
+        match to - block_end {
+            0 => {}
+            1 => block_end += 1,
+            rest => self.make_free(block_end, rest),
+        }
+        self.mark(start, true);
+        let reach = self.offset_of(block_end);
+        self.usage.on_resize(old.size(), new.size(), reach);
+        // SAFETY: `start < granules`: a pointer into the arena, never null.
+        Some(unsafe { NonNull::new_unchecked(self.at(start)) })
+    }
+    // ANCHOR_END: slide
+
     /// The granule of a pointer this heap handed out.
     fn granule_of(&self, ptr: NonNull<u8>) -> u32 {
         ((ptr.as_ptr().addr() - self.base.as_ptr().addr()) / GRANULE) as u32
@@ -602,6 +660,40 @@ unsafe impl<P: Placement> RawHeap for Headerless<P> {
         let reach = self.offset_of(reach);
         self.usage.on_resize(old.size(), new.size(), reach);
         Ok(())
+    }
+
+    unsafe fn reallocate(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if new.size() == 0 {
+            return Err(AllocError::ZeroSize);
+        }
+        if rawheap::align::ptr_is_aligned(ptr, new.align()) {
+            // SAFETY: the caller's promise about `ptr` and `old`; alignment and size were
+            // just checked.
+            if unsafe { self.resize_in_place(ptr, old, new) }.is_ok() {
+                return Ok(ptr);
+            }
+        }
+        if new.align() <= GRANULE {
+            // SAFETY: the caller's promise about `ptr` and `old`.
+            if let Some(moved) = unsafe { self.slide(ptr, old, new) } {
+                return Ok(moved);
+            }
+        }
+        let moved = self.allocate(new)?;
+        // SAFETY: both blocks are live and distinct, each at least `min(old, new)` bytes.
+        unsafe {
+            moved
+                .as_ptr()
+                .copy_from_nonoverlapping(ptr.as_ptr(), old.size().min(new.size()))
+        };
+        // SAFETY: the caller's promise: `ptr` is live with layout `old`.
+        unsafe { self.deallocate(ptr, old) };
+        Ok(moved)
     }
 
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {

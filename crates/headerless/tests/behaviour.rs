@@ -147,3 +147,36 @@ fn keeping_small_and_large_apart_reuses_the_holes_of_the_binary_pattern() {
         assert!(low < 0.8, "{workload}: low end {low:.3}");
     }
 }
+
+#[test]
+fn a_block_that_cannot_grow_in_place_slides_into_the_free_block_before_it() {
+    let mut heap = Arena::<Headerless>::new(4096);
+    let a = alloc(&mut *heap, 64);
+    let b = alloc(&mut *heap, 32);
+    let _guard = alloc(&mut *heap, 16);
+    free(&mut *heap, a, 64);
+    // SAFETY: `b` is live with 32 bytes, which are ours to write.
+    unsafe { b.as_ptr().write_bytes(0xAB, 32) };
+    // SAFETY: `b` is live with 32 bytes.
+    let grown = unsafe { heap.reallocate(b, bytes(32), bytes(80)) }.unwrap();
+    heap.check().unwrap();
+    assert_eq!(grown, a, "low end: the block moved down to where `a` was");
+    // SAFETY: `grown` is live with 80 bytes, the first 32 kept.
+    let kept = unsafe { core::slice::from_raw_parts(grown.as_ptr(), 32) };
+    assert!(kept.iter().all(|&byte| byte == 0xAB));
+    let walked = blocks(&*heap);
+    assert_eq!(walked[0], Block::used(a.as_ptr().addr(), 80));
+    assert_eq!(walked[1], Block::free(a.as_ptr().addr() + 80, 16));
+}
+
+#[test]
+fn a_large_block_slides_to_the_top_of_its_room_under_split_ends() {
+    let mut heap = Arena::<Headerless<SplitEnds>>::new(8192);
+    let low = alloc(&mut *heap, 16);
+    let buffer = alloc(&mut *heap, 512);
+    // SAFETY: `buffer` is live with 512 bytes.
+    let grown = unsafe { heap.reallocate(buffer, bytes(512), bytes(600)) }.unwrap();
+    heap.check().unwrap();
+    assert_eq!(grown.as_ptr().addr() + 600, buffer.as_ptr().addr() + 512, "still at the top");
+    assert!(low < grown);
+}
