@@ -509,7 +509,11 @@ impl<P: Placement> Headerless<P> {
         // SAFETY: bit `g - 1` marks the last granule of a free block, which holds its size.
         let below = unsafe { self.word(g - 1, FOOTER_AT) };
         let end = g + extent;
-        let above = if self.is_free(end) { self.free_size(end) } else { 0 };
+        let above = if self.is_free(end) {
+            self.free_size(end)
+        } else {
+            0
+        };
         let (from, to) = (g - below, end + above);
         if to - from < n {
             return None;
@@ -519,7 +523,11 @@ impl<P: Placement> Headerless<P> {
             self.unmake_free(end, above);
         }
         self.mark(g, false);
-        let mut start = if P::from_high_end(new.size()) { to - n } else { from };
+        let mut start = if P::from_high_end(new.size()) {
+            to - n
+        } else {
+            from
+        };
         if start - from == 1 {
             start = from;
         }
@@ -545,6 +553,38 @@ impl<P: Placement> Headerless<P> {
         Some(unsafe { NonNull::new_unchecked(self.at(start)) })
     }
     // ANCHOR_END: slide
+
+    /// A block for `layout`, cut from the high end of its free block when `high` (and
+    /// the alignment is a granule's), else from the low end.
+    fn place(&mut self, layout: Layout, high: bool) -> Result<NonNull<u8>, AllocError> {
+        if layout.size() == 0 {
+            return Err(AllocError::ZeroSize);
+        }
+        let too_big = AllocError::Unsupported;
+        let n = granules_for(layout.size()).ok_or(too_big)?;
+        let align_granules =
+            u32::try_from((layout.align() / GRANULE).max(1)).map_err(|_| too_big)?;
+        let need = if align_granules == 1 {
+            n
+        } else {
+            // The worst padding `pad` can ask for.
+            n.checked_add(align_granules + 1).ok_or(too_big)?
+        };
+        if n > self.granules || need > self.granules {
+            return Err(if n > self.granules {
+                too_big
+            } else {
+                AllocError::Exhausted
+            });
+        }
+        let (g, m) = self.best_fit(need).ok_or(AllocError::Exhausted)?;
+        let high = align_granules == 1 && high;
+        let (start, extent) = self.carve(g, m, n, align_granules, high);
+        let end = self.offset_of(start + extent);
+        self.usage.on_allocate(layout.size(), end);
+        // SAFETY: `start < granules`: a pointer into the arena, never null.
+        Ok(unsafe { NonNull::new_unchecked(self.at(start)) })
+    }
 
     /// The granule of a pointer this heap handed out.
     fn granule_of(&self, ptr: NonNull<u8>) -> u32 {
@@ -593,33 +633,7 @@ unsafe impl<P: Placement> RawHeap for Headerless<P> {
     }
 
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        if layout.size() == 0 {
-            return Err(AllocError::ZeroSize);
-        }
-        let too_big = AllocError::Unsupported;
-        let n = granules_for(layout.size()).ok_or(too_big)?;
-        let align_granules =
-            u32::try_from((layout.align() / GRANULE).max(1)).map_err(|_| too_big)?;
-        let need = if align_granules == 1 {
-            n
-        } else {
-            // The worst padding `pad` can ask for.
-            n.checked_add(align_granules + 1).ok_or(too_big)?
-        };
-        if n > self.granules || need > self.granules {
-            return Err(if n > self.granules {
-                too_big
-            } else {
-                AllocError::Exhausted
-            });
-        }
-        let (g, m) = self.best_fit(need).ok_or(AllocError::Exhausted)?;
-        let high = align_granules == 1 && P::from_high_end(layout.size());
-        let (start, extent) = self.carve(g, m, n, align_granules, high);
-        let end = self.offset_of(start + extent);
-        self.usage.on_allocate(layout.size(), end);
-        // SAFETY: `start < granules`: a pointer into the arena, never null.
-        Ok(unsafe { NonNull::new_unchecked(self.at(start)) })
+        self.place(layout, P::from_high_end(layout.size()))
     }
 
     unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
@@ -684,7 +698,9 @@ unsafe impl<P: Placement> RawHeap for Headerless<P> {
                 return Ok(moved);
             }
         }
-        let moved = self.allocate(new)?;
+        // A block that moves to grow is a buffer that may grow again: it goes to the low
+        // end of its free block, with the rest of that block after it to grow into.
+        let moved = self.place(new, false)?;
         // SAFETY: both blocks are live and distinct, each at least `min(old, new)` bytes.
         unsafe {
             moved

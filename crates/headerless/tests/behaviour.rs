@@ -177,6 +177,10 @@ fn a_large_block_slides_to_the_top_of_its_room_under_split_ends() {
     // SAFETY: `buffer` is live with 512 bytes.
     let grown = unsafe { heap.reallocate(buffer, bytes(512), bytes(600)) }.unwrap();
     heap.check().unwrap();
-    assert_eq!(grown.as_ptr().addr() + 600, buffer.as_ptr().addr() + 512, "still at the top");
+    assert_eq!(
+        grown.as_ptr().addr() + 600,
+        buffer.as_ptr().addr() + 512,
+        "still at the top"
+    );
     assert!(low < grown);
 }
