@@ -57,6 +57,13 @@
 //! high-water mark is the whole region, as for a buddy heap; the utilization to compare
 //! is the one in the smallest region that completes a trace.
 //!
+//! A block that grows (`reallocate`) first grows in place into a free block after it,
+//! then *slides* down into a free block before it (to the top of that room when it is
+//! large under [`SplitEnds`]), and only then moves; a block that moves goes to the low
+//! end of its new free block, with the rest of that block after it to grow into. A
+//! buffer that grows again and again so keeps one place instead of leaving a trail of
+//! holes (the malloc lab's *realloc* pattern).
+//!
 //! ## Invariants (checked by [`RawHeap::check`], one per field)
 //!
 //! 1. `map`: walking the arena from granule 0 by the rule above, every block has at
@@ -75,6 +82,7 @@
 //! | `allocate` | a bit scan for the first non-empty class, then one pass over that class's list (best fit), one unlink, at most two blocks marked and linked |
 //! | `deallocate` | two bits read, at most two blocks unlinked, one marked and linked: no list is searched |
 //! | `resize_in_place` | two bits; growing takes from the free block after, shrinking frees the tail |
+//! | `reallocate` | `resize_in_place`; else, with the free blocks on both sides, one copy down (memmove); else `allocate`, copy, `deallocate` |
 //! | `usable_size` | one bit |
 //! | `stats`, `walk` | one pass over the blocks, a bit scan per used block |
 //! | `check` | one pass over the blocks and one over the lists |
