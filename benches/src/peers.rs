@@ -39,9 +39,82 @@ pub fn visit_peer(name: &str, visitor: &mut impl ContenderVisitor) -> bool {
     true
 }
 
-/// Page-aligned memory for a peer, the same kind an [`Arena`](heaplab::Arena) gets.
-fn region(bytes: usize) -> Memory {
-    Memory::new(bytes).expect("memory for the benchmark heap")
+/// A peer crate that manages one page-aligned region it is handed whole, the same kind
+/// an [`Arena`](heaplab::Arena) gets: the peers `cargo xtask replay` measures beside the
+/// heaplab heaps ([`REPLAY_NAMES`], [`measure_on_trace`]).
+pub trait RegionPeer: Contender + Sized {
+    /// The peer over a fresh region of `bytes` bytes; `None` when the memory cannot be
+    /// had or the peer refuses a region that small.
+    fn try_with_region(bytes: usize) -> Option<Self>;
+
+    /// The address of the region's first byte.
+    fn region_start(&self) -> usize;
+}
+
+/// A bench heap: the peer over `bytes` bytes, which a bench always has.
+fn built<P: RegionPeer>(bytes: usize) -> P {
+    P::try_with_region(bytes).expect("memory for the benchmark heap")
+}
+
+/// The peers that `cargo xtask replay` measures: those managing one region
+/// ([`RegionPeer`]). bumpalo never reuses memory, and the system allocator is the
+/// reference for throughput, not a contender for utilization.
+pub const REPLAY_NAMES: [&str; 4] = [
+    "rlsf",
+    "talc",
+    "linked_list_allocator",
+    "buddy_system_allocator",
+];
+
+/// Measures the peer named `name` (one of [`REPLAY_NAMES`]) on `trace` with
+/// [`trace::peer::measure_peer`]; `None` for any other name.
+pub fn measure_on_trace(
+    name: &str,
+    trace: &trace::Trace,
+    options: &trace::report::MeasureOptions,
+) -> Option<trace::report::Measurement> {
+    use trace::peer::measure_peer;
+    Some(match name {
+        "rlsf" => measure_peer::<Replayed<Rlsf>>(name, trace, options),
+        "talc" => measure_peer::<Replayed<Talc>>(name, trace, options),
+        "linked_list_allocator" => measure_peer::<Replayed<LinkedList>>(name, trace, options),
+        "buddy_system_allocator" => measure_peer::<Replayed<BuddySystem>>(name, trace, options),
+        _ => return None,
+    })
+}
+
+/// A [`RegionPeer`] as the trace replayer's [`RegionTarget`](trace::replay::RegionTarget).
+pub struct Replayed<P>(P);
+
+impl<P: RegionPeer> trace::replay::Target for Replayed<P> {
+    fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.alloc(layout)
+    }
+
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise.
+        unsafe { self.0.free(ptr, layout) }
+    }
+
+    unsafe fn reallocate(
+        &mut self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's promise.
+        unsafe { self.0.realloc(ptr, old, new) }
+    }
+}
+
+impl<P: RegionPeer> trace::replay::RegionTarget for Replayed<P> {
+    fn over_region(bytes: usize) -> Option<Self> {
+        P::try_with_region(bytes).map(Replayed)
+    }
+
+    fn region_start(&self) -> usize {
+        self.0.region_start()
+    }
 }
 
 /// `bumpalo::Bump` with its whole capacity reserved up front.
@@ -93,16 +166,26 @@ pub struct LinkedList {
     _region: Memory,
 }
 
-impl Contender for LinkedList {
-    fn with_region(bytes: usize) -> Self {
-        let region = region(bytes);
+impl RegionPeer for LinkedList {
+    fn try_with_region(bytes: usize) -> Option<Self> {
+        let region = Memory::new(bytes).ok()?;
         // SAFETY: the region is fresh, owned by this value and outlives the heap.
         let heap =
             unsafe { linked_list_allocator::Heap::new(region.region().cast().as_ptr(), bytes) };
-        LinkedList {
+        Some(LinkedList {
             heap,
             _region: region,
-        }
+        })
+    }
+
+    fn region_start(&self) -> usize {
+        self._region.region().cast::<u8>().as_ptr().addr()
+    }
+}
+
+impl Contender for LinkedList {
+    fn with_region(bytes: usize) -> Self {
+        built(bytes)
     }
 
     #[inline]
@@ -123,17 +206,27 @@ pub struct BuddySystem {
     _region: Memory,
 }
 
-impl Contender for BuddySystem {
-    fn with_region(bytes: usize) -> Self {
-        let region = region(bytes);
+impl RegionPeer for BuddySystem {
+    fn try_with_region(bytes: usize) -> Option<Self> {
+        let region = Memory::new(bytes).ok()?;
         let mut heap = buddy_system_allocator::Heap::<32>::new();
         let start = region.region().cast::<u8>().as_ptr().addr();
         // SAFETY: the region is fresh, owned by this value and outlives the heap.
         unsafe { heap.add_to_heap(start, start + bytes) };
-        BuddySystem {
+        Some(BuddySystem {
             heap,
             _region: region,
-        }
+        })
+    }
+
+    fn region_start(&self) -> usize {
+        self._region.region().cast::<u8>().as_ptr().addr()
+    }
+}
+
+impl Contender for BuddySystem {
+    fn with_region(bytes: usize) -> Self {
+        built(bytes)
     }
 
     #[inline]
@@ -154,17 +247,26 @@ pub struct Talc {
     _region: Memory,
 }
 
-impl Contender for Talc {
-    fn with_region(bytes: usize) -> Self {
-        let region = region(bytes);
+impl RegionPeer for Talc {
+    fn try_with_region(bytes: usize) -> Option<Self> {
+        let region = Memory::new(bytes).ok()?;
         let mut heap = talc::base::Talc::new(talc::source::Manual);
         // SAFETY: the region is fresh, owned by this value and outlives the heap.
-        unsafe { heap.claim(region.region().cast().as_ptr(), bytes) }
-            .expect("talc claims the region");
-        Talc {
+        unsafe { heap.claim(region.region().cast().as_ptr(), bytes) }?;
+        Some(Talc {
             heap,
             _region: region,
-        }
+        })
+    }
+
+    fn region_start(&self) -> usize {
+        self._region.region().cast::<u8>().as_ptr().addr()
+    }
+}
+
+impl Contender for Talc {
+    fn with_region(bytes: usize) -> Self {
+        built(bytes)
     }
 
     #[inline]
@@ -206,20 +308,30 @@ pub struct Rlsf {
     _region: Memory,
 }
 
-impl Contender for Rlsf {
-    fn with_region(bytes: usize) -> Self {
-        let region = region(bytes);
+impl RegionPeer for Rlsf {
+    fn try_with_region(bytes: usize) -> Option<Self> {
+        let region = Memory::new(bytes).ok()?;
         let mut heap = rlsf::Tlsf::new();
         let block = NonNull::slice_from_raw_parts(
             region.region().cast::<MaybeUninit<u8>>().cast::<u8>(),
             bytes,
         );
         // SAFETY: the region is fresh, owned by this value and outlives the heap.
-        unsafe { heap.insert_free_block_ptr(block) }.expect("rlsf takes the region");
-        Rlsf {
+        unsafe { heap.insert_free_block_ptr(block) }?;
+        Some(Rlsf {
             heap,
             _region: region,
-        }
+        })
+    }
+
+    fn region_start(&self) -> usize {
+        self._region.region().cast::<u8>().as_ptr().addr()
+    }
+}
+
+impl Contender for Rlsf {
+    fn with_region(bytes: usize) -> Self {
+        built(bytes)
     }
 
     #[inline]
@@ -276,5 +388,25 @@ impl Contender for System {
         NonNull::new(unsafe {
             std::alloc::GlobalAlloc::realloc(&std::alloc::System, ptr.as_ptr(), old, new.size())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_replay_peer_runs_a_trace_and_has_a_smallest_region() {
+        let trace = trace::generate(trace::Workload::RandomMixed, 3, 1);
+        let options = trace::report::MeasureOptions::default();
+        for name in REPLAY_NAMES {
+            let m = measure_on_trace(name, &trace, &options).expect("a replay peer");
+            assert_eq!(m.error, None, "{name}");
+            assert_eq!(m.failed_requests, 0, "{name}");
+            let min = m.min_region.expect("a region that completes the trace");
+            assert!(min.region >= trace.profile().peak_live_bytes, "{name}");
+            assert!(m.utilization.is_some_and(|u| u > 0.0 && u <= 1.0), "{name}");
+        }
+        assert!(measure_on_trace("bumpalo", &trace, &options).is_none());
     }
 }

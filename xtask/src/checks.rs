@@ -19,6 +19,7 @@ const MIRI_PACKAGES: &[&str] = &[
     "slab",
     "segregated-fit",
     "tlsf",
+    "headerless",
     "heaplab",
     "gc",
     "thread-cache",

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use heaplab::registry::{Entry, HeapVisitor, for_each_heap};
+use heaplab_benches::peers;
 use indicatif::{ProgressBar, ProgressStyle};
 use rawheap::RawHeap;
 use trace::Trace;
@@ -21,12 +22,45 @@ const DEFAULT_SEED: u64 = 1;
 /// The scale of the generated traces unless told otherwise: 10 to 25 thousand ops each.
 const DEFAULT_SCALE: usize = 4;
 
+/// A set of generators: heaplab's own workloads, or those of the malloc lab's kinds.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    /// heaplab's workloads (`trace::Workload::ALL`), in traces/generated
+    #[default]
+    Heaplab,
+    /// The kinds of the CS:APP malloc lab's traces (`trace::Workload::LAB_STYLE`:
+    /// binary, coalescing, random, realloc, program phases), in traces/malloc-lab
+    MallocLab,
+}
+
+impl Family {
+    fn workloads(self) -> &'static [Workload] {
+        match self {
+            Family::Heaplab => &Workload::ALL,
+            Family::MallocLab => &Workload::LAB_STYLE,
+        }
+    }
+
+    /// Where its traces go unless told otherwise (git-ignored).
+    fn dir(self) -> PathBuf {
+        let traces = crate::shell::root().join("traces");
+        match self {
+            Family::Heaplab => traces.join("generated"),
+            Family::MallocLab => traces.join("malloc-lab"),
+        }
+    }
+}
+
 /// Writes every generated workload as DIR/NAME.rep (`cargo xtask traces`).
 #[derive(Args, Debug)]
 pub struct TracesArgs {
-    /// Directory to write NAME.rep into [default: traces/generated in the workspace]
+    /// Directory to write NAME.rep into [default: traces/generated, or traces/malloc-lab
+    /// for --family malloc-lab, in the workspace]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Which generators to write
+    #[arg(long, value_enum, default_value_t)]
+    pub family: Family,
     /// Seed of the generators: the same seed writes the same traces
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
@@ -36,15 +70,20 @@ pub struct TracesArgs {
 }
 
 /// Measures every allocator on every .rep trace of a directory (`cargo xtask replay`):
-/// utilization, fragmentation, throughput and the malloc lab's score. A file that cannot
-/// be read as a trace is listed with its error and left out; the command fails only
-/// when no file could be replayed, or with `--strict`.
+/// utilization, fragmentation, throughput and the malloc lab's score, with the peer
+/// crates (rlsf, talc, linked_list_allocator, buddy_system_allocator) on the same traces.
+/// A file that cannot be read as a trace is listed with its error and left out; the
+/// command fails only when no file could be replayed, or with `--strict`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// Directory of .rep traces [default: traces/generated, generated first if it has none]
+    /// Directory of .rep traces [default: the family's generated traces, written first if
+    /// there are none]
     #[arg(long, value_name = "DIR")]
     pub traces: Option<PathBuf>,
-    /// Measure only this allocator (repeat for several) [default: all]
+    /// Which generated traces to measure when --traces is not given
+    #[arg(long, value_enum, default_value_t)]
+    pub family: Family,
+    /// Measure only this allocator or peer crate (repeat for several) [default: all]
     #[arg(long = "heap", value_name = "NAME")]
     pub heaps: Vec<String>,
     /// Print the results as JSON instead of Markdown tables
@@ -59,20 +98,15 @@ pub struct ReplayArgs {
     pub strict: bool,
 }
 
-/// Where generated traces go unless told otherwise (git-ignored).
-fn generated_dir() -> PathBuf {
-    crate::shell::root().join("traces").join("generated")
-}
-
 /// `cargo xtask traces`.
 pub fn traces(args: TracesArgs) -> anyhow::Result<()> {
-    let out = args.out.unwrap_or_else(generated_dir);
-    write_traces(&out, args.seed, args.scale)
+    let out = args.out.unwrap_or_else(|| args.family.dir());
+    write_traces(&out, args.family, args.seed, args.scale)
 }
 
-fn write_traces(out: &Path, seed: u64, scale: usize) -> anyhow::Result<()> {
+fn write_traces(out: &Path, family: Family, seed: u64, scale: usize) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    for workload in Workload::ALL {
+    for &workload in family.workloads() {
         let trace = generate(workload, seed, scale);
         let path = out.join(format!("{}.rep", workload.name()));
         let file =
@@ -103,10 +137,10 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let dir = match args.traces {
         Some(dir) => dir,
         None => {
-            let dir = generated_dir();
+            let dir = args.family.dir();
             if !dir.is_dir() || rep_files(&dir)?.is_empty() {
                 eprintln!("no generated traces yet: writing them (cargo xtask traces)");
-                write_traces(&dir, DEFAULT_SEED, DEFAULT_SCALE)?;
+                write_traces(&dir, args.family, DEFAULT_SEED, DEFAULT_SCALE)?;
             }
             dir
         }
@@ -149,6 +183,17 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             progress: &progress,
         };
         for_each_heap(&mut visitor);
+        for peer in peers::REPLAY_NAMES
+            .into_iter()
+            .filter(|p| heaps.contains(p))
+        {
+            progress.set_message(format!("{peer} on {name}"));
+            visitor
+                .report
+                .measurements
+                .extend(peers::measure_on_trace(peer, trace, &options));
+            progress.inc(1);
+        }
         reports.push(visitor.report);
     }
     progress.finish_and_clear();
@@ -211,7 +256,8 @@ fn verdict(
     Ok(())
 }
 
-/// The names to measure: `asked`, checked against the registry, or every name in it.
+/// The names to measure: `asked`, checked against the registry and the peers
+/// ([`peers::REPLAY_NAMES`]), or every name in them.
 fn selected_heaps(asked: &[String]) -> anyhow::Result<Vec<&'static str>> {
     struct Names(Vec<&'static str>);
     impl HeapVisitor for Names {
@@ -221,7 +267,8 @@ fn selected_heaps(asked: &[String]) -> anyhow::Result<Vec<&'static str>> {
     }
     let mut known = Names(Vec::new());
     for_each_heap(&mut known);
-    let known = known.0;
+    let mut known = known.0;
+    known.extend(peers::REPLAY_NAMES);
     if asked.is_empty() {
         return Ok(known);
     }

@@ -156,6 +156,7 @@ pub fn generate(out: &mut Output, options: &Options) -> io::Result<()> {
     crate::gc_figures::generate(out)?;
     crate::slab_figures::generate(out, &traces)?;
     crate::buddy_figures::generate(out)?;
+    crate::headerless_figures::generate(out, options.seed, options.scale)?;
     out.write("bench.md", bench_table(options.bench_summary.as_deref()))?;
     for (name, file, command) in MEASURED_ELSEWHERE {
         out.write(name, measured_elsewhere(file, command))?;

@@ -13,6 +13,7 @@
 pub mod buddy_figures;
 pub mod figures;
 pub mod gc_figures;
+pub mod headerless_figures;
 pub mod latency_figures;
 pub mod links;
 pub mod scenario;
@@ -44,6 +45,9 @@ mod chapters {
 
     #[doc = include_str!("../../../book/src/tlsf.md")]
     struct Tlsf;
+
+    #[doc = include_str!("../../../book/src/headerless.md")]
+    struct Headerless;
 
     #[doc = include_str!("../../../book/src/gc.md")]
     struct Gc;

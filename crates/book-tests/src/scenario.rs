@@ -355,6 +355,7 @@ mod tests {
                 "free-list",
                 "segregated-fit",
                 "tlsf",
+                "headerless",
                 "buddy",
                 "slab"
             ]

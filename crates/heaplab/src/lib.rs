@@ -33,6 +33,7 @@
 pub use buddy;
 pub use bump;
 pub use free_list;
+pub use headerless;
 pub use rawheap::{self, *};
 pub use segregated_fit;
 pub use slab;

@@ -56,6 +56,16 @@ pub fn for_each_heap(visitor: &mut impl HeapVisitor) {
         peer: Some("rlsf"),
         summary: "two-level segregated fit: bitmap-indexed size classes, good fit in constant time",
     });
+    visitor.visit::<crate::headerless::Headerless>(&Entry {
+        name: "headerless",
+        peer: Some("linked_list_allocator"),
+        summary: "no header on used blocks: the caller gives the size back, a start bitmap tells the neighbours; best fit",
+    });
+    visitor.visit::<crate::headerless::Headerless<crate::headerless::SplitEnds>>(&Entry {
+        name: "headerless-split",
+        peer: Some("rlsf"),
+        summary: "headerless, small requests from the low end and large ones from the high end",
+    });
     visitor.visit::<crate::buddy::Buddy>(&Entry {
         name: "buddy",
         peer: Some("buddy_system_allocator"),

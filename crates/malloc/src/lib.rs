@@ -22,9 +22,11 @@
 //! (a [`Locked`](heaplab::Locked) heap) at its start, the heap's region after it.
 //! Every block carries a 16-byte header right before the program's pointer holding
 //! the request's size and alignment, since `free(ptr)` and `realloc(ptr, n)` pass no
-//! layout and a `RawHeap` needs it back exactly (see [`block`]). Small blocks (up to
-//! 512 bytes with the header) pass through a cache private to each thread, so that
-//! the common `malloc`/`free` pair takes no lock (see `cache`).
+//! layout and a `RawHeap` needs it back exactly (see [`block`]). That header is what
+//! lets a heap that keeps no size of its own (`headerless`, which relies on the caller
+//! to give the layout back) serve C: the caller it relies on is this library. Small
+//! blocks (up to 512 bytes with the header) pass through a cache private to each
+//! thread, so that the common `malloc`/`free` pair takes no lock (see `cache`).
 //!
 //! ```text
 //!   mmap(HEAPLAB_REGION)

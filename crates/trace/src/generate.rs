@@ -51,6 +51,34 @@ pub enum Workload {
     /// just too small for the large requests, which go to fresh memory; best fit puts
     /// each request in the hole that fits it.
     FirstFitAdversary,
+    /// The malloc lab's *binary* kind: small and large blocks alternate, every large one
+    /// is freed, then slightly larger blocks are asked for (each about the size of a
+    /// large hole and the small block beside it). A heap that keeps small and large
+    /// blocks apart reuses the large holes; one that interleaves them cannot.
+    Binary,
+    /// *binary* with smaller blocks (8 to 24 bytes beside 80 to 128), where a header or
+    /// rounding is a large part of every block.
+    Binary2,
+    /// The lab's *coalescing* kind: two neighbours of a few KiB are freed and a block of
+    /// their joined size is asked for, again and again: only coalescing serves it in
+    /// place.
+    Coalescing,
+    /// The lab's *random* kind: sizes uniform up to 16 KiB, allocations and frees of
+    /// random live blocks interleaved at random.
+    Random,
+    /// *random* with sizes up to 2 KiB.
+    Random2,
+    /// The lab's *realloc* kind: one buffer grows by a fixed step, a small block is
+    /// allocated after it at every step and the previous one freed, so that the buffer
+    /// can grow in place only into what the small blocks leave.
+    Realloc,
+    /// *realloc* with a larger buffer and smaller steps and small blocks.
+    Realloc2,
+    /// The kind of the lab's traces recorded from programs (a compiler, a preprocessor,
+    /// an expression evaluator): phases that build structures from a few popular small
+    /// sizes and some larger buffers, free most of them at the phase's end, and keep a
+    /// fraction alive for later phases.
+    Phases,
 }
 
 impl Workload {
@@ -66,6 +94,19 @@ impl Workload {
         Workload::FirstFitAdversary,
     ];
 
+    /// Generators of the kinds of the CS:APP malloc lab's traces (written here from the
+    /// kind of pattern each stresses, not from the course's files).
+    pub const LAB_STYLE: [Workload; 8] = [
+        Workload::Binary,
+        Workload::Binary2,
+        Workload::Coalescing,
+        Workload::Random,
+        Workload::Random2,
+        Workload::Realloc,
+        Workload::Realloc2,
+        Workload::Phases,
+    ];
+
     /// The workload's name, as in trace file names and on the command line.
     pub const fn name(self) -> &'static str {
         match self {
@@ -77,6 +118,14 @@ impl Workload {
             Workload::ReallocGrowth => "realloc-growth",
             Workload::ShortLong => "short-long",
             Workload::FirstFitAdversary => "first-fit-adversary",
+            Workload::Binary => "binary",
+            Workload::Binary2 => "binary2",
+            Workload::Coalescing => "coalescing",
+            Workload::Random => "random",
+            Workload::Random2 => "random2",
+            Workload::Realloc => "realloc",
+            Workload::Realloc2 => "realloc2",
+            Workload::Phases => "phases",
         }
     }
 
@@ -99,7 +148,11 @@ pub struct UnknownWorkload(pub String);
 impl fmt::Display for UnknownWorkload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "unknown workload `{}`; known: ", self.0)?;
-        let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+        let names: Vec<&str> = Workload::ALL
+            .iter()
+            .chain(&Workload::LAB_STYLE)
+            .map(|w| w.name())
+            .collect();
         f.write_str(&names.join(", "))
     }
 }
@@ -112,6 +165,7 @@ impl FromStr for Workload {
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         Workload::ALL
             .into_iter()
+            .chain(Workload::LAB_STYLE)
             .find(|workload| workload.name() == name)
             .ok_or_else(|| UnknownWorkload(name.to_string()))
     }
@@ -134,6 +188,14 @@ pub fn generate(workload: Workload, seed: u64, scale: usize) -> Trace {
         Workload::ReallocGrowth => realloc_growth(&mut b, &mut dice, scale),
         Workload::ShortLong => short_long(&mut b, &mut dice, scale),
         Workload::FirstFitAdversary => first_fit_adversary(&mut b, &mut dice, scale),
+        Workload::Binary => binary(&mut b, &mut dice, scale, (4, 12), (40, 64)),
+        Workload::Binary2 => binary(&mut b, &mut dice, scale, (1, 3), (10, 16)),
+        Workload::Coalescing => coalescing(&mut b, &mut dice, scale),
+        Workload::Random => mixed_at(&mut b, &mut dice, scale, 50, |d| d.between(1, 16384)),
+        Workload::Random2 => mixed_at(&mut b, &mut dice, scale, 50, |d| d.between(1, 2048)),
+        Workload::Realloc => realloc_steps(&mut b, &mut dice, scale, 512, 128, 128),
+        Workload::Realloc2 => realloc_steps(&mut b, &mut dice, scale, 4096, 16, 16),
+        Workload::Phases => phases(&mut b, &mut dice, scale),
     }
     b.finish()
 }
@@ -277,6 +339,135 @@ fn first_fit_adversary(b: &mut Builder, d: &mut Dice, scale: usize) {
         }
     }
     b.free_all_shuffled(kept, d);
+}
+
+/// Small and large blocks alternate (sizes in granules of 8 bytes, drawn once from the
+/// two ranges), the large ones are freed, then blocks a little larger than a large one
+/// (by at most a small block) are asked for.
+fn binary(
+    b: &mut Builder,
+    d: &mut Dice,
+    scale: usize,
+    small: (usize, usize),
+    large: (usize, usize),
+) {
+    let n = 600 * scale;
+    let small = 8 * d.between(small.0, small.1);
+    let large = 8 * d.between(large.0, large.1);
+    let larger = large + 8 * d.between(1, small / 8);
+    let mut kept = Vec::new();
+    let mut freed = Vec::new();
+    for _ in 0..n {
+        kept.push(b.alloc(small));
+        freed.push(b.alloc(large));
+    }
+    for id in freed {
+        b.free(id);
+    }
+    for _ in 0..n {
+        kept.push(b.alloc(larger));
+    }
+    b.free_all_shuffled(kept, d);
+}
+
+/// Two neighbours of one size freed, then one block of their joined size, repeated.
+fn coalescing(b: &mut Builder, d: &mut Dice, scale: usize) {
+    let size = d.between(2000, 4100);
+    for _ in 0..600 * scale {
+        let first = b.alloc(size);
+        let second = b.alloc(size);
+        b.free(first);
+        b.free(second);
+        let joined = b.alloc(2 * size);
+        b.free(joined);
+    }
+}
+
+/// Random sizes from `size`, `alloc_percent` of steps allocate (while any are left to
+/// allocate), the others free a random live block; everything is freed by the end.
+fn mixed_at(
+    b: &mut Builder,
+    d: &mut Dice,
+    scale: usize,
+    alloc_percent: usize,
+    size: impl Fn(&mut Dice) -> usize,
+) {
+    let mut live = Vec::new();
+    let mut to_allocate = 1200 * scale;
+    while to_allocate > 0 || !live.is_empty() {
+        if to_allocate > 0 && (live.is_empty() || d.chance(alloc_percent)) {
+            let bytes = size(d);
+            live.push(b.alloc(bytes));
+            to_allocate -= 1;
+        } else {
+            let victim = live.swap_remove(d.below(live.len()));
+            b.free(victim);
+        }
+    }
+}
+
+/// One buffer of `start` bytes grows by `step` at a time; after each growth a block of
+/// `small` bytes is allocated and the previous one freed.
+fn realloc_steps(
+    b: &mut Builder,
+    d: &mut Dice,
+    scale: usize,
+    start: usize,
+    step: usize,
+    small: usize,
+) {
+    let mut size = start;
+    let buffer = b.alloc(size);
+    let mut previous = b.alloc(small);
+    for _ in 0..1000 * scale {
+        size += step * d.between(1, 2);
+        b.realloc(buffer, size);
+        let next = b.alloc(small);
+        b.free(previous);
+        previous = next;
+    }
+    b.free(previous);
+    b.free(buffer);
+}
+
+/// Phases of a program: each allocates a few hundred blocks, mostly of a handful of
+/// popular small sizes (drawn once per trace) and sometimes a buffer of up to 4 KiB,
+/// frees some of them at once (temporaries), and at its end frees most of the rest;
+/// about one block in eight lives on, and a later phase frees it.
+fn phases(b: &mut Builder, d: &mut Dice, scale: usize) {
+    let popular: Vec<usize> = (0..8).map(|_| 8 * d.between(1, 24)).collect();
+    let mut survivors: Vec<usize> = Vec::new();
+    for _ in 0..10 * scale {
+        let mut phase = Vec::new();
+        for _ in 0..d.between(200, 400) {
+            let size = if d.chance(5) {
+                d.between(512, 4096)
+            } else {
+                // Earlier popular sizes are the most popular.
+                let rank = d.below(popular.len()) + 1;
+                popular[d.below(rank)] - d.below(8)
+            };
+            let id = b.alloc(size);
+            if d.chance(30) {
+                b.free(id);
+            } else {
+                phase.push(id);
+            }
+        }
+        d.shuffle(&mut phase);
+        let keep = phase.len() / 8;
+        for id in phase.drain(keep..) {
+            b.free(id);
+        }
+        survivors.extend(phase);
+        if survivors.len() > 600 {
+            d.shuffle(&mut survivors);
+            for id in survivors.drain(..300) {
+                b.free(id);
+            }
+        }
+    }
+    b.free_all_shuffled(survivors, d);
 }
 
 /// Records ops, handing out a fresh id for every allocation.

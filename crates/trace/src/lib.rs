@@ -26,6 +26,8 @@
 //!   contents; measure utilization two ways, internal and external fragmentation,
 //!   refused requests, throughput against the system allocator, and the malloc lab's
 //!   score [`replay::SCORE_FORMULA`].
+//! * [`peer`]: measure an allocator crate that is not a `RawHeap` (rlsf, talc, …) on the
+//!   same traces, through its calls alone.
 //! * [`report`]: measure a set of allocators on a set of traces and print Markdown tables
 //!   or JSON.
 //! * [`heapmap`] and [`plot`]: SVG and text pictures of a heap's `walk`, and
@@ -42,6 +44,7 @@
 pub mod format;
 pub mod generate;
 pub mod heapmap;
+pub mod peer;
 pub mod plot;
 pub mod region;
 pub mod replay;

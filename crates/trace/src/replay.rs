@@ -461,7 +461,7 @@ unsafe fn check_pattern(block: Live, id: usize, len: usize) -> Result<(), usize>
 /// A trace turned into what a replay loop needs: ids mapped to dense slots `0..slots`
 /// (ids may be sparse and the header's id count huge) and sizes to layouts, computed
 /// once, outside any timed loop.
-struct Plan {
+pub(crate) struct Plan {
     steps: Vec<Step>,
     slots: usize,
 }
@@ -483,7 +483,7 @@ enum Step {
 }
 
 impl Plan {
-    fn new(trace: &Trace, align: usize) -> Result<Plan, ReplayError> {
+    pub(crate) fn new(trace: &Trace, align: usize) -> Result<Plan, ReplayError> {
         if !align.is_power_of_two() {
             return Err(ReplayError::BadAlign(align));
         }
@@ -516,15 +516,21 @@ impl Plan {
     }
 }
 
-/// What the unverified loop runs against: a heaplab heap or the system allocator.
-trait Target {
+/// What the unverified loop runs against: a heaplab heap, the system allocator, or a
+/// peer crate behind an adapter (see [`crate::peer`]).
+pub trait Target {
+    /// A block for `layout`, or `None` when refused.
     fn allocate(&mut self, layout: Layout) -> Option<NonNull<u8>>;
 
+    /// Gives a block back.
+    ///
     /// # Safety
     ///
     /// `ptr` came from this target with `layout` and is live.
     unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout);
 
+    /// Resizes a block, moving it if needed; `None` leaves it untouched.
+    ///
     /// # Safety
     ///
     /// `ptr` came from this target with `old` and is live; `new.align() == old.align()`.
@@ -557,6 +563,27 @@ impl<H: RawHeap> Target for Arena<H> {
     }
 }
 
+/// A [`Target`] that manages one region of a given size, as every contender of the
+/// utilization search does: a heaplab heap in its [`Arena`], or a peer crate.
+pub trait RegionTarget: Target + Sized {
+    /// A fresh allocator over `bytes` bytes; `None` when the memory or the allocator
+    /// cannot be had.
+    fn over_region(bytes: usize) -> Option<Self>;
+
+    /// The address of the region's first byte.
+    fn region_start(&self) -> usize;
+}
+
+impl<H: RawHeap> RegionTarget for Arena<H> {
+    fn over_region(bytes: usize) -> Option<Self> {
+        Arena::try_new(bytes).ok()
+    }
+
+    fn region_start(&self) -> usize {
+        self.region().as_ptr().cast::<u8>().addr()
+    }
+}
+
 /// The system allocator (`std::alloc`), the reference for throughput.
 struct System;
 
@@ -584,16 +611,16 @@ impl Target for System {
 }
 
 /// The outcome of an unverified run.
-struct FastRun {
+pub(crate) struct FastRun {
     /// Requests refused.
-    failures: usize,
+    pub(crate) failures: usize,
     /// Blocks live at the end, for targets that must free them.
     live: Vec<Option<Live>>,
 }
 
 /// Runs `plan` against `target` with nothing else: no patterns, no stats. With
 /// `stop_at_failure` it returns at the first refused request.
-fn run_fast<T: Target>(target: &mut T, plan: &Plan, stop_at_failure: bool) -> FastRun {
+pub(crate) fn run_fast<T: Target>(target: &mut T, plan: &Plan, stop_at_failure: bool) -> FastRun {
     let mut live: Vec<Option<Live>> = vec![None; plan.slots];
     let mut failures = 0;
     for step in &plan.steps {
@@ -667,11 +694,19 @@ pub fn time_replay<H: RawHeap>(
     region: usize,
     align: usize,
 ) -> Result<Throughput, ReplayError> {
+    time_target::<Arena<H>>(trace, region, align)
+}
+
+/// [`time_replay`] for any [`RegionTarget`], such as a peer crate's adapter.
+pub fn time_target<T: RegionTarget>(
+    trace: &Trace,
+    region: usize,
+    align: usize,
+) -> Result<Throughput, ReplayError> {
     let plan = Plan::new(trace, align)?;
     let mut best = f64::INFINITY;
     for _ in 0..TIMING_RUNS {
-        let mut heap =
-            Arena::<H>::try_new(region).map_err(|_| ReplayError::Region { bytes: region })?;
+        let mut heap = T::over_region(region).ok_or(ReplayError::Region { bytes: region })?;
         let start = Instant::now();
         run_fast(&mut heap, &plan, false);
         best = best.min(start.elapsed().as_secs_f64());
@@ -722,14 +757,19 @@ pub const MIN_REGION_SEARCH_LIMIT: usize = 16;
 /// power of two; for those the answer is one region that works, within 1 % of one that
 /// does not.
 pub fn min_region_utilization<H: RawHeap>(trace: &Trace, align: usize) -> Option<MinRegion> {
+    min_region_of::<Arena<H>>(trace, align)
+}
+
+/// [`min_region_utilization`] for any [`RegionTarget`], such as a peer crate's adapter.
+pub fn min_region_of<T: RegionTarget>(trace: &Trace, align: usize) -> Option<MinRegion> {
     let plan = Plan::new(trace, align).ok()?;
     let peak = trace.profile().peak_live_bytes;
     if peak == 0 {
         return None;
     }
-    let completes = |region: usize| match Arena::<H>::try_new(region) {
-        Ok(mut heap) => run_fast(&mut heap, &plan, true).failures == 0,
-        Err(_) => false,
+    let completes = |region: usize| match T::over_region(region) {
+        Some(mut heap) => run_fast(&mut heap, &plan, true).failures == 0,
+        None => false,
     };
     let start = region::choose(trace, None, align)
         .bytes

@@ -71,9 +71,31 @@ pub struct Measurement {
     pub peak_external_fragmentation: f64,
     /// `(ops run, external fragmentation)` samples, for [`crate::plot`].
     pub external_fragmentation: Vec<(usize, f64)>,
+    /// Measured through its calls alone ([`crate::peer::measure_peer`]): a peer crate
+    /// shows no stats, so the fragmentation fields are not measured (tables print `-`),
+    /// and its high-water mark is the highest byte of a block it handed out.
+    pub peer: bool,
 }
 
 impl Measurement {
+    /// A measurement of `allocator` over `region` with nothing measured yet.
+    pub fn new(allocator: &str, region: Region) -> Self {
+        Measurement {
+            allocator: allocator.to_string(),
+            region,
+            error: None,
+            utilization: None,
+            min_region: None,
+            throughput: None,
+            failed_requests: 0,
+            peak_internal_fragmentation: 0,
+            mean_internal_fragmentation: 0.0,
+            peak_external_fragmentation: 0.0,
+            external_fragmentation: Vec::new(),
+            peer: false,
+        }
+    }
+
     /// The utilization this measurement adds to the score: U, or 0 when the trace did
     /// not run correctly.
     pub fn scored_utilization(&self) -> f64 {
@@ -98,19 +120,7 @@ pub fn measure<H: RawHeap>(
         check_every: options.check_every,
         ..ReplayOptions::default()
     };
-    let mut measurement = Measurement {
-        allocator: allocator.to_string(),
-        region,
-        error: None,
-        utilization: None,
-        min_region: None,
-        throughput: None,
-        failed_requests: 0,
-        peak_internal_fragmentation: 0,
-        mean_internal_fragmentation: 0.0,
-        peak_external_fragmentation: 0.0,
-        external_fragmentation: Vec::new(),
-    };
+    let mut measurement = Measurement::new(allocator, region);
     match replay::replay::<H>(trace, &replay_options) {
         Err(error) => measurement.error = Some(error.to_string()),
         Ok(report) => {
@@ -208,8 +218,16 @@ impl TraceReport {
                     .map_or("none found".into(), |r| bytes(r.region)),
                 m.throughput.map_or("-".into(), |t| kops(t.ops_per_sec)),
                 m.failed_requests,
-                bytes(m.peak_internal_fragmentation),
-                percent(m.peak_external_fragmentation),
+                if m.peer {
+                    "-".into()
+                } else {
+                    bytes(m.peak_internal_fragmentation)
+                },
+                if m.peer {
+                    "-".into()
+                } else {
+                    percent(m.peak_external_fragmentation)
+                },
             );
         }
         let _ = writeln!(

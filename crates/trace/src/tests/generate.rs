@@ -3,20 +3,26 @@ use std::collections::HashMap;
 use crate::format::{Op, Trace};
 use crate::generate::{MIN_SUGGESTED_HEAP, SUGGESTED_HEAP_FACTOR, Workload, generate};
 
+/// heaplab's workloads and those of the malloc lab's kinds.
+fn every() -> impl Iterator<Item = Workload> {
+    Workload::ALL.into_iter().chain(Workload::LAB_STYLE)
+}
+
 #[test]
 fn names_round_trip_and_unknown_names_list_the_known_ones() {
-    for workload in Workload::ALL {
+    for workload in every() {
         assert_eq!(workload.name().parse::<Workload>(), Ok(workload));
         assert_eq!(workload.to_string(), workload.name());
     }
     let error = "best-fit".parse::<Workload>().unwrap_err().to_string();
     assert!(error.starts_with("unknown workload `best-fit`; known: small-fixed, "));
-    assert!(error.ends_with("first-fit-adversary"));
+    assert!(error.contains("first-fit-adversary, binary, "));
+    assert!(error.ends_with("phases"));
 }
 
 #[test]
 fn the_same_seed_gives_the_same_trace_and_another_seed_another() {
-    for workload in Workload::ALL {
+    for workload in every() {
         let trace = generate(workload, 42, 1);
         assert_eq!(trace, generate(workload, 42, 1), "{workload}");
         assert_ne!(trace, generate(workload, 43, 1), "{workload}");
@@ -25,18 +31,15 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_another() {
 
 #[test]
 fn workloads_given_the_same_seed_differ() {
-    let mut texts: Vec<String> = Workload::ALL
-        .iter()
-        .map(|&w| generate(w, 5, 1).to_string())
-        .collect();
+    let mut texts: Vec<String> = every().map(|w| generate(w, 5, 1).to_string()).collect();
     texts.sort();
     texts.dedup();
-    assert_eq!(texts.len(), Workload::ALL.len());
+    assert_eq!(texts.len(), every().count());
 }
 
 #[test]
 fn generated_traces_are_valid_balanced_and_sized_sensibly() {
-    for workload in Workload::ALL {
+    for workload in every() {
         let trace = generate(workload, 9, 1);
         let text = trace.to_string();
         assert_eq!(
@@ -69,7 +72,7 @@ fn generated_traces_are_valid_balanced_and_sized_sensibly() {
 
 #[test]
 fn length_grows_with_scale_and_scale_zero_is_empty() {
-    for workload in Workload::ALL {
+    for workload in every() {
         let one = generate(workload, 3, 1).ops().len();
         let three = generate(workload, 3, 3).ops().len();
         assert!(
@@ -279,5 +282,41 @@ fn first_fit_adversary_costs_first_fit_far_more_memory_than_best_fit() {
                 "seed {seed}: {first_fit:?} reaches {first} bytes, best fit {best}"
             );
         }
+    }
+}
+
+#[test]
+fn binary_asks_for_blocks_larger_than_the_freed_holes_and_no_larger_than_hole_and_neighbour() {
+    for workload in [Workload::Binary, Workload::Binary2] {
+        for seed in 0..5 {
+            let sizes = sizes(&generate(workload, seed, 1));
+            let n = sizes.len() / 3;
+            let (small, large, larger) = (sizes[0], sizes[1], sizes[2 * n]);
+            assert!(sizes[..2 * n].chunks(2).all(|pair| pair == [small, large]));
+            assert!(sizes[2 * n..].iter().all(|&size| size == larger));
+            assert!(
+                small < large && large < larger && larger <= large + small,
+                "{workload}"
+            );
+        }
+    }
+}
+
+#[test]
+fn coalescing_asks_for_two_freed_neighbours_joined() {
+    let trace = generate(Workload::Coalescing, 1, 1);
+    for round in trace.ops().chunks(6) {
+        let [
+            Op::Alloc { size, .. },
+            Op::Alloc { size: second, .. },
+            _,
+            _,
+            Op::Alloc { size: joined, .. },
+            _,
+        ] = *round
+        else {
+            panic!("a round is a, a, f, f, a, f: {round:?}");
+        };
+        assert_eq!((second, joined), (size, 2 * size));
     }
 }

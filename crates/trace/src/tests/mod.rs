@@ -4,6 +4,7 @@ mod format;
 // Safe code on thousands of ops: too slow to be worth running under Miri.
 #[cfg(not(miri))]
 mod generate;
+mod peer;
 mod pictures;
 mod region;
 mod replay;

@@ -21,7 +21,7 @@ fn trace(ops: &[Op], region: usize) -> Trace {
 const REGION: usize = 4 * SLOT + 8;
 
 /// a0 10, a1 20, f0, a2 0, r1 5, f2, f1.
-fn walkthrough() -> Trace {
+pub(super) fn walkthrough() -> Trace {
     trace(
         &[
             Op::Alloc { id: 0, size: 10 },
