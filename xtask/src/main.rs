@@ -13,6 +13,7 @@ mod demo;
 mod figures;
 mod fuzz;
 mod grade;
+mod mutants;
 mod playground;
 mod preload;
 mod replay;
@@ -68,6 +69,11 @@ enum Command {
     /// Real programs (python3, perl, gcc) on every allocator through LD_PRELOAD, compared
     /// with their output on the C library's malloc.
     Preload(preload::Args),
+    /// Mutation testing (not part of `ci`: too long): cargo-mutants over each allocator
+    /// crate and rawheap's tags, bits and align, each judged by the tests that exercise
+    /// it; writes the table of caught, missed, timed-out and unviable mutants to
+    /// target/mutants/summary.md (installs cargo-mutants if missing).
+    Mutants(mutants::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,5 +94,6 @@ fn main() -> anyhow::Result<()> {
         Command::Grade(args) => grade::run(&args),
         Command::Coursework => coursework::check(),
         Command::Preload(args) => preload::run(&args),
+        Command::Mutants(args) => mutants::run_args(&args),
     }
 }
