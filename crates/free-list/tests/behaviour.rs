@@ -338,7 +338,7 @@ fn growing_in_place_takes_a_whole_neighbour_when_the_rest_would_be_too_small() {
 
 /// Replaces the `T` at `addr` (inside `heap`'s region) and returns what it held. Links
 /// are poked as pointers, so that putting one back keeps its provenance.
-fn poke<T>(heap: &Arena<FreeList>, addr: usize, value: T) -> T {
+fn poke<P: Placement, T>(heap: &Arena<FreeList<P>>, addr: usize, value: T) -> T {
     let ptr = heap
         .region()
         .cast::<u8>()
@@ -374,4 +374,116 @@ fn check_finds_broken_tags_and_links() {
     );
     poke(&heap, next_link, saved);
     heap.check().unwrap();
+}
+
+/// A header word: `size` with the `USED` (1) and `PREV_USED` (2) bits.
+fn tag(size: usize, used: bool, prev_used: bool) -> usize {
+    size | usize::from(used) | usize::from(prev_used) << 1
+}
+
+/// A pointer into `heap`'s region at `addr`, for a link (it keeps the region's
+/// provenance); null for `None`.
+fn link<P: Placement>(heap: &Arena<FreeList<P>>, addr: Option<usize>) -> *mut u8 {
+    addr.map_or(core::ptr::null_mut(), |addr| {
+        heap.region().cast::<u8>().as_ptr().with_addr(addr)
+    })
+}
+
+/// Two holes (`a`, `c`) between walls, freed in that order: the list is `c`, `a`, the
+/// tail. Returns the heap, the holes' and walls' payloads, and the tail's header.
+fn two_holes() -> (Arena<FreeList>, [NonNull<u8>; 4], usize) {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let blocks = [0; 4].map(|_| alloc(&mut *heap, 40));
+    free(&mut *heap, blocks[0], 40);
+    free(&mut *heap, blocks[2], 40);
+    let tail = free_blocks(&*heap).last().unwrap().addr;
+    (heap, blocks, tail)
+}
+
+#[test]
+fn check_names_a_listed_block_outside_the_span() {
+    let (heap, [_, _, c, _], _) = two_holes();
+    // `c`'s next link leads to the region's first byte, before the first header.
+    poke(
+        &heap,
+        header(c) + 8,
+        link(&heap, Some(header(c) - header(c) % 4096)),
+    );
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "the free list holds only blocks of the span"
+    );
+}
+
+#[test]
+fn check_names_a_used_block_on_the_list() {
+    let (heap, [_, wall, c, _], _) = two_holes();
+    poke(&heap, header(c) + 8, link(&heap, Some(header(wall))));
+    let error = heap.check().unwrap_err();
+    assert_eq!(error.invariant, "the free list holds only free blocks");
+    assert_eq!(error.addr, Some(header(wall)));
+}
+
+#[test]
+fn check_names_a_link_that_does_not_lead_back() {
+    let (heap, [a, ..], _) = two_holes();
+    // `a` comes after `c` on the list; its back link says it is first.
+    poke(&heap, header(a) + 16, link(&heap, None));
+    let error = heap.check().unwrap_err();
+    assert_eq!(
+        error.invariant,
+        "free-list links agree: a listed block links back to the one before it"
+    );
+    assert_eq!(error.addr, Some(header(a)));
+}
+
+#[test]
+fn check_names_a_listed_block_the_walk_does_not_find() {
+    let (heap, [_, wall, ..], tail) = two_holes();
+    // A forged free block of MIN_BLOCK bytes inside the wall's payload (on the granule
+    // grid), linked behind the tail: the list holds one block more than the walk finds.
+    let forged = header(wall) + GRANULE;
+    poke(&heap, forged, tag(MIN_BLOCK, false, true));
+    poke(&heap, forged + 8, link(&heap, None));
+    poke(&heap, forged + 16, link(&heap, Some(tail)));
+    poke(&heap, forged + MIN_BLOCK - 8, MIN_BLOCK);
+    poke(&heap, tail + 8, link(&heap, Some(forged)));
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "the free list holds as many blocks as there are free blocks"
+    );
+}
+
+#[test]
+fn check_names_a_used_block_nobody_allocated() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let big = alloc(&mut *heap, 88);
+    let _wall = alloc(&mut *heap, 8);
+    // Cut the 96-byte block in two used halves: the tags are sound, but the heap now
+    // holds one used block more than it handed out.
+    poke(&heap, header(big), tag(48, true, true));
+    poke(&heap, header(big) + 48, tag(48, true, true));
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "every used block is a live one"
+    );
+}
+
+#[test]
+fn check_names_a_rover_off_the_list() {
+    let mut heap = Arena::<FreeList<NextFit>>::new(4096);
+    let a = alloc(&mut *heap, 40);
+    let b = alloc(&mut *heap, 40);
+    free(&mut *heap, a, 40);
+    // The last search cut `b` from the tail, and the rover moved on to the tail's rest.
+    let tail = free_blocks(&*heap).last().copied().unwrap();
+    assert_eq!(tail.addr, header(b) + 48);
+    // `b` (behind the free `a`) swallows the tail: the tail leaves
+    // the list (`a`, the tail) and the blocks, but the rover still names it.
+    poke(&heap, header(b), tag(48 + tail.size, true, false));
+    poke(&heap, tail.addr + tail.size, tag(0, true, true));
+    poke(&heap, header(a) + 8, link(&heap, None));
+    let error = heap.check().unwrap_err();
+    assert_eq!(error.invariant, "the rover is a block on the free list");
+    assert_eq!(error.addr, Some(tail.addr));
 }
