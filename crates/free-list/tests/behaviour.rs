@@ -4,6 +4,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
+use conformance::tamper::{link, poke};
 use free_list::{BestFit, FirstFit, FreeList, GRANULE, MIN_BLOCK, NextFit, Placement};
 use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
 
@@ -336,20 +337,6 @@ fn growing_in_place_takes_a_whole_neighbour_when_the_rest_would_be_too_small() {
     heap.check().unwrap();
 }
 
-/// Replaces the `T` at `addr` (inside `heap`'s region) and returns what it held. Links
-/// are poked as pointers, so that putting one back keeps its provenance.
-fn poke<P: Placement, T>(heap: &Arena<FreeList<P>>, addr: usize, value: T) -> T {
-    let ptr = heap
-        .region()
-        .cast::<u8>()
-        .as_ptr()
-        .with_addr(addr)
-        .cast::<T>();
-    // SAFETY: `addr` is a word inside the region that the arena owns, and holds a `T`;
-    // the heap is not in use while the test holds it.
-    unsafe { ptr.replace(value) }
-}
-
 #[test]
 fn check_finds_broken_tags_and_links() {
     let mut heap = Arena::<FreeList>::new(4096);
@@ -358,35 +345,32 @@ fn check_finds_broken_tags_and_links() {
     free(&mut *heap, c, 40);
     // `a`'s block: 48 bytes, header one word before `a`, footer in its last word.
     let footer = header(a) + 48 - 8;
-    let saved = poke(&heap, footer, 64usize);
+    // SAFETY (every `poke` of these tests): a word of the heap's region; in between,
+    // the broken heap is only checked.
+    let saved = unsafe { poke(&*heap, footer, 64usize) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "a free block's footer equals its size"
     );
-    poke(&heap, footer, saved);
+    // SAFETY: as above.
+    unsafe { poke(&*heap, footer, saved) };
     heap.check().unwrap();
     // The list is c, a, tail: cut it after `c`, so `a` and the tail drop off it.
     let next_link = header(c) + 8;
-    let saved = poke(&heap, next_link, core::ptr::null_mut::<u8>());
+    // SAFETY: as above.
+    let saved = unsafe { poke(&*heap, next_link, link(&*heap, None)) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "every free block is on the free list"
     );
-    poke(&heap, next_link, saved);
+    // SAFETY: as above.
+    unsafe { poke(&*heap, next_link, saved) };
     heap.check().unwrap();
 }
 
 /// A header word: `size` with the `USED` (1) and `PREV_USED` (2) bits.
 fn tag(size: usize, used: bool, prev_used: bool) -> usize {
     size | usize::from(used) | usize::from(prev_used) << 1
-}
-
-/// A pointer into `heap`'s region at `addr`, for a link (it keeps the region's
-/// provenance); null for `None`.
-fn link<P: Placement>(heap: &Arena<FreeList<P>>, addr: Option<usize>) -> *mut u8 {
-    addr.map_or(core::ptr::null_mut(), |addr| {
-        heap.region().cast::<u8>().as_ptr().with_addr(addr)
-    })
 }
 
 /// Two holes (`a`, `c`) between walls, freed in that order: the list is `c`, `a`, the
@@ -404,11 +388,9 @@ fn two_holes() -> (Arena<FreeList>, [NonNull<u8>; 4], usize) {
 fn check_names_a_listed_block_outside_the_span() {
     let (heap, [_, _, c, _], _) = two_holes();
     // `c`'s next link leads to the region's first byte, before the first header.
-    poke(
-        &heap,
-        header(c) + 8,
-        link(&heap, Some(header(c) - header(c) % 4096)),
-    );
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    // SAFETY: as in `check_finds_broken_tags_and_links`.
+    unsafe { poke(&*heap, header(c) + 8, link(&*heap, Some(start))) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "the free list holds only blocks of the span"
@@ -418,7 +400,8 @@ fn check_names_a_listed_block_outside_the_span() {
 #[test]
 fn check_names_a_used_block_on_the_list() {
     let (heap, [_, wall, c, _], _) = two_holes();
-    poke(&heap, header(c) + 8, link(&heap, Some(header(wall))));
+    // SAFETY: as in `check_finds_broken_tags_and_links`.
+    unsafe { poke(&*heap, header(c) + 8, link(&*heap, Some(header(wall)))) };
     let error = heap.check().unwrap_err();
     assert_eq!(error.invariant, "the free list holds only free blocks");
     assert_eq!(error.addr, Some(header(wall)));
@@ -428,7 +411,8 @@ fn check_names_a_used_block_on_the_list() {
 fn check_names_a_link_that_does_not_lead_back() {
     let (heap, [a, ..], _) = two_holes();
     // `a` comes after `c` on the list; its back link says it is first.
-    poke(&heap, header(a) + 16, link(&heap, None));
+    // SAFETY: as in `check_finds_broken_tags_and_links`.
+    unsafe { poke(&*heap, header(a) + 16, link(&*heap, None)) };
     let error = heap.check().unwrap_err();
     assert_eq!(
         error.invariant,
@@ -443,11 +427,14 @@ fn check_names_a_listed_block_the_walk_does_not_find() {
     // A forged free block of MIN_BLOCK bytes inside the wall's payload (on the granule
     // grid), linked behind the tail: the list holds one block more than the walk finds.
     let forged = header(wall) + GRANULE;
-    poke(&heap, forged, tag(MIN_BLOCK, false, true));
-    poke(&heap, forged + 8, link(&heap, None));
-    poke(&heap, forged + 16, link(&heap, Some(tail)));
-    poke(&heap, forged + MIN_BLOCK - 8, MIN_BLOCK);
-    poke(&heap, tail + 8, link(&heap, Some(forged)));
+    // SAFETY: as in `check_finds_broken_tags_and_links`.
+    unsafe {
+        poke(&*heap, forged, tag(MIN_BLOCK, false, true));
+        poke(&*heap, forged + 8, link(&*heap, None));
+        poke(&*heap, forged + 16, link(&*heap, Some(tail)));
+        poke(&*heap, forged + MIN_BLOCK - 8, MIN_BLOCK);
+        poke(&*heap, tail + 8, link(&*heap, Some(forged)));
+    }
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "the free list holds as many blocks as there are free blocks"
@@ -461,8 +448,11 @@ fn check_names_a_used_block_nobody_allocated() {
     let _wall = alloc(&mut *heap, 8);
     // Cut the 96-byte block in two used halves: the tags are sound, but the heap now
     // holds one used block more than it handed out.
-    poke(&heap, header(big), tag(48, true, true));
-    poke(&heap, header(big) + 48, tag(48, true, true));
+    // SAFETY: as in `check_finds_broken_tags_and_links`.
+    unsafe {
+        poke(&*heap, header(big), tag(48, true, true));
+        poke(&*heap, header(big) + 48, tag(48, true, true));
+    }
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "every used block is a live one"
@@ -478,11 +468,14 @@ fn check_names_a_rover_off_the_list() {
     // The last search cut `b` from the tail, and the rover moved on to the tail's rest.
     let tail = free_blocks(&*heap).last().copied().unwrap();
     assert_eq!(tail.addr, header(b) + 48);
-    // `b` (behind the free `a`) swallows the tail: the tail leaves
-    // the list (`a`, the tail) and the blocks, but the rover still names it.
-    poke(&heap, header(b), tag(48 + tail.size, true, false));
-    poke(&heap, tail.addr + tail.size, tag(0, true, true));
-    poke(&heap, header(a) + 8, link(&heap, None));
+    // `b` (behind the free `a`) swallows the tail: the tail leaves the list (`a`, the
+    // tail) and the blocks, but the rover still names it.
+    // SAFETY: as in `check_finds_broken_tags_and_links`.
+    unsafe {
+        poke(&*heap, header(b), tag(48 + tail.size, true, false));
+        poke(&*heap, tail.addr + tail.size, tag(0, true, true));
+        poke(&*heap, header(a) + 8, link(&*heap, None));
+    }
     let error = heap.check().unwrap_err();
     assert_eq!(error.invariant, "the rover is a block on the free list");
     assert_eq!(error.addr, Some(tail.addr));
