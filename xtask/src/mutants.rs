@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::shell::{cargo, output, root, run};
+use crate::shell::{cargo, describe, output, root, run};
 
 /// One crate's mutants and the tests that judge them.
 struct Target {
@@ -224,6 +224,7 @@ fn install_cargo_mutants() -> anyhow::Result<()> {
 /// Runs cargo-mutants on `target`, its results in `out/NAME/mutants.out`.
 fn mutate(target: &Target, args: &Args, out: &Path, diff: Option<&Path>) -> anyhow::Result<()> {
     let dir = out.join(target.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
     let mut command = cargo(&["mutants", "--package", target.package, "--no-shuffle"]);
     command
         .arg("--test-package")
@@ -243,7 +244,7 @@ fn mutate(target: &Target, args: &Args, out: &Path, diff: Option<&Path>) -> anyh
     }
     command.args(&args.extra);
     let step = format!("mutants of {}", target.name);
-    println!("\n==> {step}\n    $ {command:?}");
+    println!("\n==> {step}\n    $ {}", describe(&command));
     let status = command
         .status()
         .with_context(|| format!("could not start cargo-mutants for {}", target.name))?;
