@@ -317,7 +317,7 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     let (bitmaps, lo) = (start, blocks(&*heap)[0].end());
     let bit = (b.as_ptr().addr() - lo) / 16;
     let word = bitmaps + bit / 64 * 8;
-    // SAFETY (every `poke` here): a word of the heap's region; in between, the broken
+    // SAFETY: a word of the heap's region (so for every `poke` here); then the broken
     // heap is only checked.
     let saved = unsafe { poke(&*heap, word, 0usize) };
     // SAFETY: as above.

@@ -345,7 +345,7 @@ fn check_finds_broken_tags_and_links() {
     free(&mut *heap, c, 40);
     // `a`'s block: 48 bytes, header one word before `a`, footer in its last word.
     let footer = header(a) + 48 - 8;
-    // SAFETY (every `poke` of these tests): a word of the heap's region; in between,
+    // SAFETY: a word of the heap's region (so for every `poke` of these tests); then
     // the broken heap is only checked.
     let saved = unsafe { poke(&*heap, footer, 64usize) };
     assert_eq!(

@@ -46,7 +46,7 @@ fn named(heap: &Tlsf) -> (&'static str, Option<usize>) {
 fn a_link_out_of_the_span_is_named() {
     let (heap, [_, _, c]) = two_holes();
     let start = heap.region().cast::<u8>().as_ptr().addr();
-    // SAFETY (every `poke` of these tests): a word of the heap's region; the broken
+    // SAFETY: a word of the heap's region (so for every `poke` of these tests); the broken
     // heap is only checked.
     unsafe { poke(&*heap, header(c) + 8, link(&*heap, Some(start))) };
     assert_eq!(
