@@ -480,3 +480,62 @@ fn check_names_a_rover_off_the_list() {
     assert_eq!(error.invariant, "the rover is a block on the free list");
     assert_eq!(error.addr, Some(tail.addr));
 }
+
+#[test]
+fn best_fit_counts_an_aligned_requests_gap_against_the_hole() {
+    let mut heap = Arena::<FreeList<BestFit>>::new(4096);
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    // Two holes between walls: `x` (144 bytes, header at +8) and `y` (112 bytes, header
+    // at +184, so its payload at +192 is 64-aligned).
+    let [x, y, _] = holes(&mut heap, [136, 104, 8]);
+    assert_eq!((header(x), header(y)), (start + 8, start + 184));
+    // 24 bytes aligned to 64 need a 32-byte block. In `x` the payload moves up to +64,
+    // behind a 48-byte gap: 144 - 48 - 32 = 64 bytes spare. `y` fits with no gap and
+    // 112 - 32 = 80 spare. Best fit takes `x`, though `y` is the smaller hole and the
+    // one at the front of the list.
+    let wide = Layout::from_size_align(24, 64).unwrap();
+    let ptr = heap.allocate(wide).unwrap();
+    assert_eq!(ptr.as_ptr().addr(), start + 64);
+    heap.check().unwrap();
+    // The gap stayed behind as a free block, and so did the 64 spare bytes.
+    let free: Vec<(usize, usize)> = free_blocks(&*heap)
+        .iter()
+        .map(|block| (block.addr - start, block.size))
+        .collect();
+    assert_eq!(free[..3], [(8, 48), (88, 64), (184, 112)]);
+    // An exact fit ends the search: 104 bytes aligned to 64 fill `y` to the byte.
+    let exact = Layout::from_size_align(104, 64).unwrap();
+    assert_eq!(heap.allocate(exact).unwrap(), y);
+}
+
+#[test]
+fn next_fit_moves_the_rover_to_what_takes_a_cut_blocks_place() {
+    let mut heap = Arena::<FreeList<NextFit>>::new(4096);
+    let [a, b, c] = holes(&mut heap, [104, 104, 104]);
+    // The list is c, b, a, tail; the rover is at the tail, which served the last wall.
+    let tail = free_blocks(&*heap).last().copied().unwrap();
+    let from_tail = alloc(&mut *heap, 40);
+    assert_eq!(header(from_tail), tail.addr);
+    // The tail's rest took its place and the rover's: the next request is cut from it
+    // too, not from `c` at the front.
+    let again = alloc(&mut *heap, 40);
+    assert_eq!(header(again), tail.addr + 48);
+    // `c`, `b` and `a` fit 104 bytes exactly, and first fit would take `c`; next fit
+    // stays with the tail's rest while it fits.
+    let third = alloc(&mut *heap, 104);
+    assert_eq!(header(third), tail.addr + 96);
+    let _ = (a, b, c);
+}
+
+#[test]
+fn debug_shows_the_region_and_the_usage() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    alloc(&mut *heap, 100);
+    let shown = format!("{:?}", *heap);
+    assert!(
+        shown.starts_with("FreeList { region_len: 4096, usage: Usage {"),
+        "{shown}"
+    );
+    assert!(shown.contains("live_blocks: 1"), "{shown}");
+    assert!(shown.ends_with(", .. }"), "{shown}");
+}
