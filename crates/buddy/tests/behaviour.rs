@@ -411,3 +411,20 @@ proptest! {
         prop_assert_eq!(blocks(&*heap), fresh);
     }
 }
+
+#[test]
+fn debug_shows_the_region_the_nonempty_orders_and_the_usage() {
+    let (_, mut heap) = heap_at(0);
+    let before = format!("{:?}", *heap);
+    alloc(&mut *heap, bytes(16));
+    let after = format!("{:?}", *heap);
+    assert!(
+        after.starts_with(&format!("Buddy {{ region_len: {REGION}, cover: ")),
+        "{after}"
+    );
+    // Splitting the root for 16 bytes left a free block on every order below it.
+    assert!(after.contains("nonempty: 0b"), "{after}");
+    assert_ne!(before, after);
+    assert!(after.contains("live_blocks: 1"), "{after}");
+    assert!(after.ends_with(", .. }"), "{after}");
+}

@@ -373,3 +373,19 @@ fn check_names_a_gap_marked_at_one_end_only() {
     unsafe { poke(&*heap, header - HEADER, saved) };
     heap.check().unwrap();
 }
+
+#[test]
+fn debug_shows_live_used_and_free_bytes() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let fresh = heap.stats().free;
+    alloc(&mut heap, 8);
+    alloc(&mut heap, 20);
+    // Two headers, 8 bytes and 20 rounded to 24: 48 bytes below `top`.
+    assert_eq!(
+        format!("{:?}", *heap),
+        format!(
+            "Bump {{ region_len: 4096, live: 2, used: 48, free: {}, .. }}",
+            fresh - 48
+        )
+    );
+}
