@@ -387,14 +387,23 @@ fn two_holes() -> (Arena<FreeList>, [NonNull<u8>; 4], usize) {
 #[test]
 fn check_names_a_listed_block_outside_the_span() {
     let (heap, [_, _, c, _], _) = two_holes();
-    // `c`'s next link leads to the region's first byte, before the first header.
     let start = heap.region().cast::<u8>().as_ptr().addr();
-    // SAFETY: as in `check_finds_broken_tags_and_links`.
-    unsafe { poke(&*heap, header(c) + 8, link(&*heap, Some(start))) };
-    assert_eq!(
-        heap.check().unwrap_err().invariant,
-        "the free list holds only blocks of the span"
-    );
+    let tail = *free_blocks(&*heap).last().unwrap();
+    let epilogue = tail.addr + tail.size;
+    // `c`'s next link leads to the region's first byte, before the first header; then
+    // to the last spot of the header grid, too close to the epilogue for a block.
+    for outside in [start, epilogue - GRANULE] {
+        // SAFETY: as in `check_finds_broken_tags_and_links`.
+        let saved = unsafe { poke(&*heap, header(c) + 8, link(&*heap, Some(outside))) };
+        let error = heap.check().unwrap_err();
+        assert_eq!(
+            (error.invariant, error.addr),
+            ("the free list holds only blocks of the span", Some(outside))
+        );
+        // SAFETY: as above.
+        unsafe { poke(&*heap, header(c) + 8, saved) };
+        heap.check().unwrap();
+    }
 }
 
 #[test]
