@@ -308,35 +308,18 @@ fn count_outcomes(outcomes: &serde_json::Value) -> anyhow::Result<(Counts, Vec<S
     Ok((counts, survivors))
 }
 
-/// `file:line:column: description`, the way cargo-mutants lists a mutant.
+/// `file:line:column: description`, the way cargo-mutants names a mutant in its lists.
 fn mutant_name(scenario: &serde_json::Value) -> String {
     let mutant = &scenario["Mutant"];
-    let start = &mutant["span"]["start"];
-    let what = match mutant["replacement"].as_str() {
-        Some(by) if mutant["genre"] == "FnValue" => format!(
-            "replace {} with {by}",
-            mutant["function"]["function_name"]
-                .as_str()
-                .unwrap_or("the function")
+    match mutant["name"].as_str() {
+        Some(name) => name.to_owned(),
+        None => format!(
+            "{}:{}: replaced by {}",
+            mutant["file"].as_str().unwrap_or("?"),
+            mutant["span"]["start"]["line"],
+            mutant["replacement"]
         ),
-        Some(by) => format!("replace {} with {by}", mutant_original(mutant)),
-        None => mutant.to_string(),
-    };
-    format!(
-        "{}:{}:{}: {what}",
-        mutant["file"].as_str().unwrap_or("?"),
-        start["line"],
-        start["column"]
-    )
-}
-
-/// The text a mutant replaces (an operator), when cargo-mutants records it.
-fn mutant_original(mutant: &serde_json::Value) -> String {
-    ["original", "name"]
-        .iter()
-        .find_map(|key| mutant[key].as_str())
-        .unwrap_or("code")
-        .to_owned()
+    }
 }
 
 /// Reads every target's results found under `out` and writes `out/summary.md`: the
@@ -401,12 +384,12 @@ mod tests {
             "outcomes": [
                 { "scenario": "Baseline", "summary": "Success" },
                 { "scenario": { "Mutant": {
+                    "name": "crates/bump/src/lib.rs:7:9: replace < with <= in Bump::fits",
                     "file": "crates/bump/src/lib.rs", "span": { "start": { "line": 7, "column": 9 } },
-                    "genre": "BinaryOperator", "original": "<", "replacement": "<="
+                    "replacement": "<="
                 } }, "summary": "MissedMutant" },
                 { "scenario": { "Mutant": {
                     "file": "crates/bump/src/lib.rs", "span": { "start": { "line": 9, "column": 5 } },
-                    "genre": "FnValue", "function": { "function_name": "Bump::reset" },
                     "replacement": "()"
                 } }, "summary": "Timeout" },
                 { "scenario": { "Mutant": {} }, "summary": "CaughtMutant" },
@@ -428,8 +411,8 @@ mod tests {
         assert_eq!(
             survivors,
             [
-                "crates/bump/src/lib.rs:7:9: replace < with <=",
-                "crates/bump/src/lib.rs:9:5: replace Bump::reset with () (timeout)",
+                "crates/bump/src/lib.rs:7:9: replace < with <= in Bump::fits",
+                "crates/bump/src/lib.rs:9: replaced by \"()\" (timeout)",
             ]
         );
         let table = render(&[Row {
@@ -441,7 +424,7 @@ mod tests {
             table.contains("| bump | 2 | 1 | 1 | 1 | 75.0 % |"),
             "{table}"
         );
-        assert!(table.contains("- crates/bump/src/lib.rs:7:9: replace < with <="));
+        assert!(table.contains("- crates/bump/src/lib.rs:7:9: replace < with <= in Bump::fits"));
     }
 
     #[test]
