@@ -280,6 +280,8 @@ struct Row {
     counts: Counts,
     /// The missed and timed-out mutants, as cargo-mutants names them.
     survivors: Vec<String>,
+    /// Mutants caught or unviable in an earlier run and not run again (`-- --iterate`).
+    earlier: usize,
 }
 
 /// Counts the outcomes in cargo-mutants' `outcomes.json`.
@@ -335,10 +337,13 @@ fn summarise(out: &Path) -> anyhow::Result<Vec<Row>> {
             .with_context(|| format!("could not parse {}", path.display()))?;
         let (counts, survivors) =
             count_outcomes(&json).with_context(|| format!("in {}", path.display()))?;
+        let earlier = path.with_file_name("previously_caught.txt");
+        let earlier = std::fs::read_to_string(earlier).map_or(0, |text| text.lines().count());
         rows.push(Row {
             name: target.name,
             counts,
             survivors,
+            earlier,
         });
     }
     let table = render(&rows);
@@ -363,6 +368,14 @@ fn render(rows: &[Row]) -> String {
             text,
             "| {} | {} | {} | {} | {} | {percent} |",
             row.name, c.caught, c.missed, c.timeout, c.unviable
+        );
+    }
+    for row in rows.iter().filter(|row| row.earlier > 0) {
+        let _ = writeln!(
+            text,
+            "\n{}: {} more mutants were caught or unviable in an earlier run and not run \
+             again (--iterate); the row counts this run only.",
+            row.name, row.earlier
         );
     }
     for row in rows.iter().filter(|row| !row.survivors.is_empty()) {
@@ -419,6 +432,7 @@ mod tests {
             name: "bump",
             counts,
             survivors,
+            earlier: 0,
         }]);
         assert!(
             table.contains("| bump | 2 | 1 | 1 | 1 | 75.0 % |"),
