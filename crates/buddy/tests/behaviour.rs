@@ -341,6 +341,32 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     // SAFETY: as above.
     unsafe { poke(&*heap, back_link, saved) };
     heap.check().unwrap();
+    // `a`'s free bit cleared: the list holds a block its bits call used.
+    let a_bit = (a.as_ptr().addr() - lo) / 16;
+    let a_word = bitmaps + a_bit / 64 * 8;
+    // SAFETY: as above.
+    let saved = unsafe { poke(&*heap, a_word, 0usize) };
+    // SAFETY: as above.
+    unsafe { poke(&*heap, a_word, saved & !(1 << (a_bit % 64))) };
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "a listed block has its free bit set"
+    );
+    // SAFETY: as above.
+    unsafe { poke(&*heap, a_word, saved) };
+    heap.check().unwrap();
+    // `a` is alone on list 0: a forward link into the middle of a block adds one that
+    // is no block of order 0.
+    let next_link = a.as_ptr().addr();
+    // SAFETY: as above.
+    let saved = unsafe { poke(&*heap, next_link, lo + 8) };
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "a listed block is a block of its list's order"
+    );
+    // SAFETY: as above.
+    unsafe { poke(&*heap, next_link, saved) };
+    heap.check().unwrap();
 }
 
 /// An operation of the property test: allocate `size` bytes aligned to `1 << align_log2`,
