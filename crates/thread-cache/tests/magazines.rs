@@ -157,6 +157,23 @@ fn a_refill_cut_short_by_exhaustion_still_serves_every_block_the_heap_has() {
 }
 
 #[test]
+fn a_class_the_heap_can_never_serve_is_refused_with_the_heaps_own_answer() {
+    // 128 bytes hold a block of 96 at most: 512-byte blocks are unsupported, not
+    // merely exhausted, and the magazines say so as the heap does.
+    let (_memory, cache) = cache(128);
+    let class = class_of(layout(MAX_CACHED, 16)).unwrap();
+    let direct = cache
+        .shared()
+        .with(|heap| heap.allocate(class_layout(class)));
+    assert_eq!(direct, Some(Err(heaplab::AllocError::Unsupported)));
+    let mut mags = cache.magazines();
+    assert_eq!(
+        mags.allocate(layout(MAX_CACHED, 16)),
+        Err(heaplab::AllocError::Unsupported)
+    );
+}
+
+#[test]
 fn dropping_the_magazines_flushes_each_non_empty_class_under_one_lock() {
     let (_memory, cache) = cache(64 << 10);
     let mut mags = cache.magazines();
