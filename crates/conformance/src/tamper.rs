@@ -39,3 +39,90 @@ pub fn link<H: RawHeap + ?Sized>(heap: &H, addr: Option<usize>) -> *mut u8 {
         region.cast::<u8>().as_ptr().with_addr(addr)
     })
 }
+
+/// A heap built on [`rawheap::tags`] with two free 48-byte blocks, `a` and `c`, on one
+/// of its free lists (`c` first, `a` right after it), and a used block `wall` of at
+/// least 80 bytes. The blocks are given by their payloads.
+pub struct TwoHoles<A> {
+    /// The heap (an `Arena`, or anything else that derefs to it).
+    pub heap: A,
+    /// The block after `c` on the list.
+    pub a: NonNull<u8>,
+    /// A used block, where a block is forged.
+    pub wall: NonNull<u8>,
+    /// The first block of the list.
+    pub c: NonNull<u8>,
+}
+
+/// What a heap built on [`rawheap::tags`] calls each way a free list of its breaks.
+#[derive(Clone, Copy, Debug)]
+pub struct TagListInvariants {
+    /// A listed block outside the span, or too close to its end for its links.
+    pub outside_span: &'static str,
+    /// A used block on a list.
+    pub used: &'static str,
+    /// A block that does not link back to the one before it.
+    pub back_link: &'static str,
+    /// More listed blocks than free blocks (a block forged inside a used one, listed).
+    pub uncounted: &'static str,
+}
+
+/// Breaks a free list of the heaps `two_holes` makes, one way at a time, with stray
+/// writes, and asserts that `check()` names each broken invariant (and where, when it
+/// says). Free-list, segregated-fit and TLSF keep their free lists alike, so one
+/// catalogue of breakages serves them all.
+pub fn check_names_broken_tag_lists<H, A>(
+    two_holes: impl Fn() -> TwoHoles<A>,
+    names: TagListInvariants,
+) where
+    H: RawHeap,
+    A: core::ops::Deref<Target = H>,
+{
+    use rawheap::tags::HEADER;
+    let header = |payload: NonNull<u8>| payload.as_ptr().addr() - HEADER;
+    let named = |heap: &H| {
+        let error = heap.check().expect_err("check notices a broken list");
+        (error.invariant, error.addr)
+    };
+    let sound = two_holes();
+    let heap = &*sound.heap;
+    heap.check().expect("the heap is sound before it is broken");
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    // The walk ends with the stretch from the epilogue header to the region's end.
+    let mut epilogue = start;
+    heap.walk(&mut |block| epilogue = block.addr);
+    for outside in [start, epilogue - rawheap::tags::GRANULE] {
+        let TwoHoles { heap, c, .. } = two_holes();
+        // SAFETY: `c`'s next link is a word of the region; the broken heap is only
+        // checked.
+        unsafe { poke(&*heap, header(c) + HEADER, link(&*heap, Some(outside))) };
+        assert_eq!(named(&heap), (names.outside_span, Some(outside)));
+    }
+    let TwoHoles { heap, wall, c, .. } = two_holes();
+    // SAFETY: as above.
+    unsafe { poke(&*heap, header(c) + HEADER, link(&*heap, Some(header(wall)))) };
+    assert_eq!(named(&heap), (names.used, Some(header(wall))));
+
+    let TwoHoles { heap, a, .. } = two_holes();
+    // SAFETY: `a`'s back link is the word after its next link.
+    unsafe { poke(&*heap, header(a) + 2 * HEADER, link(&*heap, None)) };
+    assert_eq!(named(&heap), (names.back_link, Some(header(a))));
+
+    let TwoHoles { heap, a, wall, .. } = two_holes();
+    // A free 48-byte block forged on the granule grid inside the wall (16 bytes in, so
+    // it ends inside the wall's 80 bytes), linked in after `a`.
+    let forged = header(wall) + rawheap::tags::GRANULE;
+    let forged_ref = NonNull::new(link(&*heap, Some(forged))).expect("inside the region");
+    // SAFETY: the forged block's words lie inside the wall's payload, and the links
+    // written are words of listed free blocks; the broken heap is only checked.
+    unsafe {
+        rawheap::tags::BlockRef::at(forged_ref).write_free(48, true);
+        let next = poke(&*heap, header(a) + HEADER, link(&*heap, Some(forged)));
+        poke(&*heap, forged + HEADER, next);
+        poke(&*heap, forged + 2 * HEADER, link(&*heap, Some(header(a))));
+        if !next.is_null() {
+            poke(&*heap, next.addr() + 2 * HEADER, link(&*heap, Some(forged)));
+        }
+    }
+    assert_eq!(named(&heap), (names.uncounted, None));
+}

@@ -4,7 +4,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use conformance::tamper::{link, poke};
+use conformance::tamper::{TagListInvariants, TwoHoles, check_names_broken_tag_lists, link, poke};
 use free_list::{BestFit, FirstFit, FreeList, GRANULE, MIN_BLOCK, NextFit, Placement};
 use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
 
@@ -373,80 +373,29 @@ fn tag(size: usize, used: bool, prev_used: bool) -> usize {
     size | usize::from(used) | usize::from(prev_used) << 1
 }
 
-/// Two holes (`a`, `c`) between walls, freed in that order: the list is `c`, `a`, the
-/// tail. Returns the heap, the holes' and walls' payloads, and the tail's header.
-fn two_holes() -> (Arena<FreeList>, [NonNull<u8>; 4], usize) {
+/// Two 48-byte holes `a` and `c`, each in front of a wall, freed in that order: the
+/// list is `c`, `a`, the tail. The first wall is 96 bytes.
+fn two_holes() -> TwoHoles<Arena<FreeList>> {
     let mut heap = Arena::<FreeList>::new(4096);
-    let blocks = [0; 4].map(|_| alloc(&mut *heap, 40));
-    free(&mut *heap, blocks[0], 40);
-    free(&mut *heap, blocks[2], 40);
-    let tail = free_blocks(&*heap).last().unwrap().addr;
-    (heap, blocks, tail)
+    let a = alloc(&mut *heap, 40);
+    let wall = alloc(&mut *heap, 88);
+    let c = alloc(&mut *heap, 40);
+    alloc(&mut *heap, 8);
+    free(&mut *heap, a, 40);
+    free(&mut *heap, c, 40);
+    TwoHoles { heap, a, wall, c }
 }
 
 #[test]
-fn check_names_a_listed_block_outside_the_span() {
-    let (heap, [_, _, c, _], _) = two_holes();
-    let start = heap.region().cast::<u8>().as_ptr().addr();
-    let tail = *free_blocks(&*heap).last().unwrap();
-    let epilogue = tail.addr + tail.size;
-    // `c`'s next link leads to the region's first byte, before the first header; then
-    // to the last spot of the header grid, too close to the epilogue for a block.
-    for outside in [start, epilogue - GRANULE] {
-        // SAFETY: as in `check_finds_broken_tags_and_links`.
-        let saved = unsafe { poke(&*heap, header(c) + 8, link(&*heap, Some(outside))) };
-        let error = heap.check().unwrap_err();
-        assert_eq!(
-            (error.invariant, error.addr),
-            ("the free list holds only blocks of the span", Some(outside))
-        );
-        // SAFETY: as above.
-        unsafe { poke(&*heap, header(c) + 8, saved) };
-        heap.check().unwrap();
-    }
-}
-
-#[test]
-fn check_names_a_used_block_on_the_list() {
-    let (heap, [_, wall, c, _], _) = two_holes();
-    // SAFETY: as in `check_finds_broken_tags_and_links`.
-    unsafe { poke(&*heap, header(c) + 8, link(&*heap, Some(header(wall)))) };
-    let error = heap.check().unwrap_err();
-    assert_eq!(error.invariant, "the free list holds only free blocks");
-    assert_eq!(error.addr, Some(header(wall)));
-}
-
-#[test]
-fn check_names_a_link_that_does_not_lead_back() {
-    let (heap, [a, ..], _) = two_holes();
-    // `a` comes after `c` on the list; its back link says it is first.
-    // SAFETY: as in `check_finds_broken_tags_and_links`.
-    unsafe { poke(&*heap, header(a) + 16, link(&*heap, None)) };
-    let error = heap.check().unwrap_err();
-    assert_eq!(
-        error.invariant,
-        "free-list links agree: a listed block links back to the one before it"
-    );
-    assert_eq!(error.addr, Some(header(a)));
-}
-
-#[test]
-fn check_names_a_listed_block_the_walk_does_not_find() {
-    let (heap, [_, wall, ..], tail) = two_holes();
-    // A forged free block of MIN_BLOCK bytes inside the wall's payload (on the granule
-    // grid), linked behind the tail: the list holds one block more than the walk finds.
-    let forged = header(wall) + GRANULE;
-    // SAFETY: as in `check_finds_broken_tags_and_links`.
-    unsafe {
-        poke(&*heap, forged, tag(MIN_BLOCK, false, true));
-        poke(&*heap, forged + 8, link(&*heap, None));
-        poke(&*heap, forged + 16, link(&*heap, Some(tail)));
-        poke(&*heap, forged + MIN_BLOCK - 8, MIN_BLOCK);
-        poke(&*heap, tail + 8, link(&*heap, Some(forged)));
-    }
-    assert_eq!(
-        heap.check().unwrap_err().invariant,
-        "the free list holds as many blocks as there are free blocks"
+fn check_names_each_way_the_list_breaks() {
+    check_names_broken_tag_lists(
+        two_holes,
+        TagListInvariants {
+            outside_span: "the free list holds only blocks of the span",
+            used: "the free list holds only free blocks",
+            back_link: "free-list links agree: a listed block links back to the one before it",
+            uncounted: "the free list holds as many blocks as there are free blocks",
+        },
     );
 }
 
