@@ -5,9 +5,10 @@
 //! is that write, with the region's provenance, so that a link put back (or pointed
 //! elsewhere) is a pointer Miri accepts.
 
+use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use rawheap::RawHeap;
+use rawheap::{Arena, RawHeap};
 
 /// Replaces the `T` at address `addr`, inside `heap`'s region, with `value`; returns what
 /// it held, to put back.
@@ -40,18 +41,21 @@ pub fn link<H: RawHeap + ?Sized>(heap: &H, addr: Option<usize>) -> *mut u8 {
     })
 }
 
-/// A heap built on [`rawheap::tags`] with two free 48-byte blocks, `a` and `c`, on one
-/// of its free lists (`c` first, `a` right after it), and a used block `wall` of at
-/// least 80 bytes. The blocks are given by their payloads.
-pub struct TwoHoles<A> {
-    /// The heap (an `Arena`, or anything else that derefs to it).
-    pub heap: A,
-    /// The block after `c` on the list.
-    pub a: NonNull<u8>,
-    /// A used block, where a block is forged.
-    pub wall: NonNull<u8>,
-    /// The first block of the list.
-    pub c: NonNull<u8>,
+/// A heap of 4 KiB with two free 48-byte blocks on one free list, `c` first and `a`
+/// right after it (freed in that order, each in front of a used block: every heap on
+/// [`rawheap::tags`] here puts a freed block first on its list), and a used 96-byte
+/// `wall`. Returns the heap and the payloads `[a, wall, c]`.
+fn two_holes<H: RawHeap>() -> (Arena<H>, [NonNull<u8>; 3]) {
+    let bytes = |size| Layout::from_size_align(size, 8).expect("a valid layout");
+    let mut heap = Arena::<H>::new(4096);
+    let mut take = |size| heap.allocate(bytes(size)).expect("room in a new heap");
+    let [a, wall, c, _] = [40, 88, 40, 8].map(&mut take);
+    // SAFETY: `a` and `c` are live with this layout, freed once.
+    unsafe {
+        heap.deallocate(a, bytes(40));
+        heap.deallocate(c, bytes(40));
+    }
+    (heap, [a, wall, c])
 }
 
 /// What a heap built on [`rawheap::tags`] calls each way a free list of its breaks.
@@ -67,48 +71,42 @@ pub struct TagListInvariants {
     pub uncounted: &'static str,
 }
 
-/// Breaks a free list of the heaps `two_holes` makes, one way at a time, with stray
-/// writes, and asserts that `check()` names each broken invariant (and where, when it
+/// Breaks a free list of a heap `H` built on [`rawheap::tags`], one way at a time, with
+/// stray writes, and asserts that `check()` names each broken invariant (and where, when it
 /// says). Free-list, segregated-fit and TLSF keep their free lists alike, so one
 /// catalogue of breakages serves them all.
-pub fn check_names_broken_tag_lists<H, A>(
-    two_holes: impl Fn() -> TwoHoles<A>,
-    names: TagListInvariants,
-) where
-    H: RawHeap,
-    A: core::ops::Deref<Target = H>,
-{
+pub fn check_names_broken_tag_lists<H: RawHeap>(names: TagListInvariants) {
     use rawheap::tags::HEADER;
     let header = |payload: NonNull<u8>| payload.as_ptr().addr() - HEADER;
     let named = |heap: &H| {
         let error = heap.check().expect_err("check notices a broken list");
         (error.invariant, error.addr)
     };
-    let sound = two_holes();
-    let heap = &*sound.heap;
+    let (sound, _) = two_holes::<H>();
+    let heap = &*sound;
     heap.check().expect("the heap is sound before it is broken");
     let start = heap.region().cast::<u8>().as_ptr().addr();
     // The walk ends with the stretch from the epilogue header to the region's end.
     let mut epilogue = start;
     heap.walk(&mut |block| epilogue = block.addr);
     for outside in [start, epilogue - rawheap::tags::GRANULE] {
-        let TwoHoles { heap, c, .. } = two_holes();
+        let (heap, [_, _, c]) = two_holes::<H>();
         // SAFETY: `c`'s next link is a word of the region; the broken heap is only
         // checked.
         unsafe { poke(&*heap, header(c) + HEADER, link(&*heap, Some(outside))) };
         assert_eq!(named(&heap), (names.outside_span, Some(outside)));
     }
-    let TwoHoles { heap, wall, c, .. } = two_holes();
+    let (heap, [_, wall, c]) = two_holes::<H>();
     // SAFETY: as above.
     unsafe { poke(&*heap, header(c) + HEADER, link(&*heap, Some(header(wall)))) };
     assert_eq!(named(&heap), (names.used, Some(header(wall))));
 
-    let TwoHoles { heap, a, .. } = two_holes();
+    let (heap, [a, ..]) = two_holes::<H>();
     // SAFETY: `a`'s back link is the word after its next link.
     unsafe { poke(&*heap, header(a) + 2 * HEADER, link(&*heap, None)) };
     assert_eq!(named(&heap), (names.back_link, Some(header(a))));
 
-    let TwoHoles { heap, a, wall, .. } = two_holes();
+    let (heap, [a, wall, _]) = two_holes::<H>();
     // A free 48-byte block forged on the granule grid inside the wall (16 bytes in, so
     // it ends inside the wall's 80 bytes), linked in after `a`.
     let forged = header(wall) + rawheap::tags::GRANULE;
