@@ -91,8 +91,8 @@ impl Heap {
     /// own lists; returns the invariant broken, and the offset of where.
     fn check_from(&mut self, first: usize) -> Result<(usize, usize), (&'static str, usize)> {
         let span = self.span();
-        let first = self.block(first);
         let start = self.start();
+        let first = self.block(first);
         // SAFETY: `first` is a header of the span this test formatted; nothing changes
         // while the check runs.
         unsafe { check_span(span, first, |_, _| Ok(())) }.map_err(|error| {
@@ -117,8 +117,8 @@ fn a_sound_span_counts_its_free_and_used_blocks() {
 fn free_blocks_go_to_the_heaps_own_check_with_their_sizes() {
     let mut heap = Heap::sound();
     let span = heap.span();
-    let first = heap.block(8);
     let start = heap.start();
+    let first = heap.block(8);
     let mut seen = Vec::new();
     // SAFETY: as in `check_from`.
     let result = unsafe {
