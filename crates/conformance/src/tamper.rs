@@ -16,20 +16,37 @@ use rawheap::{Arena, RawHeap};
 /// # Safety
 ///
 /// `addr` is aligned for `T` and `addr..addr + size_of::<T>()` is inside `heap`'s
-/// region. Until the old value is put back the heap is broken: the caller uses it only
-/// for what reads a broken heap safely (`check`, which stops at the first broken
-/// invariant before following what it cannot trust).
+/// region and holds an initialised `T`. Until the old value is put back the heap is
+/// broken: the caller uses it only for what reads a broken heap safely (`check`, which
+/// stops at the first broken invariant before following what it cannot trust).
 pub unsafe fn poke<H: RawHeap + ?Sized, T>(heap: &H, addr: usize, value: T) -> T {
+    // SAFETY: the caller's promise: an aligned, initialised `T` inside the region, whose
+    // memory the heap's owner lent it and which nothing borrows while the test holds
+    // the heap.
+    unsafe { word(heap, addr).replace(value) }
+}
+
+/// Writes `value` at address `addr` inside `heap`'s region, where nothing was written
+/// before (inside a used block's payload, say), without reading it.
+///
+/// # Safety
+///
+/// As for [`poke`], but the memory need not be initialised.
+pub unsafe fn forge<H: RawHeap + ?Sized, T>(heap: &H, addr: usize, value: T) {
+    // SAFETY: the caller's promise, as for `poke`.
+    unsafe { word(heap, addr).write(value) }
+}
+
+/// A pointer to the `T` at `addr`, with the region's provenance; panics unless it lies
+/// inside `heap`'s region.
+fn word<H: RawHeap + ?Sized, T>(heap: &H, addr: usize) -> *mut T {
     let region = heap.region();
     let start = region.cast::<u8>().as_ptr().addr();
     assert!(
         start <= addr && addr + size_of::<T>() <= start + region.len(),
-        "poke at {addr:#x}: outside the region"
+        "a word at {addr:#x}: outside the region"
     );
-    let ptr = region.cast::<u8>().as_ptr().with_addr(addr).cast::<T>();
-    // SAFETY: the caller's promise: an aligned `T` inside the region, whose memory the
-    // heap's owner lent it and which nothing borrows while the test holds the heap.
-    unsafe { ptr.replace(value) }
+    region.cast::<u8>().as_ptr().with_addr(addr).cast::<T>()
 }
 
 /// A pointer to `addr` with the provenance of `heap`'s region (a link to write with
@@ -116,8 +133,8 @@ pub fn check_names_broken_tag_lists<H: RawHeap>(names: TagListInvariants) {
     unsafe {
         rawheap::tags::BlockRef::at(forged_ref).write_free(48, true);
         let next = poke(&*heap, header(a) + HEADER, link(&*heap, Some(forged)));
-        poke(&*heap, forged + HEADER, next);
-        poke(&*heap, forged + 2 * HEADER, link(&*heap, Some(header(a))));
+        forge(&*heap, forged + HEADER, next);
+        forge(&*heap, forged + 2 * HEADER, link(&*heap, Some(header(a))));
         if !next.is_null() {
             poke(&*heap, next.addr() + 2 * HEADER, link(&*heap, Some(forged)));
         }

@@ -4,7 +4,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use conformance::tamper::{TagListInvariants, check_names_broken_tag_lists, link, poke};
+use conformance::tamper::{TagListInvariants, check_names_broken_tag_lists, forge, link, poke};
 use free_list::{BestFit, FirstFit, FreeList, GRANULE, MIN_BLOCK, NextFit, Placement};
 use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
 
@@ -393,7 +393,7 @@ fn check_names_a_used_block_nobody_allocated() {
     // SAFETY: as in `check_finds_broken_tags_and_links`.
     unsafe {
         poke(&*heap, header(big), tag(48, true, true));
-        poke(&*heap, header(big) + 48, tag(48, true, true));
+        forge(&*heap, header(big) + 48, tag(48, true, true));
     }
     assert_eq!(
         heap.check().unwrap_err().invariant,
