@@ -23,7 +23,7 @@ pub unsafe fn poke<H: RawHeap + ?Sized, T>(heap: &H, addr: usize, value: T) -> T
     // SAFETY: the caller's promise: an aligned, initialised `T` inside the region, whose
     // memory the heap's owner lent it and which nothing borrows while the test holds
     // the heap.
-    unsafe { word(heap, addr).replace(value) }
+    unsafe { word::<H, T>(heap, addr).replace(value) }
 }
 
 /// Writes `value` at address `addr` inside `heap`'s region, where nothing was written
@@ -34,7 +34,7 @@ pub unsafe fn poke<H: RawHeap + ?Sized, T>(heap: &H, addr: usize, value: T) -> T
 /// As for [`poke`], but the memory need not be initialised.
 pub unsafe fn forge<H: RawHeap + ?Sized, T>(heap: &H, addr: usize, value: T) {
     // SAFETY: the caller's promise, as for `poke`.
-    unsafe { word(heap, addr).write(value) }
+    unsafe { word::<H, T>(heap, addr).write(value) }
 }
 
 /// A pointer to the `T` at `addr`, with the region's provenance; panics unless it lies
