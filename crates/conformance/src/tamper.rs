@@ -67,6 +67,11 @@ fn two_holes<H: RawHeap>() -> (Arena<H>, [NonNull<u8>; 3]) {
     let mut heap = Arena::<H>::new(4096);
     let mut take = |size| heap.allocate(bytes(size)).expect("room in a new heap");
     let [a, wall, c, _] = [40, 88, 40, 8].map(&mut take);
+    // A live block holds its program's data: write the wall's, so that a check that
+    // reads a listed block's links before seeing that it is used reads bytes, not
+    // uninitialised memory.
+    // SAFETY: `wall` is live with 88 bytes, ours to write.
+    unsafe { wall.write_bytes(0xa5, 88) };
     // SAFETY: `a` and `c` are live with this layout, freed once.
     unsafe {
         heap.deallocate(a, bytes(40));
