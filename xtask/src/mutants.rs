@@ -31,23 +31,12 @@ struct Target {
     tests: &'static [&'static str],
 }
 
-/// Every target, smallest first (the order `mutants` runs them in without arguments).
+/// Every target, fewest mutants first (62 to 254 when this was written), the order
+/// `mutants` runs them in without arguments.
 /// `rawheap`'s trait, reports and wrappers are exercised by every crate and by the
 /// conformance suite; its shared algorithms (boundary tags, bit scans, alignment) are
 /// judged by its own tests and those of the heaps built on them.
 const TARGETS: &[Target] = &[
-    Target {
-        name: "thread-cache",
-        package: "thread-cache",
-        files: &[],
-        tests: &["thread-cache"],
-    },
-    Target {
-        name: "bump",
-        package: "bump",
-        files: &[],
-        tests: &["bump"],
-    },
     Target {
         name: "free-list",
         package: "free-list",
@@ -55,28 +44,10 @@ const TARGETS: &[Target] = &[
         tests: &["free-list"],
     },
     Target {
-        name: "buddy",
-        package: "buddy",
+        name: "thread-cache",
+        package: "thread-cache",
         files: &[],
-        tests: &["buddy"],
-    },
-    Target {
-        name: "tlsf",
-        package: "tlsf",
-        files: &[],
-        tests: &["tlsf"],
-    },
-    Target {
-        name: "segregated-fit",
-        package: "segregated-fit",
-        files: &[],
-        tests: &["segregated-fit"],
-    },
-    Target {
-        name: "slab",
-        package: "slab",
-        files: &[],
-        tests: &["slab"],
+        tests: &["thread-cache"],
     },
     Target {
         name: "gc",
@@ -96,13 +67,43 @@ const TARGETS: &[Target] = &[
         // the bit scans; all three on the alignment helpers.
         tests: &["rawheap", "free-list", "segregated-fit", "tlsf"],
     },
+    Target {
+        name: "tlsf",
+        package: "tlsf",
+        files: &[],
+        tests: &["tlsf"],
+    },
+    Target {
+        name: "segregated-fit",
+        package: "segregated-fit",
+        files: &[],
+        tests: &["segregated-fit"],
+    },
+    Target {
+        name: "buddy",
+        package: "buddy",
+        files: &[],
+        tests: &["buddy"],
+    },
+    Target {
+        name: "bump",
+        package: "bump",
+        files: &[],
+        tests: &["bump"],
+    },
+    Target {
+        name: "slab",
+        package: "slab",
+        files: &[],
+        tests: &["slab"],
+    },
 ];
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Crates to mutate (default: all of them, smallest first): thread-cache, bump,
-    /// free-list, buddy, tlsf, segregated-fit, slab, gc, rawheap (its tags, bits and
-    /// align modules).
+    /// Crates to mutate (default: all of them, fewest mutants first): free-list,
+    /// thread-cache, gc, rawheap (its tags, bits and align modules), tlsf,
+    /// segregated-fit, buddy, bump, slab.
     crates: Vec<String>,
     /// Mutate only the lines changed since `--base` (committed or not), and only the
     /// crates those changes touch. Results go to target/mutants/changed.
