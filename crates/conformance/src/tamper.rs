@@ -104,15 +104,19 @@ pub fn check_names_broken_tag_lists<H: RawHeap>(names: TagListInvariants) {
         let error = heap.check().expect_err("check notices a broken list");
         (error.invariant, error.addr)
     };
-    let (sound, _) = two_holes::<H>();
-    let heap = &*sound;
-    heap.check().expect("the heap is sound before it is broken");
-    let start = heap.region().cast::<u8>().as_ptr().addr();
-    // The walk ends with the stretch from the epilogue header to the region's end.
-    let mut epilogue = start;
-    heap.walk(&mut |block| epilogue = block.addr);
-    for outside in [start, epilogue - rawheap::tags::GRANULE] {
+    // The region's first byte, and the last spot of the header grid, too close to the
+    // epilogue for a block's links: both outside the span. (The walk ends with the
+    // stretch from the epilogue header to the region's end.)
+    let outside = |heap: &H| {
+        let start = heap.region().cast::<u8>().as_ptr().addr();
+        let mut epilogue = start;
+        heap.walk(&mut |block| epilogue = block.addr);
+        [start, epilogue - rawheap::tags::GRANULE]
+    };
+    for which in 0..2 {
         let (heap, [_, _, c]) = two_holes::<H>();
+        heap.check().expect("the heap is sound before it is broken");
+        let outside = outside(&heap)[which];
         // SAFETY: `c`'s next link is a word of the region; the broken heap is only
         // checked.
         unsafe { poke(&*heap, header(c) + HEADER, link(&*heap, Some(outside))) };
