@@ -13,6 +13,7 @@ mod coursework;
 mod demo;
 mod figures;
 mod fuzz;
+mod mutants;
 mod playground;
 mod preload;
 mod record;
@@ -76,6 +77,11 @@ enum Command {
     /// Record a program's allocation trace as a .rep file, through heaplab's malloc:
     /// `cargo xtask record [--out FILE] -- PROGRAM ARGS`.
     Record(record::Args),
+    /// Mutation testing (not part of `ci`: too long): cargo-mutants over each allocator
+    /// crate and rawheap's tags, bits and align, each judged by the tests that exercise
+    /// it; writes the table of caught, missed, timed-out and unviable mutants to
+    /// target/mutants/summary.md (installs cargo-mutants if missing).
+    Mutants(mutants::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,5 +103,6 @@ fn main() -> anyhow::Result<()> {
         Command::Coursework(args) => coursework::run(&args),
         Command::Preload(args) => preload::run(&args),
         Command::Record(args) => record::run(&args),
+        Command::Mutants(args) => mutants::run_args(&args),
     }
 }

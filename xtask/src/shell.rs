@@ -71,7 +71,7 @@ pub fn output(command: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn describe(command: &Command) -> String {
+pub fn describe(command: &Command) -> String {
     let envs: Vec<String> = command
         .get_envs()
         .filter_map(|(key, value)| {

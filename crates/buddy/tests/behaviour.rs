@@ -6,6 +6,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use buddy::Buddy;
+use conformance::tamper::poke;
 use proptest::prelude::*;
 use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
 
@@ -295,19 +296,6 @@ fn any_region_works_and_a_tiny_one_refuses_everything() {
     }
 }
 
-/// Replaces the word at `addr` (inside `heap`'s region) and returns what it held.
-fn poke(heap: &Arena<Buddy>, addr: usize, value: usize) -> usize {
-    let ptr = heap
-        .region()
-        .cast::<u8>()
-        .as_ptr()
-        .with_addr(addr)
-        .cast::<usize>();
-    // SAFETY: `addr` is a word inside the region that the arena owns; the heap is not in
-    // use while the test holds it.
-    unsafe { ptr.replace(value) }
-}
-
 #[test]
 fn check_finds_unmerged_buddies_and_broken_links() {
     let (start, mut heap) = heap_at(0);
@@ -329,23 +317,55 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     let (bitmaps, lo) = (start, blocks(&*heap)[0].end());
     let bit = (b.as_ptr().addr() - lo) / 16;
     let word = bitmaps + bit / 64 * 8;
-    let saved = poke(&heap, word, 0);
-    poke(&heap, word, saved | 1 << (bit % 64));
+    // SAFETY: a word of the heap's region (so for every `poke` here); then the broken
+    // heap is only checked.
+    let saved = unsafe { poke(&*heap, word, 0usize) };
+    // SAFETY: as above.
+    unsafe { poke(&*heap, word, saved | 1 << (bit % 64)) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "no two free buddies are left unmerged"
     );
-    poke(&heap, word, saved);
+    // SAFETY: as above.
+    unsafe { poke(&*heap, word, saved) };
     heap.check().unwrap();
     // `a` is on list 0 (whatever `c` merged into); its link back to the block before
     // it is its second word. Pointing it at `a` itself breaks the list.
     let back_link = a.as_ptr().addr() + 8;
-    let saved = poke(&heap, back_link, a.as_ptr().addr());
+    // SAFETY: as above.
+    let saved = unsafe { poke(&*heap, back_link, a.as_ptr().addr()) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "list links agree: a listed block links back to the one before it"
     );
-    poke(&heap, back_link, saved);
+    // SAFETY: as above.
+    unsafe { poke(&*heap, back_link, saved) };
+    heap.check().unwrap();
+    // `a`'s free bit cleared: the list holds a block its bits call used.
+    let a_bit = (a.as_ptr().addr() - lo) / 16;
+    let a_word = bitmaps + a_bit / 64 * 8;
+    // SAFETY: as above.
+    let saved = unsafe { poke(&*heap, a_word, 0usize) };
+    // SAFETY: as above.
+    unsafe { poke(&*heap, a_word, saved & !(1 << (a_bit % 64))) };
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "a listed block has its free bit set"
+    );
+    // SAFETY: as above.
+    unsafe { poke(&*heap, a_word, saved) };
+    heap.check().unwrap();
+    // `a` is alone on list 0: a forward link into the middle of a block adds one that
+    // is no block of order 0.
+    let next_link = a.as_ptr().addr();
+    // SAFETY: as above.
+    let saved = unsafe { poke(&*heap, next_link, lo + 8) };
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "a listed block is a block of its list's order"
+    );
+    // SAFETY: as above.
+    unsafe { poke(&*heap, next_link, saved) };
     heap.check().unwrap();
 }
 
@@ -416,4 +436,21 @@ proptest! {
         prop_assert_eq!(heap.check(), Ok(()));
         prop_assert_eq!(blocks(&*heap), fresh);
     }
+}
+
+#[test]
+fn debug_shows_the_region_the_nonempty_orders_and_the_usage() {
+    let (_, mut heap) = heap_at(0);
+    let before = format!("{:?}", *heap);
+    alloc(&mut *heap, bytes(16));
+    let after = format!("{:?}", *heap);
+    assert!(
+        after.starts_with(&format!("Buddy {{ region_len: {REGION}, cover: ")),
+        "{after}"
+    );
+    // Splitting the root for 16 bytes left a free block on every order below it.
+    assert!(after.contains("nonempty: 0b"), "{after}");
+    assert_ne!(before, after);
+    assert!(after.contains("live_blocks: 1"), "{after}");
+    assert!(after.ends_with(", .. }"), "{after}");
 }

@@ -6,6 +6,7 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use bump::Bump;
+use conformance::tamper::poke;
 use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
 
 /// Bytes of header in front of each block: one word.
@@ -340,4 +341,51 @@ fn a_block_with_a_gap_keeps_its_large_alignment_when_resized_in_place() {
     // SAFETY: `b` is live with `grown`.
     unsafe { heap.deallocate(b, grown) };
     heap.check().unwrap();
+}
+
+/// `HAS_GAP`, the header flag (and gap-word flag) of a block after an alignment gap.
+const HAS_GAP: usize = 1 << (usize::BITS - 1);
+
+#[test]
+fn check_names_a_gap_marked_at_one_end_only() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let _a = alloc(&mut heap, 8);
+    let wide = Layout::from_size_align(8, 64).unwrap();
+    let b = heap.allocate(wide).unwrap();
+    let header = b.as_ptr().addr() - HEADER;
+    // The gap runs from the end of `a` (its header, 8 bytes, rounding: 16 bytes in) to
+    // `b`'s header; its last word holds its length.
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    let gap = header - (start + 16);
+    // SAFETY: the word before `b`'s header is the gap's last word, inside the region;
+    // the broken heap is only checked.
+    let saved = unsafe { poke(&*heap, header - HEADER, HAS_GAP | gap) };
+    heap.check().unwrap();
+    // SAFETY: as above.
+    unsafe { poke(&*heap, header - HEADER, HAS_GAP | (gap + HEADER)) };
+    let error = heap.check().unwrap_err();
+    assert_eq!(
+        error.invariant,
+        "HAS_GAP is set exactly when a gap, marked at both ends, comes first"
+    );
+    assert_eq!(error.addr, Some(header));
+    // SAFETY: as above.
+    unsafe { poke(&*heap, header - HEADER, saved) };
+    heap.check().unwrap();
+}
+
+#[test]
+fn debug_shows_live_used_and_free_bytes() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let fresh = heap.stats().free;
+    alloc(&mut heap, 8);
+    alloc(&mut heap, 20);
+    // Two headers, 8 bytes and 20 rounded to 24: 48 bytes below `top`.
+    assert_eq!(
+        format!("{:?}", *heap),
+        format!(
+            "Bump {{ region_len: 4096, live: 2, used: 48, free: {}, .. }}",
+            fresh - 48
+        )
+    );
 }

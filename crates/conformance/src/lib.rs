@@ -140,6 +140,7 @@ pub mod property;
 mod qc;
 pub mod rules;
 mod scenarios;
+pub mod tamper;
 pub mod teaching;
 mod violation;
 

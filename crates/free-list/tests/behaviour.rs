@@ -4,6 +4,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
+use conformance::tamper::{TagListInvariants, check_names_broken_tag_lists, forge, link, poke};
 use free_list::{BestFit, FirstFit, FreeList, GRANULE, MIN_BLOCK, NextFit, Placement};
 use rawheap::{AllocError, Arena, Block, BlockKind, RawHeap};
 
@@ -336,20 +337,6 @@ fn growing_in_place_takes_a_whole_neighbour_when_the_rest_would_be_too_small() {
     heap.check().unwrap();
 }
 
-/// Replaces the `T` at `addr` (inside `heap`'s region) and returns what it held. Links
-/// are poked as pointers, so that putting one back keeps its provenance.
-fn poke<T>(heap: &Arena<FreeList>, addr: usize, value: T) -> T {
-    let ptr = heap
-        .region()
-        .cast::<u8>()
-        .as_ptr()
-        .with_addr(addr)
-        .cast::<T>();
-    // SAFETY: `addr` is a word inside the region that the arena owns, and holds a `T`;
-    // the heap is not in use while the test holds it.
-    unsafe { ptr.replace(value) }
-}
-
 #[test]
 fn check_finds_broken_tags_and_links() {
     let mut heap = Arena::<FreeList>::new(4096);
@@ -358,20 +345,139 @@ fn check_finds_broken_tags_and_links() {
     free(&mut *heap, c, 40);
     // `a`'s block: 48 bytes, header one word before `a`, footer in its last word.
     let footer = header(a) + 48 - 8;
-    let saved = poke(&heap, footer, 64usize);
+    // SAFETY: a word of the heap's region (so for every `poke` of these tests); then
+    // the broken heap is only checked.
+    let saved = unsafe { poke(&*heap, footer, 64usize) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "a free block's footer equals its size"
     );
-    poke(&heap, footer, saved);
+    // SAFETY: as above.
+    unsafe { poke(&*heap, footer, saved) };
     heap.check().unwrap();
     // The list is c, a, tail: cut it after `c`, so `a` and the tail drop off it.
     let next_link = header(c) + 8;
-    let saved = poke(&heap, next_link, core::ptr::null_mut::<u8>());
+    // SAFETY: as above.
+    let saved = unsafe { poke(&*heap, next_link, link(&*heap, None)) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "every free block is on the free list"
     );
-    poke(&heap, next_link, saved);
+    // SAFETY: as above.
+    unsafe { poke(&*heap, next_link, saved) };
     heap.check().unwrap();
+}
+
+/// A header word: `size` with the `USED` (1) and `PREV_USED` (2) bits.
+fn tag(size: usize, used: bool, prev_used: bool) -> usize {
+    size | usize::from(used) | usize::from(prev_used) << 1
+}
+
+#[test]
+fn check_names_each_way_the_list_breaks() {
+    check_names_broken_tag_lists::<FreeList>(TagListInvariants {
+        outside_span: "the free list holds only blocks of the span",
+        used: "the free list holds only free blocks",
+        back_link: "free-list links agree: a listed block links back to the one before it",
+        uncounted: "the free list holds as many blocks as there are free blocks",
+    });
+}
+
+#[test]
+fn check_names_a_used_block_nobody_allocated() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    let big = alloc(&mut *heap, 88);
+    let _wall = alloc(&mut *heap, 8);
+    // Cut the 96-byte block in two used halves: the tags are sound, but the heap now
+    // holds one used block more than it handed out.
+    // SAFETY: as in `check_finds_broken_tags_and_links`.
+    unsafe {
+        poke(&*heap, header(big), tag(48, true, true));
+        forge(&*heap, header(big) + 48, tag(48, true, true));
+    }
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "every used block is a live one"
+    );
+}
+
+#[test]
+fn check_names_a_rover_off_the_list() {
+    let mut heap = Arena::<FreeList<NextFit>>::new(4096);
+    let a = alloc(&mut *heap, 40);
+    let b = alloc(&mut *heap, 40);
+    free(&mut *heap, a, 40);
+    // The last search cut `b` from the tail, and the rover moved on to the tail's rest.
+    let tail = free_blocks(&*heap).last().copied().unwrap();
+    assert_eq!(tail.addr, header(b) + 48);
+    // `b` (behind the free `a`) swallows the tail: the tail leaves the list (`a`, the
+    // tail) and the blocks, but the rover still names it.
+    // SAFETY: as in `check_finds_broken_tags_and_links`.
+    unsafe {
+        poke(&*heap, header(b), tag(48 + tail.size, true, false));
+        poke(&*heap, tail.addr + tail.size, tag(0, true, true));
+        poke(&*heap, header(a) + 8, link(&*heap, None));
+    }
+    let error = heap.check().unwrap_err();
+    assert_eq!(error.invariant, "the rover is a block on the free list");
+    assert_eq!(error.addr, Some(tail.addr));
+}
+
+#[test]
+fn best_fit_counts_an_aligned_requests_gap_against_the_hole() {
+    let mut heap = Arena::<FreeList<BestFit>>::new(4096);
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    // Two holes between walls: `x` (144 bytes, header at +8) and `y` (112 bytes, header
+    // at +184, so its payload at +192 is 64-aligned).
+    let [x, y, _] = holes(&mut heap, [136, 104, 8]);
+    assert_eq!((header(x), header(y)), (start + 8, start + 184));
+    // 24 bytes aligned to 64 need a 32-byte block. In `x` the payload moves up to +64,
+    // behind a 48-byte gap: 144 - 48 - 32 = 64 bytes spare. `y` fits with no gap and
+    // 112 - 32 = 80 spare. Best fit takes `x`, though `y` is the smaller hole and the
+    // one at the front of the list.
+    let wide = Layout::from_size_align(24, 64).unwrap();
+    let ptr = heap.allocate(wide).unwrap();
+    assert_eq!(ptr.as_ptr().addr(), start + 64);
+    heap.check().unwrap();
+    // The gap stayed behind as a free block, and so did the 64 spare bytes.
+    let free: Vec<(usize, usize)> = free_blocks(&*heap)
+        .iter()
+        .map(|block| (block.addr - start, block.size))
+        .collect();
+    assert_eq!(free[..3], [(8, 48), (88, 64), (184, 112)]);
+    // An exact fit ends the search: 104 bytes aligned to 64 fill `y` to the byte.
+    let exact = Layout::from_size_align(104, 64).unwrap();
+    assert_eq!(heap.allocate(exact).unwrap(), y);
+}
+
+#[test]
+fn next_fit_moves_the_rover_to_what_takes_a_cut_blocks_place() {
+    let mut heap = Arena::<FreeList<NextFit>>::new(4096);
+    let [a, b, c] = holes(&mut heap, [104, 104, 104]);
+    // The list is c, b, a, tail; the rover is at the tail, which served the last wall.
+    let tail = free_blocks(&*heap).last().copied().unwrap();
+    let from_tail = alloc(&mut *heap, 40);
+    assert_eq!(header(from_tail), tail.addr);
+    // The tail's rest took its place and the rover's: the next request is cut from it
+    // too, not from `c` at the front.
+    let again = alloc(&mut *heap, 40);
+    assert_eq!(header(again), tail.addr + 48);
+    // `c`, `b` and `a` fit 104 bytes exactly, and first fit would take `c`; next fit
+    // stays with the tail's rest while it fits.
+    let third = alloc(&mut *heap, 104);
+    assert_eq!(header(third), tail.addr + 96);
+    let _ = (a, b, c);
+}
+
+#[test]
+fn debug_shows_the_region_and_the_usage() {
+    let mut heap = Arena::<FreeList>::new(4096);
+    alloc(&mut *heap, 100);
+    let shown = format!("{:?}", *heap);
+    assert!(
+        shown.starts_with("FreeList { region_len: 4096, usage: Usage {"),
+        "{shown}"
+    );
+    assert!(shown.contains("live_blocks: 1"), "{shown}");
+    assert!(shown.ends_with(", .. }"), "{shown}");
 }

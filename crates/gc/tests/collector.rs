@@ -232,3 +232,18 @@ fn stats_add_up_over_collections() {
     assert!(stats.longest_pause <= stats.total_pause);
     assert_eq!(gc.last_collection().map(|c| c.number), Some(2));
 }
+
+#[test]
+fn debug_shows_slots_roots_threshold_and_stats() {
+    let mut gc = Collector::<FreeList<BestFit>>::new(1 << 14);
+    gc.set_threshold(1000);
+    let leaf = gc.alloc(node(1, vec![])).unwrap();
+    gc.add_root(leaf);
+    let shown = format!("{gc:?}");
+    assert!(
+        shown.starts_with("Collector { slots: 1, roots: 1, threshold: 1000, stats: GcStats {"),
+        "{shown}"
+    );
+    assert!(shown.ends_with(", .. }"), "{shown}");
+    assert_eq!(format!("{leaf:?}"), "Gc(slot 0, generation 1)");
+}

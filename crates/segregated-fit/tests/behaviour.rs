@@ -243,3 +243,16 @@ fn bins_grow_exactly_then_by_quarters() {
         [0, 1, 2, 3, 4].map(|i| EXACT_LIMIT + i * quarter).to_vec()
     );
 }
+
+#[test]
+fn debug_shows_the_region_and_the_requested_bytes() {
+    let mut heap = Arena::<SegregatedFit>::new(4096);
+    alloc(&mut heap, 100);
+    let shown = format!("{:?}", *heap);
+    assert!(
+        shown.starts_with("SegregatedFit { region_len: 4096, requested: "),
+        "{shown}"
+    );
+    assert!(shown.contains("100"), "{shown}");
+    assert!(shown.ends_with(", .. }"), "{shown}");
+}

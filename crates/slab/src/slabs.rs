@@ -430,3 +430,194 @@ impl FreeObjects {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `check()` on a slab heap broken one way at a time, through its fields and its
+    //! slabs' headers: each broken invariant is named.
+
+    extern crate std;
+
+    use core::alloc::Layout;
+
+    use free_list::FreeList;
+    use rawheap::{Arena, RawHeap};
+
+    use super::*;
+    use crate::{RESERVE, Slab};
+
+    /// Class 3: 32-byte objects.
+    const CLASS: usize = 3;
+
+    fn object() -> Layout {
+        Layout::from_size_align(CLASSES[CLASS], 8).unwrap()
+    }
+
+    /// A heap with one partial slab of 32-byte objects: `a` and `c` free (the free list
+    /// is `c`, `a`), `b` and `d` live. Returns the heap and its slab.
+    fn heap_with_a_partial_slab() -> (Arena<Slab<FreeList>>, SlabRef) {
+        let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+        let [a, _b, c, _d] = [0; 4].map(|_| heap.allocate(object()).unwrap());
+        // SAFETY: `a` and `c` are live with this layout, freed once.
+        unsafe {
+            heap.deallocate(a, object());
+            heap.deallocate(c, object());
+        }
+        heap.check().expect("sound before it is broken");
+        let slab = heap.caches[CLASS].partial.first().unwrap();
+        (heap, slab)
+    }
+
+    /// The invariant `check` names for the heap of `heap_with_a_partial_slab` once
+    /// `break_it` has changed it.
+    fn broken(break_it: impl FnOnce(&mut Slab<FreeList>, SlabRef)) -> &'static str {
+        let (mut heap, slab) = heap_with_a_partial_slab();
+        break_it(&mut heap, slab);
+        heap.check().expect_err("check notices").invariant
+    }
+
+    /// The slab's header, to break.
+    ///
+    /// # Safety
+    ///
+    /// `slab` is a live slab, and nothing else uses its header meanwhile.
+    unsafe fn header<'a>(slab: SlabRef) -> &'a mut Header {
+        // SAFETY: the caller's promise.
+        unsafe { &mut *slab.0.as_ptr() }
+    }
+
+    #[test]
+    fn check_names_a_broken_slab_header() {
+        type Case = (fn(&mut Header), &'static str);
+        let cases: [Case; 6] = [
+            (|h| h.size = 48, "a slab's object size is that of its class"),
+            (
+                |h| h.fresh += 1,
+                "a slab's fresh objects start on an object boundary, below its limit",
+            ),
+            (
+                |h| h.fresh = h.limit + h.size,
+                "a slab's fresh objects start on an object boundary, below its limit",
+            ),
+            (
+                |h| h.limit -= h.size,
+                "a slab's fresh objects start on an object boundary, below its limit",
+            ),
+            (
+                |h| h.live += 1,
+                "a slab's live and listed objects are all the objects it carved",
+            ),
+            (
+                |h| h.live -= 1,
+                "a slab's live and listed objects are all the objects it carved",
+            ),
+        ];
+        for (break_header, invariant) in cases {
+            // SAFETY: the slab is live, and the test holds the heap.
+            let named = broken(|_, slab| break_header(unsafe { header(slab) }));
+            assert_eq!(named, invariant);
+        }
+    }
+
+    #[test]
+    fn check_names_a_free_list_that_loops() {
+        let named = broken(|_, slab| {
+            // SAFETY: the free list is `c`, `a`; `a`'s link (its first word) now leads
+            // back to `c`. The slab is live and the test holds the heap.
+            unsafe {
+                let c = header(slab).free.unwrap();
+                let a = link(c).unwrap();
+                set_link(a, Some(c));
+            }
+        });
+        assert_eq!(named, "a slab's free list holds each object once");
+    }
+
+    #[test]
+    fn check_names_a_slab_on_the_wrong_list() {
+        let move_to = |to: fn(&mut crate::Cache) -> &mut SlabList| {
+            move |heap: &mut Slab<FreeList>, slab| {
+                // SAFETY: the slab is on the partial list; it moves to another list.
+                unsafe {
+                    heap.caches[CLASS].partial.unlink(slab);
+                    to(&mut heap.caches[CLASS]).push_front(slab);
+                }
+            }
+        };
+        assert_eq!(
+            broken(move_to(|cache| &mut cache.full)),
+            "a slab is on the list its free and live objects say"
+        );
+        assert_eq!(
+            broken(move_to(|cache| &mut cache.empty)),
+            "a slab is on the list its free and live objects say"
+        );
+        assert_eq!(
+            broken(|heap, slab| {
+                // SAFETY: as above, to the partial list of another class.
+                unsafe {
+                    heap.caches[CLASS].partial.unlink(slab);
+                    heap.caches[CLASS + 1].partial.push_front(slab);
+                }
+            }),
+            "a slab on a cache's list belongs to its class"
+        );
+    }
+
+    #[test]
+    fn check_names_broken_slab_lists() {
+        assert_eq!(
+            broken(|heap, _| heap.caches[CLASS].partial.len += 1),
+            "a slab list's length is its number of slabs"
+        );
+        assert_eq!(
+            broken(|heap, slab| {
+                // SAFETY: the slab's frame is marked; now it is not.
+                unsafe { heap.frames.mark(slab.addr(), false) }
+            }),
+            "a slab on a cache's list lies in a marked frame of the region"
+        );
+        assert_eq!(
+            broken(|heap, slab| {
+                // A second partial slab, in front of the first, whose back link
+                // leads to itself.
+                let second = heap.grow_cache(CLASS).unwrap();
+                let object = heap.allocate(object()).unwrap();
+                // SAFETY: `object` lies in a slab of this heap.
+                assert_eq!(unsafe { SlabRef::of_object(object) }, second);
+                assert_eq!(heap.caches[CLASS].partial.first(), Some(second));
+                assert_eq!(heap.check(), Ok(()));
+                slab.set_prev(Some(slab));
+            }),
+            "slab list links agree: a slab links back to the one before it"
+        );
+        assert_eq!(
+            broken(|heap, slab| {
+                // A new slab taken off its list: its frame is marked for no listed slab.
+                let second = heap.grow_cache(CLASS).unwrap();
+                // SAFETY: `second` is first on the partial list.
+                unsafe { heap.caches[CLASS].partial.unlink(second) };
+                let _ = slab;
+            }),
+            "the frame map marks exactly the frames of the caches' slabs"
+        );
+        assert_eq!(
+            broken(|heap, _| {
+                // New, empty slabs, all kept: one more than the reserve.
+                let spares = [0; RESERVE + 1].map(|_| heap.grow_cache(CLASS + 1).unwrap());
+                for spare in spares {
+                    // SAFETY: `spare` is on the partial list, with nothing live.
+                    unsafe {
+                        heap.caches[CLASS + 1].partial.unlink(spare);
+                        heap.caches[CLASS + 1].empty.push_front(spare);
+                    }
+                }
+            }),
+            "a cache keeps at most RESERVE empty slabs"
+        );
+        assert_eq!(
+            broken(|heap, _| heap.usage.live_blocks += 1),
+            "the live objects and large blocks are exactly the blocks handed out"
+        );
+    }
+}

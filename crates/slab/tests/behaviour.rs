@@ -340,3 +340,14 @@ proptest! {
         prop_assert!(heap.caches().all(|cache| cache.slabs() == 0));
     }
 }
+
+#[test]
+fn debug_shows_the_caches_and_the_usage() {
+    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+    alloc(&mut *heap, 32);
+    let shown = format!("{:?}", *heap);
+    assert!(shown.starts_with("Slab { caches: ["), "{shown}");
+    assert!(shown.contains("usage: Usage {"), "{shown}");
+    assert!(shown.contains("live_blocks: 1"), "{shown}");
+    assert!(shown.ends_with(", .. }"), "{shown}");
+}

@@ -233,6 +233,65 @@ fn an_exhausted_heap_refuses_and_stays_usable() {
     assert!(mags.allocate(big).is_ok(), "freed blocks serve again");
 }
 
+#[test]
+fn a_refill_cut_short_by_exhaustion_still_serves_every_block_the_heap_has() {
+    // How many blocks of the largest class the heap alone holds.
+    let (_memory, alone) = cache(4096);
+    let class = class_of(layout(MAX_CACHED, 16)).unwrap();
+    let whole = alone
+        .shared()
+        .with(|heap| {
+            let mut count = 0;
+            while heap.allocate(class_layout(class)).is_ok() {
+                count += 1;
+            }
+            count
+        })
+        .unwrap();
+    assert!(0 < whole && whole < BATCH, "a refill runs out of heap");
+    // The magazines take them all in one refill, and hand every one out.
+    let (_memory, cache) = cache(4096);
+    let mut mags = cache.magazines();
+    let mut served = 0;
+    while mags.allocate(layout(MAX_CACHED, 16)).is_ok() {
+        served += 1;
+    }
+    assert_eq!(served, whole);
+    assert_eq!(cache.trips(), 2, "one refill, then one that finds nothing");
+}
+
+#[test]
+fn a_class_the_heap_can_never_serve_is_refused_with_the_heaps_own_answer() {
+    // 128 bytes hold a block of 96 at most: 512-byte blocks are unsupported, not
+    // merely exhausted, and the magazines say so as the heap does.
+    let (_memory, cache) = cache(128);
+    let class = class_of(layout(MAX_CACHED, 16)).unwrap();
+    let direct = cache
+        .shared()
+        .with(|heap| heap.allocate(class_layout(class)));
+    assert_eq!(direct, Some(Err(heaplab::AllocError::Unsupported)));
+    let mut mags = cache.magazines();
+    assert_eq!(
+        mags.allocate(layout(MAX_CACHED, 16)),
+        Err(heaplab::AllocError::Unsupported)
+    );
+}
+
+#[test]
+fn dropping_the_magazines_flushes_each_non_empty_class_under_one_lock() {
+    let (_memory, cache) = cache(64 << 10);
+    let mut mags = cache.magazines();
+    for size in [24, 200] {
+        let block = mags.allocate(layout(size, 8)).expect("room");
+        // SAFETY: `block` is live with this layout, freed once.
+        unsafe { mags.deallocate(block, layout(size, 8)) };
+    }
+    assert_eq!((cache.trips(), mags.cached()), (2, 2 * BATCH));
+    drop(mags);
+    assert_eq!(cache.trips(), 4, "two classes held blocks: two trips");
+    assert_eq!(cache.shared().stats().expect("region").live_blocks, 0);
+}
+
 /// Blocks each thread allocates in the ring test.
 const ROUNDS_PER_THREAD: usize = if cfg!(miri) { 30 } else { 4_000 };
 const THREADS: usize = if cfg!(miri) { 3 } else { 4 };

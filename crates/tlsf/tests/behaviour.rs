@@ -257,3 +257,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn debug_shows_the_region_the_rows_and_the_requested_bytes() {
+    let mut heap = Arena::<Tlsf>::new(1 << 16);
+    alloc(&mut *heap, 100);
+    let shown = format!("{:?}", *heap);
+    // The one free block (the rest of 64 KiB) is in row 7.
+    assert!(
+        shown.starts_with("Tlsf { region_len: 65536, fl_bitmap: 0b10000000, requested: "),
+        "{shown}"
+    );
+    assert!(shown.ends_with(", .. }"), "{shown}");
+}
