@@ -100,7 +100,7 @@ mod lookup;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use rawheap::tags::{self, BlockList, BlockRef, Cut, Grow, HEADER, Merge, Span};
+use rawheap::tags::{self, BlockList, BlockRef, Cut, FreeLists, Grow, HEADER, Merge, Span};
 use rawheap::{
     AllocError, Block, Capabilities, HeapError, RawHeap, Requested, Reuse, Stats, bits, check_walk,
     offset_in,
@@ -540,6 +540,32 @@ impl<const SL: usize> Tlsf<SL> {
         unsafe { list.iter() }.any(|listed| listed == block)
     }
 }
+
+// ANCHOR: resize_in_place
+/// TLSF's lists behind the shared in-place resize ([`tags::resize_in_place`]).
+impl<const SL: usize> FreeLists for Tlsf<SL> {
+    unsafe fn free_tail(&mut self, tail: BlockRef) {
+        // SAFETY: the caller's promise: a used block nobody uses, freed like any other.
+        unsafe { self.coalesce(tail) }
+    }
+
+    unsafe fn absorb(&mut self, grow: &Grow) {
+        // SAFETY: the caller's promise: `grow.next` is a free block of ours, on its
+        // list; the rest lies inside it, and only its links are written here.
+        unsafe {
+            self.take_off(grow.next);
+            if let Some(rest) = grow.rest {
+                self.insert(rest, grow.rest_size());
+            }
+        }
+    }
+
+    unsafe fn resized(&mut self, _block: BlockRef, old: usize, new: usize) {
+        // No high-water mark to raise: `stats` finds the highest live block.
+        self.requested.on_resize(old, new);
+    }
+}
+// ANCHOR_END: resize_in_place
 
 // SAFETY: blocks are cut from free blocks of the region, which tile it without overlap
 // (invariant 1); a used block is on no list and its payload is `size - HEADER` bytes
