@@ -620,38 +620,15 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
     }
     // ANCHOR_END: deallocate
 
-    // ANCHOR: resize_in_place
     unsafe fn resize_in_place(
         &mut self,
         ptr: NonNull<u8>,
         old: Layout,
         new: Layout,
     ) -> Result<(), AllocError> {
-        let need = tags::block_size(new.size()).ok_or(AllocError::Unsupported)?;
-        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
-        let block = unsafe { BlockRef::from_payload(ptr) };
-        // SAFETY: `block` is a used block of this heap; the next block leaves its list
-        // before tags are written, and a cut-off tail is a used block nobody uses.
-        unsafe {
-            let size = block.size();
-            if need <= size {
-                if let Some(tail) = tags::split_tail(block, need) {
-                    self.coalesce(tail);
-                }
-            } else {
-                let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
-                let next_size = grow.next.size();
-                self.take_off(grow.next);
-                grow.write_tags();
-                if let Some(rest) = grow.rest {
-                    self.insert(rest, size + next_size - grow.used_size());
-                }
-            }
-            self.requested.on_resize(old.size(), new.size());
-        }
-        Ok(())
+        // SAFETY: the caller's promise, passed on.
+        unsafe { tags::resize_in_place(self, ptr, old, new) }
     }
-    // ANCHOR_END: resize_in_place
 
     #[inline]
     unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {
