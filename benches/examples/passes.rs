@@ -18,8 +18,7 @@
 use std::process::ExitCode;
 
 use heaplab_benches::{
-    CalledIf, Contender, ContenderVisitor, Workload, all_workloads, for_each_contender,
-    workload_names,
+    CalledIf, Contender, ContenderVisitor, Workload, for_each_contender, workload_names,
 };
 
 fn replay<C: Contender>(workload: &Workload, passes: usize) {
@@ -70,7 +69,7 @@ fn main() -> ExitCode {
         eprintln!("usage: passes CONTENDER WORKLOAD PASSES | passes --list");
         return ExitCode::from(2);
     };
-    let Some(workload) = all_workloads().into_iter().find(|w| &w.name == workload) else {
+    let Some(workload) = heaplab_benches::workload(workload) else {
         eprintln!("no workload named {workload}");
         return ExitCode::from(2);
     };

@@ -422,6 +422,15 @@ pub fn all_workloads() -> Vec<Workload> {
         .collect()
 }
 
+/// The workload of [`all_workloads`] named `name`, generating only that one.
+pub fn workload(name: &str) -> Option<Workload> {
+    if let Some(generator) = trace::Workload::ALL.into_iter().find(|w| w.name() == name) {
+        let trace = trace::generate(generator, SEED, SCALE);
+        return Some(Workload::from_trace(name, &trace));
+    }
+    steady::all(SEED).into_iter().find(|w| w.name == name)
+}
+
 /// The names of [`all_workloads`], without generating them.
 pub fn workload_names() -> impl Iterator<Item = &'static str> {
     trace::Workload::ALL
@@ -617,6 +626,10 @@ mod tests {
         let names: Vec<_> = workload_names().collect();
         let made: Vec<_> = all_workloads().into_iter().map(|w| w.name).collect();
         assert_eq!(names, made);
+        for name in &names {
+            assert_eq!(workload(name).map(|w| w.name).as_deref(), Some(*name));
+        }
+        assert!(workload("no-such-workload").is_none());
         let distinct: std::collections::BTreeSet<_> = names.iter().collect();
         assert_eq!(distinct.len(), names.len());
     }
