@@ -1,11 +1,14 @@
 //! Every heaplab allocator beside its peer crates and the system allocator, on the same
 //! workloads, in one run. `cargo xtask bench` runs this and writes the ratio table.
 //!
-//! Each benchmark replays one generated trace from start to end, again and again, on
-//! one heap per contender, the way a long-running program reuses its heap: the trace is
-//! balanced, so the heap is empty between passes, and its memory is warm after
-//! criterion's warm-up. Criterion's throughput is in trace operations, so
-//! `time / operations` is the cost of one `alloc`, `free` or `realloc`. The first byte
+//! Each benchmark replays one workload (`heaplab_benches::all_workloads`), pass after
+//! pass, on one heap per contender, the way a long-running program reuses its heap. A
+//! generated trace is balanced and timed from start to end, so the heap is empty between
+//! passes, and its memory is warm after criterion's warm-up. A steady-state workload
+//! (a queue, a stack, random victims) is first filled to its live count and emptied
+//! after its timed steps, both outside the timer. Criterion's throughput is in timed
+//! operations, so `time / operations` is the cost of one `alloc`, `free` or `realloc`.
+//! The first byte
 //! of every block handed out is written, for every contender alike (see
 //! `heaplab_benches::Workload::run`).
 //!
@@ -14,21 +17,28 @@
 //! groups are named `WORKLOAD (called)`.
 
 use std::ptr::NonNull;
+use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use heaplab_benches::{
-    CALLED_VAR, CalledIf, Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender,
+    CALLED_VAR, CalledIf, Contender, ContenderVisitor, Workload, all_workloads, for_each_contender,
 };
-use trace::Workload as Generator;
 
 fn time<C: Contender>(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, workload: &Workload) {
     let mut heap = C::with_region(workload.region);
     let mut slots = vec![None::<(NonNull<u8>, core::alloc::Layout)>; workload.slots];
     group.bench_function(name, |bencher| {
-        bencher.iter(|| {
-            workload.run(&mut heap, &mut slots);
-            heap.trace_done();
+        bencher.iter_custom(|passes| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..passes {
+                timed += workload.pass(&mut heap, &mut slots, |heap, slots| {
+                    let start = Instant::now();
+                    workload.run(heap, slots);
+                    start.elapsed()
+                });
+            }
+            timed
         })
     });
 }
@@ -46,13 +56,11 @@ impl ContenderVisitor for Timed<'_, '_> {
 
 fn allocators(c: &mut Criterion) {
     let called = std::env::var_os(CALLED_VAR).is_some();
-    for generator in Generator::ALL {
-        let trace = trace::generate(generator, SEED, SCALE);
-        let workload = Workload::from_trace(generator.name(), &trace);
+    for workload in all_workloads() {
         let mut group = c.benchmark_group(if called {
-            format!("{} (called)", generator.name())
+            format!("{} (called)", workload.name)
         } else {
-            generator.name().to_owned()
+            workload.name.clone()
         });
         group.throughput(Throughput::Elements(workload.steps.len() as u64));
         for_each_contender(&mut CalledIf {
@@ -68,9 +76,11 @@ fn allocators(c: &mut Criterion) {
 
 fn config() -> Criterion {
     Criterion::default()
-        .warm_up_time(std::time::Duration::from_millis(500))
-        .measurement_time(std::time::Duration::from_millis(3000))
-        .sample_size(40)
+        // `cargo xtask bench` runs this several times and takes the median ratio, so
+        // each run is short.
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1000))
+        .sample_size(20)
         .configure_from_args()
 }
 

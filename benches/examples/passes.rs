@@ -4,7 +4,13 @@
 //!
 //! ```text
 //! passes CONTENDER WORKLOAD PASSES
+//! passes --list
 //! ```
+//!
+//! Each pass runs the workload's warm-up, its timed steps and its teardown, as the
+//! criterion bench does; the timed steps run inside [`timed_steps`], which is never
+//! inlined, so that a counting tool can count them alone (callgrind's
+//! `--toggle-collect=*timed_steps*`). `--list` prints the workloads' names.
 //!
 //! With `HEAPLAB_BENCH_CALLED` set, the contender is reached through
 //! `heaplab_benches::Called`, as in `cargo xtask bench --called`.
@@ -12,16 +18,27 @@
 use std::process::ExitCode;
 
 use heaplab_benches::{
-    CalledIf, Contender, ContenderVisitor, SCALE, SEED, Workload, for_each_contender,
+    CalledIf, Contender, ContenderVisitor, Workload, for_each_contender, workload_names,
 };
 
 fn replay<C: Contender>(workload: &Workload, passes: usize) {
     let mut heap = C::with_region(workload.region);
     let mut slots = vec![None; workload.slots];
     for _ in 0..passes {
-        workload.run(&mut heap, &mut slots);
-        heap.trace_done();
+        workload.pass(&mut heap, &mut slots, |heap, slots| {
+            timed_steps(workload, heap, slots)
+        });
     }
+}
+
+/// The steps the criterion bench times, in a function of their own.
+#[inline(never)]
+fn timed_steps<C: Contender>(
+    workload: &Workload,
+    heap: &mut C,
+    slots: &mut [Option<(std::ptr::NonNull<u8>, std::alloc::Layout)>],
+) {
+    workload.run(heap, slots);
 }
 
 struct Named<'a> {
@@ -42,14 +59,17 @@ impl ContenderVisitor for Named<'_> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args == ["--list"] {
+        for name in workload_names() {
+            println!("{name}");
+        }
+        return ExitCode::SUCCESS;
+    }
     let [name, workload, passes] = args.as_slice() else {
-        eprintln!("usage: passes CONTENDER WORKLOAD PASSES");
+        eprintln!("usage: passes CONTENDER WORKLOAD PASSES | passes --list");
         return ExitCode::from(2);
     };
-    let Some(generator) = trace::Workload::ALL
-        .into_iter()
-        .find(|w| w.name() == workload)
-    else {
+    let Some(workload) = heaplab_benches::workload(workload) else {
         eprintln!("no workload named {workload}");
         return ExitCode::from(2);
     };
@@ -57,8 +77,6 @@ fn main() -> ExitCode {
         eprintln!("PASSES is a number, not {passes}");
         return ExitCode::from(2);
     };
-    let trace = trace::generate(generator, SEED, SCALE);
-    let workload = Workload::from_trace(generator.name(), &trace);
     let mut named = Named {
         name,
         workload: &workload,

@@ -260,18 +260,183 @@ pub enum Step {
     Realloc { slot: u32, layout: Layout },
 }
 
-/// A trace flattened for timing.
+/// What one benchmark replays: a trace flattened for timing, or a steady state.
+///
+/// A pass is [`Workload::warm_up`] (not timed), then [`Workload::steps`] (timed), then
+/// freeing whatever is still live (not timed) and [`Contender::trace_done`]. A
+/// generated trace grows its heap from empty and frees it all, so it has no warm-up;
+/// a steady-state workload first fills the heap to its live count, and its timed steps
+/// keep it there, which is where a queue, a stack of nodes or a request loop spends
+/// its time.
 #[derive(Clone, Debug)]
 pub struct Workload {
-    /// The trace's name.
+    /// The workload's name, as the tables show it.
     pub name: String,
-    /// What to do, in order.
+    /// Untimed: brings the heap to the live count the timed steps keep.
+    pub warm_up: Vec<Step>,
+    /// What is timed, in order.
     pub steps: Vec<Step>,
     /// How many slots the steps use.
     pub slots: usize,
     /// A region large enough for every contender, including one that never reuses
     /// memory: the trace's suggested size or the sum of all requests, whichever is larger.
     pub region: usize,
+}
+
+/// The steady-state workloads, drawn from the benches' [`SEED`].
+pub mod steady {
+    use core::alloc::Layout;
+
+    use trace::generate::Dice;
+
+    use crate::{PER_REQUEST_ALLOWANCE, Step, Workload};
+
+    /// Blocks live at once in the same-size queue and stack.
+    pub const SAME_SIZE_LIVE: usize = 1000;
+
+    /// The size of every block of the queue and the stack: a small node.
+    pub const SAME_SIZE: usize = 64;
+
+    /// Blocks live at once in `random-victims`.
+    pub const RANDOM_LIVE: usize = 2000;
+
+    /// Timed operations per live block: each workload's timed steps allocate this many
+    /// times its live count (and free as many).
+    pub const ROUNDS: usize = 2;
+
+    /// The deepest burst of the stack: it pops 1 to this many blocks, then pushes as many.
+    pub const STACK_BURST: usize = 32;
+
+    /// The names of [`all`]'s workloads, in its order.
+    pub const NAMES: [&str; 3] = ["queue-64", "stack-64", "random-victims"];
+
+    /// Every steady-state workload.
+    pub fn all(seed: u64) -> [Workload; 3] {
+        [queue(), stack(seed), random_victims(seed)]
+    }
+
+    /// A queue: [`SAME_SIZE_LIVE`] blocks of [`SAME_SIZE`] bytes; each step frees the
+    /// oldest and allocates one. Every freed block fits the next request exactly.
+    pub fn queue() -> Workload {
+        let layout = same_size();
+        let steps = (0..SAME_SIZE_LIVE * ROUNDS)
+            .flat_map(|k| {
+                let slot = slot(k % SAME_SIZE_LIVE);
+                [Step::Free { slot }, Step::Alloc { slot, layout }]
+            })
+            .collect();
+        steady(NAMES[0], filled(SAME_SIZE_LIVE, |_| layout), steps)
+    }
+
+    /// A stack: [`SAME_SIZE_LIVE`] blocks of [`SAME_SIZE`] bytes; each burst frees the
+    /// newest 1 to [`STACK_BURST`] blocks, newest first, then allocates as many.
+    pub fn stack(seed: u64) -> Workload {
+        let layout = same_size();
+        let mut dice = Dice::new(seed, 0x57AC);
+        let mut steps = Vec::new();
+        while steps.len() < 2 * SAME_SIZE_LIVE * ROUNDS {
+            let depth = dice.between(1, STACK_BURST);
+            let top = SAME_SIZE_LIVE - depth..SAME_SIZE_LIVE;
+            steps.extend(top.clone().rev().map(|i| Step::Free { slot: slot(i) }));
+            steps.extend(top.map(|i| Step::Alloc {
+                slot: slot(i),
+                layout,
+            }));
+        }
+        steady(NAMES[1], filled(SAME_SIZE_LIVE, |_| layout), steps)
+    }
+
+    /// Random victims: [`RANDOM_LIVE`] blocks of 8 B to 4 KiB (log-uniform), aligned to
+    /// 8 or 16 bytes at random; each step frees a block chosen at random and allocates
+    /// a new random one in its place.
+    pub fn random_victims(seed: u64) -> Workload {
+        let mut dice = Dice::new(seed, 0x5EED);
+        let layout = |dice: &mut Dice| {
+            let align = if dice.chance(50) { 8 } else { 16 };
+            Layout::from_size_align(dice.log_uniform(8, 4096), align).expect("a small layout")
+        };
+        let warm_up = filled(RANDOM_LIVE, |_| layout(&mut dice));
+        let steps = (0..RANDOM_LIVE * ROUNDS)
+            .flat_map(|_| {
+                let slot = slot(dice.below(RANDOM_LIVE));
+                [
+                    Step::Free { slot },
+                    Step::Alloc {
+                        slot,
+                        layout: layout(&mut dice),
+                    },
+                ]
+            })
+            .collect();
+        steady(NAMES[2], warm_up, steps)
+    }
+
+    fn same_size() -> Layout {
+        Layout::from_size_align(SAME_SIZE, 8).expect("a small layout")
+    }
+
+    fn slot(index: usize) -> u32 {
+        u32::try_from(index).expect("slots fit in u32")
+    }
+
+    /// Allocations of `live` blocks into slots `0..live`.
+    fn filled(live: usize, mut layout: impl FnMut(usize) -> Layout) -> Vec<Step> {
+        (0..live)
+            .map(|i| Step::Alloc {
+                slot: slot(i),
+                layout: layout(i),
+            })
+            .collect()
+    }
+
+    /// The workload, with a region that holds every request of a pass even if nothing
+    /// is reused (bump, bumpalo).
+    fn steady(name: &str, warm_up: Vec<Step>, steps: Vec<Step>) -> Workload {
+        let mut slots = 0;
+        let mut bytes = 0;
+        for step in warm_up.iter().chain(&steps) {
+            if let Step::Alloc { slot, layout } = step {
+                slots = slots.max(*slot as usize + 1);
+                bytes += layout.size() + layout.align() + PER_REQUEST_ALLOWANCE;
+            }
+        }
+        Workload {
+            name: name.to_owned(),
+            warm_up,
+            steps,
+            slots,
+            region: bytes.max(1 << 16),
+        }
+    }
+}
+
+/// Every workload the allocator benches run: the generated traces, then the steady
+/// states ([`steady::all`]), all from [`SEED`] at [`SCALE`].
+pub fn all_workloads() -> Vec<Workload> {
+    trace::Workload::ALL
+        .into_iter()
+        .map(|generator| {
+            Workload::from_trace(generator.name(), &trace::generate(generator, SEED, SCALE))
+        })
+        .chain(steady::all(SEED))
+        .collect()
+}
+
+/// The workload of [`all_workloads`] named `name`, generating only that one.
+pub fn workload(name: &str) -> Option<Workload> {
+    if let Some(generator) = trace::Workload::ALL.into_iter().find(|w| w.name() == name) {
+        let trace = trace::generate(generator, SEED, SCALE);
+        return Some(Workload::from_trace(name, &trace));
+    }
+    steady::all(SEED).into_iter().find(|w| w.name == name)
+}
+
+/// The names of [`all_workloads`], without generating them.
+pub fn workload_names() -> impl Iterator<Item = &'static str> {
+    trace::Workload::ALL
+        .into_iter()
+        .map(trace::Workload::name)
+        .chain(steady::NAMES)
 }
 
 impl Workload {
@@ -306,14 +471,40 @@ impl Workload {
             .collect();
         Workload {
             name: name.to_owned(),
+            warm_up: Vec::new(),
             steps,
             slots: trace.num_ids(),
             region: trace.suggested_heap().max(total_requested).max(1 << 16),
         }
     }
 
-    /// Runs every step on `heap`, using `slots` (at least `self.slots` long, all `None`)
-    /// for the live blocks, and leaves them `None` again when the trace is balanced.
+    /// One pass on `heap`, using `slots` (at least `self.slots` long, all `None`) for
+    /// the live blocks: the warm-up, the timed steps, freeing what is left, and
+    /// [`Contender::trace_done`]. `time` is called with the timed steps (it runs them
+    /// with [`Workload::run`] and may time them), and its result is returned.
+    ///
+    /// # Panics
+    ///
+    /// If the contender refuses a request (see [`Workload::run`]).
+    #[inline]
+    pub fn pass<C: Contender, T>(
+        &self,
+        heap: &mut C,
+        slots: &mut [Option<(NonNull<u8>, Layout)>],
+        time: impl FnOnce(&mut C, &mut [Option<(NonNull<u8>, Layout)>]) -> T,
+    ) -> T {
+        self.run_steps(&self.warm_up, heap, slots);
+        let timed = time(heap, slots);
+        for (ptr, layout) in slots.iter_mut().filter_map(Option::take) {
+            // SAFETY: the slot held a live block of this heap with this layout.
+            unsafe { heap.free(ptr, layout) };
+        }
+        heap.trace_done();
+        timed
+    }
+
+    /// Runs the timed steps on `heap` (which the warm-up has brought to its live
+    /// count); a generated trace leaves every slot `None` again.
     ///
     /// # Panics
     ///
@@ -321,7 +512,17 @@ impl Workload {
     /// less work than its peer, so it must not produce a number.
     #[inline]
     pub fn run<C: Contender>(&self, heap: &mut C, slots: &mut [Option<(NonNull<u8>, Layout)>]) {
-        for (index, step) in self.steps.iter().enumerate() {
+        self.run_steps(&self.steps, heap, slots);
+    }
+
+    #[inline]
+    fn run_steps<C: Contender>(
+        &self,
+        steps: &[Step],
+        heap: &mut C,
+        slots: &mut [Option<(NonNull<u8>, Layout)>],
+    ) {
+        for (index, step) in steps.iter().enumerate() {
             match *step {
                 Step::Alloc { slot, layout } => {
                     let Some(ptr) = heap.alloc(layout) else {
@@ -369,14 +570,35 @@ mod tests {
         let mut heap = C::with_region(workload.region);
         let mut slots = vec![None; workload.slots];
         for _pass in 0..2 {
-            workload.run(&mut heap, &mut slots);
-            assert!(
-                slots.iter().all(Option::is_none),
-                "{}: the trace is balanced",
+            let live_after_steps = workload.pass(&mut heap, &mut slots, |heap, slots| {
+                workload.run(heap, slots);
+                slots.iter().filter(|slot| slot.is_some()).count()
+            });
+            assert_eq!(
+                live_after_steps,
+                live_after(&workload.warm_up),
+                "{}: the timed steps keep the live count the warm-up reached",
                 workload.name
             );
-            heap.trace_done();
+            assert!(
+                slots.iter().all(Option::is_none),
+                "{}: the pass frees what is left",
+                workload.name
+            );
         }
+    }
+
+    /// Blocks live after `steps` from an empty heap.
+    fn live_after(steps: &[Step]) -> usize {
+        let mut live = std::collections::BTreeSet::new();
+        for step in steps {
+            match *step {
+                Step::Alloc { slot, .. } => assert!(live.insert(slot), "slot {slot} was empty"),
+                Step::Free { slot } => assert!(live.remove(&slot), "slot {slot} was live"),
+                Step::Realloc { slot, .. } => assert!(live.contains(&slot)),
+            }
+        }
+        live.len()
     }
 
     struct Completes<'w>(&'w Workload);
@@ -394,6 +616,120 @@ mod tests {
                 Workload::from_trace(generator.name(), &trace::generate(generator, 7, 1));
             for_each_contender(&mut Completes(&workload));
         }
+        for workload in steady::all(7) {
+            for_each_contender(&mut Completes(&workload));
+        }
+    }
+
+    #[test]
+    fn the_workload_names_are_those_of_the_workloads_and_distinct() {
+        let names: Vec<_> = workload_names().collect();
+        let made: Vec<_> = all_workloads().into_iter().map(|w| w.name).collect();
+        assert_eq!(names, made);
+        for name in &names {
+            assert_eq!(workload(name).map(|w| w.name).as_deref(), Some(*name));
+        }
+        assert!(workload("no-such-workload").is_none());
+        let distinct: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(distinct.len(), names.len());
+    }
+
+    /// The live count at every point of the timed steps, from the warm-up's.
+    fn live_counts(workload: &Workload) -> Vec<usize> {
+        let mut live = live_after(&workload.warm_up);
+        workload
+            .steps
+            .iter()
+            .map(|step| {
+                match step {
+                    Step::Alloc { .. } => live += 1,
+                    Step::Free { .. } => live -= 1,
+                    Step::Realloc { .. } => {}
+                }
+                live
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_queue_frees_its_oldest_block_and_refills_at_once() {
+        let queue = steady::queue();
+        assert_eq!(live_after(&queue.warm_up), steady::SAME_SIZE_LIVE);
+        let counts = live_counts(&queue);
+        assert!(
+            counts
+                .iter()
+                .all(|&n| n == steady::SAME_SIZE_LIVE || n == steady::SAME_SIZE_LIVE - 1)
+        );
+        // Slot i holds the i-th block allocated, so the oldest live block is the one
+        // with the smallest allocation time.
+        let mut born: Vec<usize> = (0..steady::SAME_SIZE_LIVE).collect();
+        for (time, step) in queue.steps.iter().enumerate() {
+            match *step {
+                Step::Free { slot } => {
+                    let oldest = (0..born.len()).min_by_key(|&s| born[s]).unwrap();
+                    assert_eq!(slot as usize, oldest, "step {time} frees the oldest");
+                }
+                Step::Alloc { slot, layout } => {
+                    assert_eq!(layout.size(), steady::SAME_SIZE);
+                    born[slot as usize] = steady::SAME_SIZE_LIVE + time;
+                }
+                Step::Realloc { .. } => panic!("no realloc in a queue"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_stack_frees_its_newest_block_and_returns_to_its_live_count() {
+        let stack = steady::stack(7);
+        let mut live: Vec<u32> = (0..steady::SAME_SIZE_LIVE as u32).collect();
+        let mut lowest = usize::MAX;
+        for step in &stack.steps {
+            match *step {
+                Step::Free { slot } => assert_eq!(live.pop(), Some(slot), "the newest"),
+                Step::Alloc { slot, .. } => live.push(slot),
+                Step::Realloc { .. } => panic!("no realloc in a stack"),
+            }
+            lowest = lowest.min(live.len());
+        }
+        assert_eq!(live.len(), steady::SAME_SIZE_LIVE);
+        assert!(lowest >= steady::SAME_SIZE_LIVE - steady::STACK_BURST);
+        assert!(
+            lowest < steady::SAME_SIZE_LIVE - 1,
+            "bursts deeper than one"
+        );
+    }
+
+    #[test]
+    fn random_victims_mix_sizes_and_alignments_at_a_fixed_live_count() {
+        let random = steady::random_victims(7);
+        let counts = live_counts(&random);
+        assert!(counts.iter().all(|&n| n + 1 >= steady::RANDOM_LIVE));
+        assert_eq!(counts.last(), Some(&steady::RANDOM_LIVE));
+        let layouts: Vec<Layout> = random
+            .warm_up
+            .iter()
+            .chain(&random.steps)
+            .filter_map(|step| match *step {
+                Step::Alloc { layout, .. } => Some(layout),
+                _ => None,
+            })
+            .collect();
+        for align in [8, 16] {
+            assert!(layouts.iter().any(|l| l.align() == align), "align {align}");
+        }
+        assert!(layouts.iter().all(|l| (8..=4096).contains(&l.size())));
+        assert!(layouts.iter().any(|l| l.size() < 16));
+        assert!(layouts.iter().any(|l| l.size() > 2048));
+        let victims: std::collections::BTreeSet<_> = random
+            .steps
+            .iter()
+            .filter_map(|step| match *step {
+                Step::Free { slot } => Some(slot),
+                _ => None,
+            })
+            .collect();
+        assert!(victims.len() > steady::RANDOM_LIVE / 2, "victims all over");
     }
 
     #[test]

@@ -19,27 +19,31 @@ const SYSTEM: &str = "system";
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Only benchmarks whose id matches this (criterion's filter, a regular expression,
-    /// e.g. `small-fixed/tlsf`); with `--instructions`, only workloads whose name
+    /// e.g. `queue-64/(tlsf|rlsf)`); with `--instructions`, only workloads whose name
     /// contains it.
     filter: Option<String>,
-    /// Where to write the Markdown summary.
-    #[arg(long, default_value = "target/bench/summary.md")]
-    out: PathBuf,
-    /// Only rebuild the table from the last run's results; run nothing.
+    /// Where to write the Markdown table (default: target/bench/summary.md, or
+    /// target/bench/summary-called.md with `--called`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only rebuild the table from the last runs' results; run nothing.
     #[arg(long)]
     table_only: bool,
+    /// Criterion runs, one after the other: each ratio in the table is the median of the
+    /// runs' ratios, shown with their spread (min–max). Within a run, each allocator is
+    /// timed right before its peer.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
     /// Count instructions per operation instead of timing: each allocator and its peer
     /// replay the bench's workloads under `valgrind --tool=callgrind` (the `passes`
-    /// example), which counts the same whatever else the machine is doing. Writes
-    /// target/bench/instructions.md.
+    /// example), counting only the timed steps, the same whatever else the machine is
+    /// doing. Writes target/bench/instructions.md.
     #[arg(long, conflicts_with = "table_only")]
     instructions: bool,
     /// Time every contender behind a call that is never inlined, as a program calls
-    /// `malloc` (see `heaplab_benches::Called`), instead of letting the compiler inline
-    /// whichever it likes into the bench's loop. Its rows join the table as
-    /// `WORKLOAD (called)`, beside those of the last default run. With
-    /// `--instructions`, counts the contenders called that way, into
-    /// target/bench/instructions-called.md.
+    /// `malloc` (see `heaplab_benches::Called`): the comparison on equal footing. Its
+    /// groups are named `WORKLOAD (called)`. With `--instructions`, counts the
+    /// contenders called that way, into target/bench/instructions-called.md.
     #[arg(long, conflicts_with = "table_only")]
     called: bool,
     /// Time a C program instead (crates/malloc/programs/churn.c: small-object churn
@@ -61,7 +65,62 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if args.instructions {
         return count_instructions(args.filter.as_deref(), args.called);
     }
-    if !args.table_only {
+    let runs_file = target_dir().join(if args.called {
+        "bench/runs-called.json"
+    } else {
+        "bench/runs.json"
+    });
+    let runs = if args.table_only {
+        let text = std::fs::read_to_string(&runs_file).with_context(|| {
+            format!(
+                "reading {}: run `cargo xtask bench` first",
+                runs_file.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", runs_file.display()))?
+    } else {
+        let runs = criterion_runs(args)?;
+        if let Some(dir) = runs_file.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&runs_file, serde_json::to_string_pretty(&runs)?)
+            .with_context(|| format!("writing {}", runs_file.display()))?;
+        runs
+    };
+    let table = ratio_table(
+        &runs,
+        "ns/op",
+        &format!(
+            "median time to run the workload's timed steps divided by their operations \
+             (criterion), median over {} runs{}",
+            runs.len(),
+            if args.called {
+                "; every contender behind a call that is never inlined"
+            } else {
+                "; the compiler inlines whichever contenders it likes"
+            }
+        ),
+    );
+    let out = root().join(args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if args.called {
+            "target/bench/summary-called.md"
+        } else {
+            "target/bench/summary.md"
+        })
+    }));
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, &table).with_context(|| format!("writing {}", out.display()))?;
+    println!("\n{table}\nwritten to {}", out.display());
+    Ok(())
+}
+
+/// Runs the criterion bench `args.runs` times and reads each run's results.
+fn criterion_runs(args: &BenchArgs) -> anyhow::Result<Vec<Results>> {
+    let mut runs = Vec::new();
+    for round in 1..=args.runs {
+        let started = std::time::SystemTime::now();
         let mut command = cargo(&[
             "bench",
             "-p",
@@ -77,30 +136,25 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             command.env(CALLED_VAR, "1");
         }
         run(
-            "criterion benches (every allocator and its peers)",
+            &format!(
+                "criterion benches, run {round} of {}: every allocator and its peers",
+                args.runs
+            ),
             &mut command,
         )?;
-        if !args.called {
-            run(
-                "latency of single calls (writes target/bench/latency.md)",
-                &mut cargo(&["bench", "-p", "heaplab-benches", "--bench", "latency"]),
-            )?;
+        let results = read_results(&target_dir().join("criterion"), started, args.called)?;
+        if results.is_empty() {
+            bail!("the criterion run wrote no results: does the filter match a benchmark?");
         }
+        runs.push(results);
     }
-    let results = read_results(&target_dir().join("criterion"))?;
-    let table = ratio_table(
-        &results,
-        "ns/op",
-        "median time to replay the workload's trace divided by its operations \
-         (criterion, same run for every contender)",
-    );
-    let out = root().join(&args.out);
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
+    if !args.called && !args.table_only {
+        run(
+            "latency of single calls (writes target/bench/latency.md)",
+            &mut cargo(&["bench", "-p", "heaplab-benches", "--bench", "latency"]),
+        )?;
     }
-    std::fs::write(&out, &table).with_context(|| format!("writing {}", out.display()))?;
-    println!("\n{table}\nwritten to {}", out.display());
-    Ok(())
+    Ok(runs)
 }
 
 /// Where cargo puts its output: `CARGO_TARGET_DIR` when set, as cargo itself does.
@@ -108,9 +162,10 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
-/// Passes replayed under callgrind; the count of 2 passes is subtracted from the count
-/// of `2 + MEASURED_PASSES`, which leaves the measured passes alone: no start-up, no
-/// trace generation, no first pass over cold memory.
+/// Passes replayed under callgrind, which counts only inside the `passes` example's
+/// `timed_steps` (the steps the criterion bench times: no warm-up, no teardown); the
+/// count of 2 passes is subtracted from the count of `2 + MEASURED_PASSES`, which leaves
+/// the measured passes alone: no first pass over a fresh heap.
 const MEASURED_PASSES: usize = 10;
 
 /// `cargo xtask bench --instructions`: instructions per operation of every heaplab
@@ -128,9 +183,10 @@ fn count_instructions(filter: Option<&str>, called: bool) -> anyhow::Result<()> 
         ]),
     )?;
     let passes = target_dir().join("release/examples/passes");
+    let listed = crate::shell::output(std::process::Command::new(&passes).arg("--list"))
+        .context("the replay program did not list its workloads")?;
     let mut counts = Results::new();
-    for workload in trace::Workload::ALL {
-        let workload = workload.name();
+    for workload in listed.lines() {
         if filter.is_some_and(|filter| !workload.contains(filter)) {
             continue;
         }
@@ -157,9 +213,17 @@ fn count_instructions(filter: Option<&str>, called: bool) -> anyhow::Result<()> 
         }
     }
     let table = ratio_table(
-        &counts,
+        &[counts],
         "instructions/op",
-        "instructions per operation (callgrind, the measured passes only, deterministic)",
+        &format!(
+            "instructions per timed operation (callgrind, the timed steps of the measured \
+             passes only; deterministic, so one run){}",
+            if called {
+                "; every contender behind a call that is never inlined"
+            } else {
+                ""
+            }
+        ),
     );
     let out = target_dir().join(if called {
         "bench/instructions-called.md"
@@ -185,7 +249,11 @@ fn instructions_per_op(
     let count = |runs: usize| -> anyhow::Result<(f64, f64)> {
         let mut valgrind = std::process::Command::new("valgrind");
         valgrind
-            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .args([
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                "--toggle-collect=*timed_steps*",
+            ])
             .arg(passes)
             .args([contender, workload, &runs.to_string()]);
         if called {
@@ -221,12 +289,14 @@ fn instructions_per_op(
     Ok((total - base) / (MEASURED_PASSES as f64 * steps))
 }
 
-/// Nanoseconds per operation, by workload then contender.
+/// Nanoseconds (or instructions) per operation, by workload then contender.
 type Results = BTreeMap<String, BTreeMap<String, f64>>;
 
 /// Reads criterion's `new/estimates.json` (median time per iteration) and
-/// `new/benchmark.json` (operations per iteration) for every benchmark.
-fn read_results(dir: &Path) -> anyhow::Result<Results> {
+/// `new/benchmark.json` (operations per iteration) of every benchmark written since
+/// `since` (older ones are left from other runs), of the groups of the `called` run or
+/// of the default one.
+fn read_results(dir: &Path, since: std::time::SystemTime, called: bool) -> anyhow::Result<Results> {
     let mut results = Results::new();
     if !dir.is_dir() {
         bail!(
@@ -238,6 +308,12 @@ fn read_results(dir: &Path) -> anyhow::Result<Results> {
         let group = group?.path();
         for bench in std::fs::read_dir(&group).into_iter().flatten() {
             let bench = bench?.path().join("new");
+            let fresh = std::fs::metadata(bench.join("estimates.json"))
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| modified >= since);
+            if !fresh {
+                continue;
+            }
             let (Ok(estimates), Ok(meta)) = (
                 std::fs::read_to_string(bench.join("estimates.json")),
                 std::fs::read_to_string(bench.join("benchmark.json")),
@@ -259,6 +335,9 @@ fn read_results(dir: &Path) -> anyhow::Result<Results> {
                 .as_str()
                 .context("benchmark.json without a group")?
                 .to_owned();
+            if workload.ends_with(CALLED_SUFFIX) != called {
+                continue;
+            }
             let contender = meta["function_id"]
                 .as_str()
                 .context("benchmark.json without a function")?
@@ -272,37 +351,142 @@ fn read_results(dir: &Path) -> anyhow::Result<Results> {
     Ok(results)
 }
 
-/// The Markdown table: ns per operation of each heaplab allocator, of its peer, and of
-/// the system allocator, with the ratios (below 1.0: heaplab is faster).
-fn ratio_table(results: &Results, unit: &str, measure: &str) -> String {
+/// The suffix of the called groups' names.
+const CALLED_SUFFIX: &str = " (called)";
+
+/// The Markdown table over `runs` (at least one): for each workload and heaplab
+/// allocator, the median over the runs of its cost, of its peer's and of the system
+/// allocator's, and the median of the per-run ratios with their spread (below 1.0:
+/// heaplab is faster). A ratio is taken within one run, where the allocator and its
+/// peer ran one right after the other.
+fn ratio_table(runs: &[Results], unit: &str, measure: &str) -> String {
     let mut table = format!(
-        "| workload | allocator | {unit} | peer | peer {unit} | ratio to peer | system {unit} | ratio to system |\n\
-         | --- | --- | ---: | --- | ---: | ---: | ---: | ---: |\n",
+        "| workload | allocator | {unit} | peer | peer {unit} | ratio to peer | spread | \
+         system {unit} | ratio to system |\n\
+         | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n",
     );
-    for (workload, times) in results {
-        let system = times.get(SYSTEM).copied();
+    let workloads: std::collections::BTreeSet<&String> =
+        runs.iter().flat_map(|run| run.keys()).collect();
+    let cell = |values: &[f64], digits: usize| {
+        median(values).map_or("–".to_owned(), |v| format!("{v:.digits$}"))
+    };
+    for workload in workloads {
+        let of = |contender: &str| -> Vec<f64> {
+            runs.iter()
+                .filter_map(|run| run.get(workload)?.get(contender).copied())
+                .collect()
+        };
+        let ratios = |ours: &str, theirs: &str| -> Vec<f64> {
+            runs.iter()
+                .filter_map(|run| {
+                    let times = run.get(workload)?;
+                    Some(times.get(ours)? / times.get(theirs)?)
+                })
+                .collect()
+        };
         for entry in heaplab::registry::entries() {
-            let Some(&ours) = times.get(entry.name) else {
+            let ours = of(entry.name);
+            if ours.is_empty() {
                 continue;
+            }
+            let peer = entry.peer.unwrap_or("–");
+            let to_peer = ratios(entry.name, peer);
+            let spread = match (min(&to_peer), max(&to_peer)) {
+                (Some(lo), Some(hi)) if to_peer.len() > 1 => format!("{lo:.2}–{hi:.2}"),
+                _ => "–".to_owned(),
             };
-            let (allocator, peer) = (entry.name, entry.peer.unwrap_or("–"));
-            let theirs = times.get(peer).copied();
-            let cell = |value: Option<f64>, digits: usize| {
-                value.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
-            };
+            let shortened = workload.strip_suffix(CALLED_SUFFIX).unwrap_or(workload);
             let _ = writeln!(
                 table,
-                "| {workload} | {allocator} | {ours:.1} | {peer} | {} | {} | {} | {} |",
-                cell(theirs, 1),
-                cell(theirs.map(|t| ours / t), 2),
-                cell(system, 1),
-                cell(system.map(|s| ours / s), 2),
+                "| {shortened} | {} | {} | {peer} | {} | {} | {spread} | {} | {} |",
+                entry.name,
+                cell(&ours, 1),
+                cell(&of(peer), 1),
+                cell(&to_peer, 2),
+                cell(&of(SYSTEM), 1),
+                cell(&ratios(entry.name, SYSTEM), 2),
             );
         }
     }
     let _ = writeln!(
         table,
-        "\n{unit}: {measure}. Ratio = heaplab / other: below 1.0, heaplab does less."
+        "\n{unit}: {measure}. Ratio = heaplab / other, the median of the runs' ratios; \
+         spread = the smallest and largest of them. Below 1.0, heaplab does less."
     );
     table
+}
+
+/// The median of `values` (the mean of the middle two when their number is even).
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+fn min(values: &[f64]) -> Option<f64> {
+    values.iter().copied().min_by(f64::total_cmp)
+}
+
+fn max(values: &[f64]) -> Option<f64> {
+    values.iter().copied().max_by(f64::total_cmp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rows: &[(&str, &str, f64)]) -> Results {
+        let mut results = Results::new();
+        for &(workload, contender, value) in rows {
+            results
+                .entry(workload.to_owned())
+                .or_default()
+                .insert(contender.to_owned(), value);
+        }
+        results
+    }
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn the_table_gives_the_median_of_the_ratios_taken_within_each_run() {
+        // tlsf is 10 % slower than rlsf in every run, while the machine's speed varies:
+        // the ratio of the medians would be 1.1 as well here, but a run where only the
+        // peer was slowed must move the ratio, not the peer's median alone.
+        let runs = [
+            run(&[
+                ("queue-64 (called)", "tlsf", 11.0),
+                ("queue-64 (called)", "rlsf", 10.0),
+            ]),
+            run(&[
+                ("queue-64 (called)", "tlsf", 22.0),
+                ("queue-64 (called)", "rlsf", 20.0),
+            ]),
+            run(&[
+                ("queue-64 (called)", "tlsf", 5.5),
+                ("queue-64 (called)", "rlsf", 2.5),
+            ]),
+        ];
+        let table = ratio_table(&runs, "ns/op", "test");
+        let row = table
+            .lines()
+            .find(|line| line.starts_with("| queue-64 | tlsf |"))
+            .expect("a row for tlsf, without the called suffix");
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[3], "11.0", "tlsf's median ns/op");
+        assert_eq!(cells[4], "rlsf");
+        assert_eq!(cells[5], "10.0", "rlsf's median ns/op");
+        assert_eq!(cells[6], "1.10", "the median of 1.1, 1.1 and 2.2");
+        assert_eq!(cells[7], "1.10–2.20", "the spread");
+    }
 }

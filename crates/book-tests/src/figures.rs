@@ -161,6 +161,7 @@ pub fn generate(out: &mut Output, options: &Options) -> io::Result<()> {
     for (name, file, command) in MEASURED_ELSEWHERE {
         out.write(name, measured_elsewhere(file, command))?;
     }
+    out.write("bump-walk-cost.md", bump_walk_cost())?;
     crate::latency_figures::generate(out, options.bench_summary.as_deref())?;
     out.write(
         "score-formula.md",
@@ -737,7 +738,17 @@ fn trace_dialects(out: &mut Output) -> io::Result<()> {
 
 /// Tables that commands other than the figures write under the workspace's `target/`:
 /// the name in the book, the file, and the command that writes it.
-const MEASURED_ELSEWHERE: [(&str, &str, &str); 4] = [
+const MEASURED_ELSEWHERE: [(&str, &str, &str); 6] = [
+    (
+        "bench-called.md",
+        "target/bench/summary-called.md",
+        "`cargo xtask bench --called` (criterion, five runs of every workload; about half an hour)",
+    ),
+    (
+        "instructions-called.md",
+        "target/bench/instructions-called.md",
+        "`cargo xtask bench --instructions --called` (callgrind; about twenty minutes)",
+    ),
     (
         "threads-bench.md",
         "target/bench/threads.md",
@@ -773,6 +784,42 @@ fn measured_elsewhere(file: &str, command: &str) -> String {
     })
 }
 
+/// What keeping `walk` exact costs bump: its rows of the equal-footing tables
+/// (instructions and time per operation beside bumpalo, which records no free), or how
+/// to make them.
+fn bump_walk_cost() -> String {
+    let mut text = String::new();
+    for (name, file, command) in &MEASURED_ELSEWHERE[..2] {
+        let table = measured_elsewhere(file, command);
+        let rows = rows_of(&table, "bump").unwrap_or(table);
+        text.push_str(&format!("From `{file}` ({name}):\n\n{rows}\n"));
+    }
+    text
+}
+
+/// The header and the rows of `allocator` of a table `cargo xtask bench` wrote, with
+/// the note under it; `None` when `table` is not such a table or has no such row.
+fn rows_of(table: &str, allocator: &str) -> Option<String> {
+    let mut lines = table.lines();
+    let header = lines
+        .next()
+        .filter(|line| line.starts_with("| workload |"))?;
+    let rule = lines.next()?;
+    let mut rows = String::new();
+    let mut note = String::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.get(2) == Some(&allocator) {
+            rows.push_str(line);
+            rows.push('\n');
+        } else if !line.starts_with('|') && !line.trim().is_empty() {
+            note.push_str(line);
+            note.push('\n');
+        }
+    }
+    (!rows.is_empty()).then(|| format!("{header}\n{rule}\n{rows}\n{note}"))
+}
+
 /// The bench ratio table, or how to make it.
 fn bench_table(summary: Option<&Path>) -> String {
     match summary.map(std::fs::read_to_string) {
@@ -806,6 +853,21 @@ mod tests {
             "10 + 30 live after two ops; 40 again later"
         );
         assert_eq!(peak_moment(&Trace::new(4096, 0, 1, Vec::new()).unwrap()), 0);
+    }
+
+    #[test]
+    fn the_rows_of_one_allocator_keep_the_header_and_the_note() {
+        let table = "| workload | allocator | ns/op |\n| --- | --- | ---: |\n\
+                     | queue-64 | bump | 4.0 |\n| queue-64 | tlsf | 6.0 |\n\
+                     | stack-64 | bump | 3.0 |\n\nns/op: a note.\n";
+        let rows = rows_of(table, "bump").unwrap();
+        assert!(rows.starts_with("| workload | allocator | ns/op |\n| --- |"));
+        assert!(rows.contains("| queue-64 | bump | 4.0 |"));
+        assert!(rows.contains("| stack-64 | bump | 3.0 |"));
+        assert!(!rows.contains("tlsf"));
+        assert!(rows.contains("ns/op: a note."));
+        assert_eq!(rows_of(table, "slab"), None);
+        assert_eq!(rows_of("No results were found.", "bump"), None);
     }
 
     #[test]

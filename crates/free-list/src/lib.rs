@@ -107,7 +107,7 @@ mod placement;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use rawheap::tags::{self, BlockList, BlockRef, Cut, Grow, HEADER, Merge, Span};
+use rawheap::tags::{self, BlockList, BlockRef, Cut, FreeLists, Grow, HEADER, Merge, Span};
 use rawheap::{
     AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, Usage, check_walk, offset_in,
 };
@@ -333,6 +333,33 @@ impl<P: Placement> FreeList<P> {
     }
 }
 
+// ANCHOR: resize_in_place
+/// The free list behind the shared in-place resize ([`tags::resize_in_place`]).
+impl<P: Placement> FreeLists for FreeList<P> {
+    unsafe fn free_tail(&mut self, tail: BlockRef) {
+        // SAFETY: the caller's promise: a used block nobody uses, freed like any other.
+        unsafe { self.coalesce(tail) }
+    }
+
+    unsafe fn absorb(&mut self, grow: &Grow) {
+        // SAFETY: the caller's promise: `grow.next` is a free block of ours, on the
+        // list; the rest takes its place there, and only links are written here.
+        unsafe {
+            match grow.rest {
+                Some(rest) => self.replace(grow.next, rest),
+                None => self.unlink(grow.next),
+            }
+        }
+    }
+
+    unsafe fn resized(&mut self, block: BlockRef, old: usize, new: usize) {
+        // SAFETY: the caller's promise: `block` is a used block of ours.
+        let end = unsafe { self.end_offset(block) };
+        self.usage.on_resize(old, new, end);
+    }
+}
+// ANCHOR_END: resize_in_place
+
 // SAFETY: blocks are cut from free blocks of the region, which tile it without overlap
 // (invariant 1); a used block is on no list and its payload is `size - HEADER` bytes
 // that no tag or link touches; refusals change nothing; `reallocate`'s default keeps the
@@ -382,37 +409,15 @@ unsafe impl<P: Placement> RawHeap for FreeList<P> {
     }
     // ANCHOR_END: deallocate
 
-    // ANCHOR: resize_in_place
     unsafe fn resize_in_place(
         &mut self,
         ptr: NonNull<u8>,
         old: Layout,
         new: Layout,
     ) -> Result<(), AllocError> {
-        let need = tags::block_size(new.size()).ok_or(AllocError::Unsupported)?;
-        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
-        let block = unsafe { BlockRef::from_payload(ptr) };
-        // SAFETY: `block` is a used block of this heap; the lists are relinked before
-        // tags are written, and a cut-off tail is a used block nobody uses.
-        unsafe {
-            if need <= block.size() {
-                if let Some(tail) = tags::split_tail(block, need) {
-                    self.coalesce(tail);
-                }
-            } else {
-                let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
-                match grow.rest {
-                    Some(rest) => self.replace(grow.next, rest),
-                    None => self.unlink(grow.next),
-                }
-                grow.write_tags();
-            }
-            self.usage
-                .on_resize(old.size(), new.size(), self.end_offset(block));
-        }
-        Ok(())
+        // SAFETY: the caller's promise, passed on.
+        unsafe { tags::resize_in_place(self, ptr, old, new) }
     }
-    // ANCHOR_END: resize_in_place
 
     #[inline]
     unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {

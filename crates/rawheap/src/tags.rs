@@ -891,6 +891,12 @@ impl Grow {
         self.used_size
     }
 
+    /// The size of [`Grow::rest`], 0 when there is none.
+    #[inline]
+    pub fn rest_size(&self) -> usize {
+        self.rest_size
+    }
+
     /// One past the grown block's last byte.
     #[inline]
     pub fn used_end(&self) -> usize {
@@ -941,6 +947,72 @@ pub unsafe fn split_tail(used: BlockRef, need: usize) -> Option<BlockRef> {
         Some(tail)
     }
 }
+
+// ANCHOR: resize_in_place
+/// What [`resize_in_place`] asks of a heap on this module: the list operations, which
+/// differ from heap to heap, behind the one shape every such heap resizes with.
+pub trait FreeLists {
+    /// Frees `tail`, a used block just cut off the end of a live one: merges it with
+    /// the block after it when that is free, and files the result.
+    ///
+    /// # Safety
+    ///
+    /// `tail` is a used block of this heap that nobody uses; the invariants hold.
+    unsafe fn free_tail(&mut self, tail: BlockRef);
+
+    /// Takes `grow.next` off its list and files `grow.rest` (of `grow.rest_size()`
+    /// bytes), when there is one, in its place. The tags are not written yet: list
+    /// operations touch links only.
+    ///
+    /// # Safety
+    ///
+    /// `grow` was planned by [`Grow::plan`] on a used block of this heap, just now.
+    unsafe fn absorb(&mut self, grow: &Grow);
+
+    /// Records that the live block `block` (now of its new size) was resized from `old`
+    /// to `new` requested bytes.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a used block of this heap, its tags written.
+    unsafe fn resized(&mut self, block: BlockRef, old: usize, new: usize);
+}
+
+/// [`RawHeap::resize_in_place`](crate::RawHeap::resize_in_place) for a heap on this
+/// module: a shrink cuts the tail off and frees it; a growth absorbs the free block
+/// after it, whole or in part, or fails with `Exhausted`.
+///
+/// # Safety
+///
+/// `ptr` is the payload of a live block of `heap` with layout `old`; `new` has the same
+/// alignment.
+#[inline]
+pub unsafe fn resize_in_place<H: FreeLists>(
+    heap: &mut H,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+) -> Result<(), AllocError> {
+    let need = block_size(new.size()).ok_or(AllocError::Unsupported)?;
+    // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
+    let block = unsafe { BlockRef::from_payload(ptr) };
+    // SAFETY: `block` is a used block of the heap; the lists are relinked (`absorb`)
+    // before the tags are written, and a cut-off tail is a used block nobody uses.
+    unsafe {
+        if need <= block.size() {
+            if let Some(tail) = split_tail(block, need) {
+                heap.free_tail(tail);
+            }
+        } else {
+            let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
+            heap.absorb(&grow);
+            grow.write_tags();
+        }
+        heap.resized(block, old.size(), new.size());
+    }
+    Ok(())
+}
+// ANCHOR_END: resize_in_place
 
 /// Reports the stretches of `region` for [`RawHeap::walk`](crate::RawHeap::walk): the
 /// bytes before the span and after its epilogue as overhead, a used block as its header

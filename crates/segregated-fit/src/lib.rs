@@ -105,7 +105,7 @@ mod bins;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use rawheap::tags::{self, BlockRef, Cut, Grow, HEADER, Merge, Span};
+use rawheap::tags::{self, BlockRef, Cut, FreeLists, Grow, HEADER, Merge, Span};
 use rawheap::{
     AllocError, Block, Capabilities, HeapError, RawHeap, Requested, Reuse, Stats, check_walk,
 };
@@ -539,6 +539,42 @@ impl SegregatedFit {
     }
 }
 
+// ANCHOR: resize_in_place
+/// Segregated fit's bins and top block behind the shared in-place resize
+/// ([`tags::resize_in_place`]).
+impl FreeLists for SegregatedFit {
+    unsafe fn free_tail(&mut self, tail: BlockRef) {
+        // SAFETY: the caller's promise: a used block nobody uses, freed like any other.
+        unsafe { self.coalesce(tail) }
+    }
+
+    unsafe fn absorb(&mut self, grow: &Grow) {
+        if self.top == Some(grow.next) {
+            self.top = grow.rest;
+            // Grown into the top: perhaps past the high-water mark.
+            self.requested.reach(grow.used_end());
+            return;
+        }
+        // SAFETY: the caller's promise: `grow.next` is a free block of ours in the bin
+        // of its size; the rest lies inside it, and only links are written here.
+        unsafe {
+            let bin = bin_of(grow.next.size());
+            match grow.rest {
+                Some(rest) => {
+                    self.bins
+                        .refile(grow.next, bin, rest, bin_of(grow.rest_size()));
+                }
+                None => self.bins.unlink(grow.next, bin),
+            }
+        }
+    }
+
+    unsafe fn resized(&mut self, _block: BlockRef, old: usize, new: usize) {
+        self.requested.on_resize(old, new);
+    }
+}
+// ANCHOR_END: resize_in_place
+
 // SAFETY: blocks are cut from free blocks of the region, which tile it without overlap
 // (invariant 1); a used block is on no bin and its payload is `size - HEADER` bytes that
 // no tag or link touches; refusals change nothing; `reallocate`'s default keeps the
@@ -588,48 +624,15 @@ unsafe impl RawHeap for SegregatedFit {
     }
     // ANCHOR_END: deallocate
 
-    // ANCHOR: resize_in_place
     unsafe fn resize_in_place(
         &mut self,
         ptr: NonNull<u8>,
         old: Layout,
         new: Layout,
     ) -> Result<(), AllocError> {
-        let need = tags::block_size(new.size()).ok_or(AllocError::Unsupported)?;
-        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
-        let block = unsafe { BlockRef::from_payload(ptr) };
-        // SAFETY: `block` is a used block of this heap; the bins are relinked before
-        // tags are written, and a cut-off tail is a used block nobody uses.
-        unsafe {
-            let size = block.size();
-            if need <= size {
-                if let Some(tail) = tags::split_tail(block, need) {
-                    self.coalesce(tail);
-                }
-            } else {
-                let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
-                if self.top == Some(grow.next) {
-                    self.top = grow.rest;
-                    // Grown into the top: perhaps past the high-water mark.
-                    self.requested.reach(grow.used_end());
-                } else {
-                    let next_size = grow.next.size();
-                    let bin = bin_of(next_size);
-                    match grow.rest {
-                        Some(rest) => {
-                            let rest_size = size + next_size - grow.used_size();
-                            self.bins.refile(grow.next, bin, rest, bin_of(rest_size));
-                        }
-                        None => self.bins.unlink(grow.next, bin),
-                    }
-                }
-                grow.write_tags();
-            }
-            self.requested.on_resize(old.size(), new.size());
-        }
-        Ok(())
+        // SAFETY: the caller's promise, passed on.
+        unsafe { tags::resize_in_place(self, ptr, old, new) }
     }
-    // ANCHOR_END: resize_in_place
 
     #[inline]
     unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {

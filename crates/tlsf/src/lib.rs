@@ -100,7 +100,7 @@ mod lookup;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use rawheap::tags::{self, BlockList, BlockRef, Cut, Grow, HEADER, Merge, Span};
+use rawheap::tags::{self, BlockList, BlockRef, Cut, FreeLists, Grow, HEADER, Merge, Span};
 use rawheap::{
     AllocError, Block, Capabilities, HeapError, RawHeap, Requested, Reuse, Stats, bits, check_walk,
     offset_in,
@@ -541,6 +541,32 @@ impl<const SL: usize> Tlsf<SL> {
     }
 }
 
+// ANCHOR: resize_in_place
+/// TLSF's lists behind the shared in-place resize ([`tags::resize_in_place`]).
+impl<const SL: usize> FreeLists for Tlsf<SL> {
+    unsafe fn free_tail(&mut self, tail: BlockRef) {
+        // SAFETY: the caller's promise: a used block nobody uses, freed like any other.
+        unsafe { self.coalesce(tail) }
+    }
+
+    unsafe fn absorb(&mut self, grow: &Grow) {
+        // SAFETY: the caller's promise: `grow.next` is a free block of ours, on its
+        // list; the rest lies inside it, and only its links are written here.
+        unsafe {
+            self.take_off(grow.next);
+            if let Some(rest) = grow.rest {
+                self.insert(rest, grow.rest_size());
+            }
+        }
+    }
+
+    unsafe fn resized(&mut self, _block: BlockRef, old: usize, new: usize) {
+        // No high-water mark to raise: `stats` finds the highest live block.
+        self.requested.on_resize(old, new);
+    }
+}
+// ANCHOR_END: resize_in_place
+
 // SAFETY: blocks are cut from free blocks of the region, which tile it without overlap
 // (invariant 1); a used block is on no list and its payload is `size - HEADER` bytes
 // that no tag or link touches; refusals change nothing; `reallocate`'s default keeps the
@@ -594,38 +620,15 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
     }
     // ANCHOR_END: deallocate
 
-    // ANCHOR: resize_in_place
     unsafe fn resize_in_place(
         &mut self,
         ptr: NonNull<u8>,
         old: Layout,
         new: Layout,
     ) -> Result<(), AllocError> {
-        let need = tags::block_size(new.size()).ok_or(AllocError::Unsupported)?;
-        // SAFETY: the caller's promise: `ptr` is the payload of a live block of ours.
-        let block = unsafe { BlockRef::from_payload(ptr) };
-        // SAFETY: `block` is a used block of this heap; the next block leaves its list
-        // before tags are written, and a cut-off tail is a used block nobody uses.
-        unsafe {
-            let size = block.size();
-            if need <= size {
-                if let Some(tail) = tags::split_tail(block, need) {
-                    self.coalesce(tail);
-                }
-            } else {
-                let grow = Grow::plan(block, need).ok_or(AllocError::Exhausted)?;
-                let next_size = grow.next.size();
-                self.take_off(grow.next);
-                grow.write_tags();
-                if let Some(rest) = grow.rest {
-                    self.insert(rest, size + next_size - grow.used_size());
-                }
-            }
-            self.requested.on_resize(old.size(), new.size());
-        }
-        Ok(())
+        // SAFETY: the caller's promise, passed on.
+        unsafe { tags::resize_in_place(self, ptr, old, new) }
     }
-    // ANCHOR_END: resize_in_place
 
     #[inline]
     unsafe fn usable_size(&self, ptr: NonNull<u8>, _layout: Layout) -> usize {

@@ -513,10 +513,12 @@ impl Builder {
 }
 
 /// Uniform choices from a ChaCha8 stream, computed here so that they never change.
-struct Dice(ChaCha8Rng);
+/// Public for the benches' steady-state workloads, which are drawn the same way.
+pub struct Dice(ChaCha8Rng);
 
 impl Dice {
-    fn new(seed: u64, stream: u64) -> Self {
+    /// The dice for `seed`; each `stream` gives an independent sequence.
+    pub fn new(seed: u64, stream: u64) -> Self {
         let mut state = seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F);
         let mut key = [0u8; 32];
         for chunk in key.chunks_exact_mut(8) {
@@ -527,23 +529,23 @@ impl Dice {
 
     /// Uniform in `0..n` (`n > 0`), by Lemire's multiply-shift: the high half of a
     /// 64 × 64-bit product. The bias is below `n / 2^64`.
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.0.next_u64()) * n as u128) >> 64) as usize
     }
 
     /// Uniform in `lo..=hi`.
-    fn between(&mut self, lo: usize, hi: usize) -> usize {
+    pub fn between(&mut self, lo: usize, hi: usize) -> usize {
         lo + self.below(hi - lo + 1)
     }
 
     /// True with probability `percent / 100`.
-    fn chance(&mut self, percent: usize) -> bool {
+    pub fn chance(&mut self, percent: usize) -> bool {
         self.below(100) < percent
     }
 
     /// A size in `lo..=hi` whose power of two is uniform: as many blocks of 8 to 15
     /// bytes as of 2048 to 4095.
-    fn log_uniform(&mut self, lo: usize, hi: usize) -> usize {
+    pub fn log_uniform(&mut self, lo: usize, hi: usize) -> usize {
         let exponent = self.between(lo.ilog2() as usize, hi.ilog2() as usize);
         let from = (1usize << exponent).max(lo);
         let to = ((1usize << exponent) * 2 - 1).min(hi);
@@ -551,7 +553,7 @@ impl Dice {
     }
 
     /// Fisher–Yates.
-    fn shuffle<T>(&mut self, items: &mut [T]) {
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             items.swap(i, self.below(i + 1));
         }
