@@ -24,7 +24,7 @@
 //! - **The header at exit.** The header's four numbers (suggested heap size, ids, ops,
 //!   weight) are known only at the end, so the file starts with room for them: four
 //!   lines of [`HEADER_LINE`] bytes holding `recording`, the pid and two zeros
-//!   ([`placeholder`]), which no parser takes for a finished trace. At exit ([`finish`],
+//!   (`placeholder`), which no parser takes for a finished trace. At exit ([`finish`],
 //!   an `atexit` handler) the buffer is flushed and the four numbers, padded on the left
 //!   with spaces that every `.rep` reader skips, are written over the room with `pwrite`:
 //!   no second pass over the ops, no temporary file. The suggested heap size is the
@@ -41,7 +41,7 @@
 //!   keeps `HEAPLAB_TRACE` in the environment), records into `FILE.PID` instead: one
 //!   trace per program, none overwritten.
 //! - A process that replaces itself with `exec` runs no exit handler. When the new
-//!   program finds the file still holding its own pid's [`placeholder`], it records
+//!   program finds the file still holding its own pid's `placeholder`, it records
 //!   into it from the start: a launcher script (a pyenv shim, `sh -c 'exec prog'`)
 //!   leaves the trace of the program it launched, not an empty file.
 //! - A child of `fork` that does not `exec` records nothing: its heap starts with the
@@ -76,7 +76,7 @@ const LONGEST_OP: usize = 1 + 2 * 21 + 1;
 
 /// The recorder's state. Every field is read and written only with the process lock
 /// held (by the hooks, which run inside the heap's locked section, and by [`start`],
-/// [`finish`] and [`in_forked_child`], which take it).
+/// [`finish`] and `in_forked_child`, which take it).
 struct Recorder {
     /// The trace file, or -1 when not recording.
     fd: c_int,
@@ -175,7 +175,7 @@ fn header_lines(fields: [&[u8]; 4]) -> [u8; HEADER] {
     header
 }
 
-/// Registers [`finish`] at exit and [`in_forked_child`] for `fork`, when recording.
+/// Registers [`finish`] at exit and `in_forked_child` for `fork`, when recording.
 /// Called once after the heap is built, without the lock: both registrations may call
 /// `malloc`.
 pub fn register() {
@@ -219,7 +219,7 @@ fn create(path: &CStr, pid: usize) -> Option<c_int> {
     (fd >= 0).then_some(fd)
 }
 
-/// `path`, emptied, when its header is this process's [`placeholder`]: an earlier
+/// `path`, emptied, when its header is this process's `placeholder`: an earlier
 /// image of the process started recording into it, then replaced itself with `exec`
 /// (a launcher script running the real program), which runs no exit handler. The
 /// program that runs now is the one to record.
@@ -260,7 +260,7 @@ pub unsafe fn allocated(base: NonNull<u8>, heap_layout: Layout) {
 
 /// The block at `base`, of `heap_layout`, was freed: `f ID`. A block the recorder does
 /// not know (none, since recording starts with the heap, unless the id table could not
-/// grow) is left out and counted in [`Recorder::unknown`].
+/// grow) is left out and counted in `Recorder::unknown`.
 ///
 /// # Safety
 ///
