@@ -709,15 +709,8 @@ unsafe impl<P: Placement> RawHeap for Headerless<P> {
         // A block that moves to grow is a buffer that may grow again: it goes to the low
         // end of its free block, with the rest of that block after it to grow into.
         let moved = self.place(new, false)?;
-        // SAFETY: both blocks are live and distinct, each at least `min(old, new)` bytes.
-        unsafe {
-            moved
-                .as_ptr()
-                .copy_from_nonoverlapping(ptr.as_ptr(), old.size().min(new.size()))
-        };
-        // SAFETY: the caller's promise: `ptr` is live with layout `old`.
-        unsafe { self.deallocate(ptr, old) };
-        Ok(moved)
+        // SAFETY: the caller's promise about `ptr`; `moved` was just placed for `new`.
+        Ok(unsafe { rawheap::move_block(self, ptr, old, new, moved) })
     }
 
     unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {

@@ -177,18 +177,8 @@ pub unsafe trait RawHeap {
             }
         }
         let moved = self.allocate(new)?;
-        // SAFETY: both blocks are live, each at least `min(old, new)` bytes long. They
-        // never overlap in a correct heap; `copy` (memmove) rather than the
-        // non-overlapping copy keeps a broken heap that hands out a live block again a
-        // bug the conformance suite reports, instead of a failed precondition that aborts.
-        unsafe {
-            moved
-                .as_ptr()
-                .copy_from(ptr.as_ptr(), old.size().min(new.size()))
-        };
-        // SAFETY: the caller's promise: `ptr` is live with layout `old`.
-        unsafe { self.deallocate(ptr, old) };
-        Ok(moved)
+        // SAFETY: the caller's promise about `ptr`; `moved` was just allocated with `new`.
+        Ok(unsafe { move_block(self, ptr, old, new, moved) })
     }
 
     /// The bytes really reserved for the caller at `ptr`: at least `layout.size()`, and
@@ -269,4 +259,34 @@ pub fn check_walk<H: RawHeap + ?Sized>(heap: &H) -> Result<(), HeapError> {
 /// The offset of `addr` from the start of `region`.
 pub fn offset_in(region: NonNull<[u8]>, addr: usize) -> usize {
     addr - region.as_ptr().cast::<u8>().addr()
+}
+
+/// The end of a reallocation that cannot stay in place: the first `min(old, new)` bytes
+/// of `ptr` copied into `moved`, then `ptr` given back to `heap`; returns `moved`.
+/// [`RawHeap::reallocate`]'s provided body ends so, and so does a heap's own
+/// `reallocate` once it has chosen where the block goes.
+///
+/// # Safety
+///
+/// `ptr` is live in `heap` with layout `old`; `moved` is a live block of `heap` of at
+/// least `new.size()` bytes.
+pub unsafe fn move_block<H: RawHeap + ?Sized>(
+    heap: &mut H,
+    ptr: NonNull<u8>,
+    old: Layout,
+    new: Layout,
+    moved: NonNull<u8>,
+) -> NonNull<u8> {
+    // SAFETY: both blocks are live, each at least `min(old, new)` bytes long. They never
+    // overlap in a correct heap; `copy` (memmove) rather than the non-overlapping copy
+    // keeps a broken heap that hands out a live block again a bug the conformance suite
+    // reports, instead of a failed precondition that aborts.
+    unsafe {
+        moved
+            .as_ptr()
+            .copy_from(ptr.as_ptr(), old.size().min(new.size()))
+    };
+    // SAFETY: the caller's promise: `ptr` is live with layout `old`.
+    unsafe { heap.deallocate(ptr, old) };
+    moved
 }
