@@ -134,7 +134,7 @@ pub fn test() -> anyhow::Result<()> {
 
 /// Installs cargo-nextest when it is missing (this machine's image has it; a bare one
 /// builds it from crates.io).
-fn install_nextest() -> anyhow::Result<()> {
+pub fn install_nextest() -> anyhow::Result<()> {
     if output(&mut cargo(&["nextest", "--version"])).is_some() {
         return Ok(());
     }

@@ -144,6 +144,8 @@ pub fn run_args(args: &Args) -> anyhow::Result<()> {
         (out, None)
     };
     install_cargo_mutants()?;
+    // .cargo/mutants.toml runs each mutant's tests with nextest.
+    crate::checks::install_nextest()?;
     for target in &targets {
         mutate(target, args, &out, diff.as_deref())?;
     }
