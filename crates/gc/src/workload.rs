@@ -262,6 +262,28 @@ mod tests {
     };
 
     #[test]
+    fn a_node_value_names_its_request_and_place() {
+        assert_eq!(node_value(3, 5), 0x0000_0003_0000_0005);
+        assert_eq!(node_value(0, 7), 7);
+        assert_ne!(node_value(1, 0), node_value(0, 1));
+    }
+
+    #[test]
+    fn a_payload_is_its_value_turned_a_byte_further_each_word() {
+        let value = 0x0102_0304_0506_0708;
+        let words = payload(value);
+        assert_eq!(words[0], value);
+        assert_eq!(words[1], 0x0203_0405_0607_0801);
+        assert_eq!(words[PAYLOAD_WORDS - 1], value.rotate_left(40));
+    }
+
+    #[test]
+    fn reading_a_node_adds_its_value_and_last_word() {
+        assert_eq!(node_sum(5, &[1, 2, 3, 4, 6, 7]), 12);
+        assert_eq!(node_sum(u64::MAX, &[0, 0, 0, 0, 0, 2]), 1, "wrapping");
+    }
+
+    #[test]
     fn a_node_is_a_small_record() {
         assert_eq!(RAW_NODE.size(), 64);
         assert_eq!(core::mem::size_of::<Node>(), 64);

@@ -247,3 +247,83 @@ fn debug_shows_slots_roots_threshold_and_stats() {
     assert!(shown.ends_with(", .. }"), "{shown}");
     assert_eq!(format!("{leaf:?}"), "Gc(slot 0, generation 1)");
 }
+
+#[test]
+fn a_new_collector_collects_after_a_quarter_of_its_region() {
+    let gc = Collector::<FreeList>::new(4096);
+    assert_eq!(gc.threshold(), 1024);
+}
+
+#[test]
+fn a_collection_reports_the_bytes_it_kept() {
+    let mut gc = Collector::<FreeList>::new(4096);
+    let small = gc.alloc(3u32).unwrap();
+    let large = gc.alloc([0u64; 5]).unwrap();
+    gc.alloc(7u16).unwrap();
+    gc.add_root(small);
+    gc.add_root(large);
+    let collection = gc.collect();
+    assert_eq!((collection.marked, collection.live_bytes), (2, 4 + 40));
+    assert_eq!((collection.freed_objects, collection.freed_bytes), (1, 2));
+}
+
+#[test]
+fn a_refusal_after_a_due_collection_does_not_collect_again() {
+    let mut gc = Collector::<FreeList>::new(1024);
+    // Every allocation is due a collection, so the one that fails has just run one.
+    gc.set_threshold(0);
+    let error = loop {
+        let before = gc.stats().collections;
+        match gc.alloc(node(0, Vec::new())) {
+            Ok(handle) => gc.add_root(handle),
+            Err(error) => break (error, gc.stats().collections - before),
+        }
+    };
+    assert_eq!(error, (AllocError::Exhausted, 1));
+    assert_eq!(
+        gc.last_collection().map(|c| c.trigger),
+        Some(Trigger::Threshold)
+    );
+}
+
+#[test]
+fn handles_to_different_objects_hash_apart() {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    // A hasher with fixed keys, so the test sees the same hashes on every run.
+    let hasher = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+    let mut gc = Collector::<FreeList>::new(4096);
+    let handles: Vec<Gc<u32>> = (0..8).map(|n| gc.alloc(n).unwrap()).collect();
+    let mut hashes: Vec<u64> = handles.iter().map(|h| hasher.hash_one(h)).collect();
+    assert_eq!(hasher.hash_one(handles[3]), hasher.hash_one(handles[3]));
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!(
+        hashes.len(),
+        handles.len(),
+        "a handle's hash says which object"
+    );
+}
+
+/// Collects with only `holder` rooted and says whether `held` survived.
+fn keeps_alive<T: Trace + 'static>(make: impl FnOnce(Gc<Node>) -> T) -> bool {
+    let mut gc = Collector::<FreeList>::new(4096);
+    let held = gc.alloc(node(9, Vec::new())).unwrap();
+    let holder = gc.alloc(make(held)).unwrap();
+    gc.add_root(holder);
+    gc.collect();
+    gc.is_live(held)
+}
+
+#[test]
+fn handles_inside_arrays_boxes_and_pairs_are_traced() {
+    assert!(keeps_alive(|held| [held, held]), "array");
+    assert!(keeps_alive(|held| Box::new(held)), "box");
+    assert!(keeps_alive(|held| (1u8, held)), "second of a pair");
+    assert!(keeps_alive(|held| (held, 1u8)), "first of a pair");
+    assert!(keeps_alive(|held| vec![held]), "vector");
+    assert!(keeps_alive(|held| Some(held)), "option");
+    assert!(
+        !keeps_alive(|_| 1u8),
+        "a holder without the handle keeps nothing"
+    );
+}
