@@ -317,11 +317,11 @@ fn keeps_alive<T: Trace + 'static>(make: impl FnOnce(Gc<Node>) -> T) -> bool {
 #[test]
 fn handles_inside_arrays_boxes_and_pairs_are_traced() {
     assert!(keeps_alive(|held| [held, held]), "array");
-    assert!(keeps_alive(|held| Box::new(held)), "box");
+    assert!(keeps_alive(Box::new), "box");
     assert!(keeps_alive(|held| (1u8, held)), "second of a pair");
     assert!(keeps_alive(|held| (held, 1u8)), "first of a pair");
     assert!(keeps_alive(|held| vec![held]), "vector");
-    assert!(keeps_alive(|held| Some(held)), "option");
+    assert!(keeps_alive(Some), "option");
     assert!(
         !keeps_alive(|_| 1u8),
         "a holder without the handle keeps nothing"
