@@ -738,7 +738,7 @@ fn trace_dialects(out: &mut Output) -> io::Result<()> {
 
 /// Tables that commands other than the figures write under the workspace's `target/`:
 /// the name in the book, the file, and the command that writes it.
-const MEASURED_ELSEWHERE: [(&str, &str, &str); 6] = [
+const MEASURED_ELSEWHERE: [(&str, &str, &str); 7] = [
     (
         "bench-called.md",
         "target/bench/summary-called.md",
@@ -763,6 +763,11 @@ const MEASURED_ELSEWHERE: [(&str, &str, &str); 6] = [
         "malloc-recording.md",
         "target/preload/recording.md",
         "`cargo xtask preload` (a CI step)",
+    ),
+    (
+        "mutants.md",
+        "target/mutants/summary.md",
+        "`cargo xtask mutants` (cargo-mutants over every allocator crate; one to two hours)",
     ),
     (
         "malloc-c-bench.md",
