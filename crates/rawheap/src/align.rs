@@ -86,4 +86,28 @@ mod tests {
         assert_eq!(align_up(usize::MAX - 7, 8), Some(usize::MAX - 7));
         assert_eq!(round_size(usize::MAX, 4096), None);
     }
+
+    #[test]
+    fn sizes_round_up_to_the_alignment() {
+        assert_eq!(round_size(0, 16), Some(0));
+        assert_eq!(round_size(17, 16), Some(32));
+        assert_eq!(round_size(4096, 4096), Some(4096));
+    }
+
+    #[test]
+    fn a_pointer_moves_up_to_the_alignment_inside_its_allocation() {
+        let mut bytes = [0u64; 8];
+        let base = NonNull::from(&mut bytes).cast::<u8>();
+        let aligned = align_ptr_up(base, 64).unwrap();
+        assert!(ptr_is_aligned(aligned, 64));
+        assert!(aligned.as_ptr().addr() - base.as_ptr().addr() < 64);
+        // SAFETY: one byte past an 8-aligned start is inside the 64-byte array.
+        let odd = unsafe { base.add(1) };
+        assert!(!ptr_is_aligned(odd, 8));
+        assert_eq!(
+            align_ptr_up(odd, 8),
+            NonNull::new(base.as_ptr().wrapping_add(8))
+        );
+        assert_eq!(align_ptr_up(base, 8), Some(base), "aligned already");
+    }
 }
