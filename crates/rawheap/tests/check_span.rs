@@ -238,3 +238,41 @@ fn an_epilogue_that_is_not_a_used_empty_header_knowing_the_last_block_is_named()
     heap.write(504, 0, true, false);
     named(&mut heap);
 }
+
+#[test]
+fn a_span_holds_exactly_the_well_placed_headers_before_its_epilogue() {
+    let mut heap = Heap::sound();
+    let span = heap.span();
+    let start = heap.start();
+    assert!(!span.is_empty());
+    assert_eq!(span.len(), 496);
+    assert!(span.holds(start + 8), "the first header");
+    assert!(span.holds(start + 56) && span.holds(start + 488));
+    assert!(!span.holds(start + 8 - GRANULE), "before the first header");
+    assert!(!span.holds(start + 504), "the epilogue");
+    assert!(!span.holds(start + 16), "a header off the granule grid");
+}
+
+/// The blocks the span's walk yields from the first, as offsets into the region.
+fn walked(heap: &mut Heap) -> Vec<usize> {
+    let span = heap.span();
+    let start = heap.start();
+    let first = heap.block(8);
+    // SAFETY: `first` is the span's first header; nothing changes during the walk.
+    unsafe { span.blocks(first) }
+        .map(|block| block.addr() - start)
+        .collect()
+}
+
+#[test]
+fn the_walk_visits_every_block_and_stops_at_a_size_that_cannot_be() {
+    let mut heap = Heap::sound();
+    assert_eq!(walked(&mut heap), [8, 56, 120, 152, 216]);
+    // A size below the smallest block would walk into a payload: the walk stops there.
+    heap.write(56, GRANULE, false, true);
+    assert_eq!(walked(&mut heap), [8, 56]);
+    // So does a size that runs past the epilogue.
+    let mut heap = Heap::sound();
+    heap.write(152, 512, true, true);
+    assert_eq!(walked(&mut heap), [8, 56, 120, 152]);
+}
