@@ -5,10 +5,13 @@
 //! is that write, with the region's provenance, so that a link put back (or pointed
 //! elsewhere) is a pointer Miri accepts.
 
+#[cfg(feature = "tags")]
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use rawheap::{Arena, RawHeap};
+#[cfg(feature = "tags")]
+use rawheap::Arena;
+use rawheap::RawHeap;
 
 /// Replaces the `T` at address `addr`, inside `heap`'s region, with `value`; returns what
 /// it held, to put back.
@@ -62,6 +65,7 @@ pub fn link<H: RawHeap + ?Sized>(heap: &H, addr: Option<usize>) -> *mut u8 {
 /// right after it (freed in that order, each in front of a used block: every heap on
 /// [`rawheap::tags`] here puts a freed block first on its list), and a used 96-byte
 /// `wall`. Returns the heap and the payloads `[a, wall, c]`.
+#[cfg(feature = "tags")]
 fn two_holes<H: RawHeap>() -> (Arena<H>, [NonNull<u8>; 3]) {
     let bytes = |size| Layout::from_size_align(size, 8).expect("a valid layout");
     let mut heap = Arena::<H>::new(4096);
@@ -81,6 +85,7 @@ fn two_holes<H: RawHeap>() -> (Arena<H>, [NonNull<u8>; 3]) {
 }
 
 /// What a heap built on [`rawheap::tags`] calls each way a free list of its breaks.
+#[cfg(feature = "tags")]
 #[derive(Clone, Copy, Debug)]
 pub struct TagListInvariants {
     /// A listed block outside the span, or too close to its end for its links.
@@ -97,6 +102,7 @@ pub struct TagListInvariants {
 /// stray writes, and asserts that `check()` names each broken invariant (and where, when it
 /// says). Free-list, segregated-fit and TLSF keep their free lists alike, so one
 /// catalogue of breakages serves them all.
+#[cfg(feature = "tags")]
 pub fn check_names_broken_tag_lists<H: RawHeap>(names: TagListInvariants) {
     use rawheap::tags::HEADER;
     let header = |payload: NonNull<u8>| payload.as_ptr().addr() - HEADER;
