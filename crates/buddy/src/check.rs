@@ -13,8 +13,6 @@ pub(crate) struct Tree<const ORDERS: usize> {
     free: [usize; ORDERS],
     /// Split nodes of each order.
     split: [usize; ORDERS],
-    /// Used leaves.
-    pub(crate) used: usize,
 }
 
 impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
@@ -24,7 +22,6 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
         let mut tree = Tree {
             free: [0; ORDERS],
             split: [0; ORDERS],
-            used: 0,
         };
         let mut previous: Option<Node> = None;
         for node in self.nodes() {
@@ -53,7 +50,7 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
                     }
                     tree.free[k] += 1;
                 }
-                Kind::Used => tree.used += 1,
+                Kind::Used => {}
             }
             if node.kind != Kind::Split {
                 previous = Some(node);
