@@ -19,6 +19,8 @@
 //! No block has a header. What the heap knows about blocks is kept beside them, in two
 //! bitmaps with one bit per place a block of each order could start: *free* (the block
 //! is whole and on its order's list) and *split* (the block is cut into two buddies).
+//! The places come in pairs of buddies, whose two bits share a word, so that one read
+//! tells a freed block whether its buddy is free, even a buddy outside the area.
 //! A used block is one that is neither, under a split parent. Its order comes with
 //! its layout (the caller passes it back on free), and [`RawHeap::walk`] finds it by
 //! going down the split bits.
@@ -121,7 +123,7 @@ use core::ptr::NonNull;
 
 use rawheap::{AllocError, Block, Capabilities, HeapError, RawHeap, Requested, Reuse, Stats, bits};
 
-use crate::bitmap::OrderBits;
+use crate::bitmap::{OrderBits, Pair};
 use crate::cover::{Cover, Shape};
 use crate::list::{FreeList, Links};
 use crate::tree::{Kind, Nodes};
@@ -145,10 +147,10 @@ pub struct Buddy<const MIN_BLOCK: usize = 16, const ORDERS: usize = 28> {
     /// Bit `k` is set iff `lists[k]` is not empty.
     nonempty: usize,
     /// The free bit of a node is set iff it is on its order's list; no other bit is set.
-    free: OrderBits<ORDERS>,
+    free: OrderBits<MIN_BLOCK, ORDERS>,
     /// The split bit of a node (order 1 and up) is set iff it is cut into two nodes of
     /// the order below; no other bit is set.
-    split: OrderBits<ORDERS>,
+    split: OrderBits<MIN_BLOCK, ORDERS>,
     /// Requested bytes of the live blocks, and the furthest end of a block that has left
     /// (freed, or the part a shrink gave up): all that `stats` cannot read off the
     /// trees, whose used leaves are the live blocks (see [`Requested`]).
@@ -219,14 +221,22 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
         self.region.cast().with_addr(addr)
     }
 
-    /// Whether the order-`k` block at `addr` lies inside the covered area. For a buddy,
-    /// this is whether it can merge: then the pair's parent lies in the area too, hence
-    /// inside one root (any aligned block inside the area is inside a root), so it is a
-    /// node of the tree.
+    /// Whether the order-`k` block at `addr` lies inside the covered area.
     #[inline(always)]
     fn covers(&self, addr: usize, k: u32) -> bool {
         let Cover { lo, hi, .. } = self.cover;
         addr.wrapping_sub(lo) <= (hi - lo).wrapping_sub(Self::size_of(k))
+    }
+
+    /// List `k`.
+    ///
+    /// # Safety
+    ///
+    /// `k < ORDERS`.
+    #[inline(always)]
+    unsafe fn list(&mut self, k: u32) -> &mut FreeList {
+        // SAFETY: the caller's promise.
+        unsafe { self.lists.get_unchecked_mut(k as usize) }
     }
 
     /// Puts the order-`k` block at `addr` on its list, free.
@@ -236,12 +246,26 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     /// The block is a node of order `k` that nobody uses, on no list.
     #[inline(always)]
     unsafe fn give(&mut self, addr: usize, k: u32) {
-        // SAFETY: the caller's promise; a node has room for its links and bits.
+        // SAFETY: the caller's promise: a node has a bit.
+        let pair = unsafe { self.free.pair(k, addr) };
+        // SAFETY: the caller's promise, and the word just read.
+        unsafe { self.give_paired(addr, k, &pair) };
+    }
+
+    /// [`give`](Self::give) with the word of the block's free bit already read.
+    ///
+    /// # Safety
+    ///
+    /// As for `give`; `pair` is the block's, and its word has not been written since.
+    #[inline(always)]
+    unsafe fn give_paired(&mut self, addr: usize, k: u32, pair: &Pair) {
+        // SAFETY: the caller's promise; a node has room for its links.
         unsafe {
-            self.lists[k as usize].push(self.at(addr));
-            self.free.set(k, addr);
+            pair.set_own();
+            let block = self.at(addr);
+            self.list(k).push(block);
         }
-        self.nonempty = bits::with_bit(self.nonempty, k, true);
+        self.nonempty |= 1 << k;
     }
 
     /// Takes the newest free block of order `k` off its list and returns its address.
@@ -251,15 +275,34 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     /// List `k` is not empty.
     #[inline(always)]
     unsafe fn take(&mut self, k: u32) -> usize {
-        let list = &mut self.lists[k as usize];
+        // SAFETY: the caller's promise: a list that is not empty is one of `lists`.
+        let list = unsafe { self.list(k) };
         // SAFETY: the caller's promise; listed blocks are free nodes (invariant 2).
         let block = unsafe { list.pop().unwrap_unchecked() }.addr().get();
         if list.is_empty() {
-            self.nonempty = bits::with_bit(self.nonempty, k, false);
+            self.nonempty &= !(1 << k);
         }
         // SAFETY: `block` is a node of order `k`.
         unsafe { self.free.clear(k, block) };
         block
+    }
+
+    /// Takes the free order-`k` block at `addr` off its list, wherever it is on it, and
+    /// leaves its free bit to the caller.
+    ///
+    /// # Safety
+    ///
+    /// The block is on list `k`.
+    #[inline(always)]
+    unsafe fn unlist(&mut self, addr: usize, k: u32) {
+        // SAFETY: the caller's promise: a listed block is a node, in the region, and
+        // `k < ORDERS`.
+        let (block, list) = unsafe { (self.at(addr), self.list(k)) };
+        // SAFETY: as above.
+        unsafe { list.unlink(block) };
+        if list.is_empty() {
+            self.nonempty &= !(1 << k);
+        }
     }
 
     /// Takes the free order-`k` block at `addr` off its list, wherever it is on it.
@@ -269,17 +312,12 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     /// Its free bit is set.
     #[inline(always)]
     unsafe fn unlink(&mut self, addr: usize, k: u32) {
-        // SAFETY: the caller's promise: a set free bit means the block is a node, in
-        // the region, and on list `k` (invariant 2).
-        let block = unsafe { self.at(addr) };
-        let list = &mut self.lists[k as usize];
-        // SAFETY: as above.
-        unsafe { list.unlink(block) };
-        if list.is_empty() {
-            self.nonempty = bits::with_bit(self.nonempty, k, false);
+        // SAFETY: the caller's promise: a set free bit means the block is a node on
+        // list `k` (invariant 2).
+        unsafe {
+            self.unlist(addr, k);
+            self.free.clear(k, addr);
         }
-        // SAFETY: as above, the block is a node of order `k`.
-        unsafe { self.free.clear(k, addr) };
     }
 
     // ANCHOR: split_down
@@ -328,50 +366,58 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     /// The block is a used node of order `k` that nobody uses any more.
     #[inline(always)]
     unsafe fn merge_up(&mut self, addr: usize, k: u32) {
+        // The block's free bit and its buddy's share a word: one read tells whether the
+        // buddy is free, and the same word takes the block's bit if it is not.
+        // SAFETY: the caller's promise: a node has a bit, and so does its buddy.
+        let pair = unsafe { self.free.pair(k, addr) };
         // Most frees in a steady state find their buddy in use (a queue or a pool of
         // one size): that case is decided here and lists the block at once, before any
-        // of the loop's set-up, which the compiler hoists out of the loop and which cost
-        // a queue's free about a dozen instructions.
-        if self.buddy_is_free(addr, k) {
-            // SAFETY: the caller's promise.
-            unsafe { self.merge_all(addr, k) };
+        // of the loop's set-up.
+        if Self::can_merge(k, &pair) {
+            // SAFETY: the caller's promise, and the pair just read.
+            unsafe { self.merge_all(addr, k, pair) };
         } else {
             // SAFETY: the caller's promise: a node nobody uses, with no free buddy.
-            unsafe { self.give(addr, k) };
+            unsafe { self.give_paired(addr, k, &pair) };
         }
     }
 
-    /// Whether the order-`k` block at `addr` has a buddy it can merge with: in the area,
-    /// of an order below the top, free and whole.
+    /// Whether an order-`k` node whose free bits are `pair` merges with its buddy: the
+    /// buddy is free and whole, and the pair's parent is a node. A set free bit makes
+    /// the buddy a node; two buddy nodes are the halves of a split parent, or two roots,
+    /// which the cover makes only of the largest order (anywhere else the lower one
+    /// would be their parent, aligned and fitting): below it, they always merge.
     #[inline(always)]
-    fn buddy_is_free(&self, addr: usize, k: u32) -> bool {
-        let buddy = addr ^ Self::size_of(k);
-        // SAFETY: a buddy inside the area is a node of order `k` (see `covers`).
-        k + 1 < ORDERS as u32 && self.covers(buddy, k) && unsafe { self.free.get(k, buddy) }
+    fn can_merge(k: u32, pair: &Pair) -> bool {
+        k + 1 < ORDERS as u32 && pair.buddy()
     }
 
-    /// [`merge_up`](Self::merge_up) once the first buddy is known to be free: merges,
-    /// then looks at the next buddy up.
+    /// [`merge_up`](Self::merge_up) once the buddy is known to merge: merges, then looks
+    /// at the next buddy up.
     ///
     /// # Safety
     ///
-    /// As for `merge_up`.
+    /// As for `merge_up`; `pair` holds the block's free bits, read since the last write,
+    /// and `can_merge` holds for it.
     #[inline(never)]
-    unsafe fn merge_all(&mut self, mut addr: usize, mut k: u32) {
+    unsafe fn merge_all(&mut self, mut addr: usize, mut k: u32, mut pair: Pair) {
         loop {
-            // SAFETY: its free bit is set; the parent is a split node, now whole.
+            // SAFETY: the buddy's free bit is set, so it is listed (invariant 2); the
+            // parent is a split node, now whole; a node's bits are in the bitmaps.
             unsafe {
-                self.unlink(addr ^ Self::size_of(k), k);
+                pair.clear_buddy();
+                self.unlist(addr ^ Self::size_of(k), k);
                 addr &= !Self::size_of(k);
                 k += 1;
                 self.split.clear(k, addr);
+                pair = self.free.pair(k, addr);
             }
-            if !self.buddy_is_free(addr, k) {
+            if !Self::can_merge(k, &pair) {
                 break;
             }
         }
-        // SAFETY: the merged block is a node nobody uses.
-        unsafe { self.give(addr, k) };
+        // SAFETY: the merged block is a node nobody uses; its word was just read.
+        unsafe { self.give_paired(addr, k, &pair) };
     }
     // ANCHOR_END: merge_up
 
@@ -454,8 +500,8 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
                     cover,
                     lists: [const { FreeList::new() }; ORDERS],
                     nonempty: 0,
-                    free: OrderBits::new(words, Self::SHIFT, cover.lo, free),
-                    split: OrderBits::new(words, Self::SHIFT, cover.lo, split),
+                    free: OrderBits::new(words, cover.lo, free),
+                    split: OrderBits::new(words, cover.lo, split),
                     requested: Requested::default(),
                 }
             }
@@ -469,8 +515,8 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
                 },
                 lists: [const { FreeList::new() }; ORDERS],
                 nonempty: 0,
-                free: OrderBits::new(words, Self::SHIFT, start, [0; ORDERS]),
-                split: OrderBits::new(words, Self::SHIFT, start, [0; ORDERS]),
+                free: OrderBits::new(words, start, [0; ORDERS]),
+                split: OrderBits::new(words, start, [0; ORDERS]),
                 requested: Requested::default(),
             },
         };

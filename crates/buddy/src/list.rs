@@ -68,8 +68,15 @@ impl FreeList {
     #[inline]
     pub(crate) unsafe fn pop(&mut self) -> Option<NonNull<Links>> {
         let block = self.head?;
-        // SAFETY: the caller's promise: `block` heads the list, so its links are ours.
-        unsafe { self.unlink(block) };
+        // SAFETY: the caller's promise: `block` heads the list, so its links are ours
+        // and its `prev` is `None` (not read); so are the links of the block after it.
+        unsafe {
+            let next = (&raw const (*block.as_ptr()).next).read();
+            self.head = next;
+            if let Some(next) = next {
+                (&raw mut (*next.as_ptr()).prev).write(None);
+            }
+        }
         Some(block)
     }
 
