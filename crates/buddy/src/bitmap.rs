@@ -11,8 +11,6 @@ use rawheap::bits::BITS;
 /// arithmetic) from `words`: one shift, one add, no subtraction of `lo`, because the
 /// bias already holds it; its buddy's bit is the other bit of the pair (number `^ 1`).
 ///
-/// Two of these share one array of words, the free bits first and the split bits after
-/// them; each has its own biases.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct OrderBits<const MIN_BLOCK: usize, const ORDERS: usize> {
     /// The first word of the array, inside the region before `lo`, with its provenance.
@@ -55,27 +53,28 @@ impl Pair {
         self.value >> (self.own ^ 1) & 1 != 0
     }
 
-    /// Sets the block's bit.
+    /// Whether the block's bit is set.
+    #[inline(always)]
+    pub(crate) fn own(&self) -> bool {
+        self.value >> self.own & 1 != 0
+    }
+
+    /// Whether either bit of the pair is set.
+    #[inline(always)]
+    pub(crate) fn any(&self) -> bool {
+        self.value >> (self.own & !1) & 0b11 != 0
+    }
+
+    /// Clears the block's bit.
     ///
     /// # Safety
     ///
     /// The word has not been written since the pair was read.
     #[inline(always)]
-    pub(crate) unsafe fn set_own(&self) {
+    pub(crate) unsafe fn clear_own(&self) {
         // SAFETY: `pair` read the word from the array; the caller's promise keeps the
         // other bits as they are.
-        unsafe { self.word.write(self.value | 1 << self.own) }
-    }
-
-    /// Clears the buddy's bit.
-    ///
-    /// # Safety
-    ///
-    /// As for [`set_own`](Self::set_own).
-    #[inline(always)]
-    pub(crate) unsafe fn clear_buddy(&self) {
-        // SAFETY: as in `set_own`.
-        unsafe { self.word.write(self.value & !(1 << (self.own ^ 1))) }
+        unsafe { self.word.write(self.value & !(1 << self.own)) }
     }
 }
 

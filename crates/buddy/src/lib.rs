@@ -16,27 +16,31 @@
 //!
 //! ## Layout
 //!
-//! No block has a header. What the heap knows about blocks is kept beside them, in two
-//! bitmaps with one bit per place a block of each order could start: *free* (the block
-//! is whole and on its order's list) and *split* (the block is cut into two buddies).
-//! The places come in pairs of buddies, whose two bits share a word, so that one read
-//! tells a freed block whether its buddy is free, even a buddy outside the area.
-//! A used block is one that is neither, under a split parent. Its order comes with
-//! its layout (the caller passes it back on free), and [`RawHeap::walk`] finds it by
-//! going down the split bits.
+//! No block has a header. What the heap knows about blocks is kept beside them, in a
+//! bitmap with one *taken* bit per place a block of each order could start: set when
+//! the block is used or split, clear when it is free (whole and on its order's list).
+//! The places come in pairs of buddies, whose two bits share a word. That one word says
+//! all a buddy system asks: a block is split when a bit of its halves is set (the
+//! halves of a block that is not split are no blocks, and their bits are clear), so no
+//! second bitmap of split bits is needed; and a freed block merges when its buddy's bit
+//! is clear too, found by the same read that clears its own. For this to hold at the
+//! top of each tree, the buddy of every root that is not a block itself carries a set
+//! bit, a *sentinel*, so that a root never merges. A used block's order comes with its
+//! layout (the caller passes it back on free), and [`RawHeap::walk`] finds it by going
+//! down the trees.
 //!
 //! ```text
 //!  a region of 64 KiB at a 64 KiB boundary, MIN_BLOCK = 16
-//!  ┌───────┬──┬──┬───┬─────┬─────────┬──────────────────────────────────┐
-//!  │bitmaps│½K│2K│4K │ 8K  │   16K   │           32K (order 11)         │
-//!  │ ≈1/43 │  │  │   │     │         │                                  │
-//!  └───────┴──┴──┴───┴─────┴─────────┴──────────────────────────────────┘
+//!  ┌──────┬──┬──┬───┬─────┬─────────┬──────────────────────────────────┐
+//!  │bitmap│1K│2K│4K │ 8K  │   16K   │           32K (order 11)         │
+//!  │ 1/64 │  │  │   │     │         │                                  │
+//!  └──────┴──┴──┴───┴─────┴─────────┴──────────────────────────────────┘
 //!   roots: from the first block up, the largest aligned power-of-two block that fits
 //!
 //!  the same region 4 KiB past a 64 KiB boundary: roots grow, then shrink
-//!  ┌───────┬──┬──┬─────┬─────────┬──────────────────────────────────┬───┐
-//!  │bitmaps│½K│2K│ 8K  │   16K   │               32K                │4K │
-//!  └───────┴──┴──┴─────┴─────────┴──────────────────────────────────┴───┘
+//!  ┌──────┬──┬──┬─────┬─────────┬──────────────────────────────────┬───┐
+//!  │bitmap│1K│2K│ 8K  │   16K   │               32K                │4K │
+//!  └──────┴──┴──┴─────┴─────────┴──────────────────────────────────┴───┘
 //!
 //!  one root as a tree; split blocks are drawn with their halves below them
 //!  ┌─────────────────────────────── 256 split ───────────────────────────────┐
@@ -47,17 +51,17 @@
 //!   free block: its first two words link it into its order's list (next, prev)
 //! ```
 //!
-//! The region may start and end anywhere. The bitmaps come first; blocks cover
-//! `[lo, hi)`, from the first `MIN_BLOCK` boundary after the bitmaps to the region's
+//! The region may start and end anywhere. The bitmap comes first; blocks cover
+//! `[lo, hi)`, from the first `MIN_BLOCK` boundary after the bitmap to the region's
 //! last one, with *roots*: from `lo` up, the largest block that is aligned to its size
 //! (as an address) and fits. Roots grow while the alignment of the address limits them
 //! and shrink once the room left does, so no byte between `lo` and `hi` is lost and
-//! the largest root is more than a quarter of the area. What is lost: the bitmaps (3
-//! bits per `MIN_BLOCK` bytes, about 2.3 % with 16-byte blocks) with the crumb up to
+//! the largest root is more than a quarter of the area. What is lost: the bitmap (2
+//! bits per `MIN_BLOCK` bytes, about 1.6 % with 16-byte blocks) with the crumb up to
 //! `lo`, up to `MIN_BLOCK - 1` bytes after `hi`, and size, since roots never merge: a
 //! request larger than the largest root is refused although the region is larger (a
-//! 64 KiB region at a 64 KiB boundary serves at most 32 KiB, since the bitmaps take a
-//! little of it). The bitmaps go first so that the small roots they leave lie low:
+//! 64 KiB region at a 64 KiB boundary serves at most 32 KiB, since the bitmap takes a
+//! little of it). The bitmap goes first so that the small roots it leaves lie low:
 //! small requests are served there, and the heap fills from the bottom up.
 //!
 //! Because a block starts at a multiple of its size and carries no header, **every
@@ -67,20 +71,22 @@
 //!
 //! ## Invariants (checked by [`RawHeap::check`])
 //!
-//! 1. The free and split bits describe a forest: each root is a *node*; the halves of a
-//!    split node are nodes; no bit is set outside the nodes, and no node is both free
-//!    and split. Leaves that are not free are the live blocks.
+//! 1. The bits describe a forest: each root is a *node*; a node is split when a bit of
+//!    its halves is set, and the halves of a split node are nodes. A split or used
+//!    node has its bit set, a free one has it clear; the only other bits set are the
+//!    roots' sentinels. Leaves that are not free are the live blocks.
 //! 2. List `k` holds exactly the free nodes of order `k`, each once, with links that
 //!    agree; bit `k` of `nonempty` tells whether list `k` has a block.
 //! 3. No two free buddies are left unmerged: the halves of a split node are never both
-//!    free.
+//!    free. (The bits cannot say otherwise: two clear halves read as a parent that is
+//!    not split; the lists would then hold two blocks that are no nodes, which 2 finds.)
 //!
 //! ## Cost of each operation (`K` = `ORDERS`)
 //!
 //! | operation | cost |
 //! | --- | --- |
 //! | `allocate` | O(1) search (one bit scan); O(splits) ≤ O(K) |
-//! | `deallocate` | O(merges) ≤ O(K), each merge O(1) (a bit test and an unlink) |
+//! | `deallocate` | O(merges) ≤ O(K), each merge O(1) (one bit word read and written, an unlink) |
 //! | `resize_in_place` | O(orders changed) ≤ O(K) |
 //! | `usable_size` | O(1): the layout's order |
 //! | `walk`, `stats` | O(blocks + K·roots) |
@@ -123,7 +129,7 @@ use core::ptr::NonNull;
 
 use rawheap::{AllocError, Block, Capabilities, HeapError, RawHeap, Requested, Reuse, Stats, bits};
 
-use crate::bitmap::{OrderBits, Pair};
+use crate::bitmap::OrderBits;
 use crate::cover::{Cover, Shape};
 use crate::list::{FreeList, Links};
 use crate::tree::{Kind, Nodes};
@@ -139,18 +145,17 @@ pub struct Buddy<const MIN_BLOCK: usize = 16, const ORDERS: usize = 28> {
     /// The region as handed to `new`; every pointer the heap makes is derived from it.
     region: NonNull<[u8]>,
     /// Blocks cover `[cover.lo, cover.hi)` and have orders `0..cover.orders`; the
-    /// bitmaps lie before them, from `cover.words`. `cover.orders == 0` when the region
+    /// bitmap lies before them, from `cover.words`. `cover.orders == 0` when the region
     /// holds no block.
     cover: Cover,
     /// `lists[k]` holds exactly the free blocks of order `k`, each once, newest first.
     lists: [FreeList; ORDERS],
     /// Bit `k` is set iff `lists[k]` is not empty.
     nonempty: usize,
-    /// The free bit of a node is set iff it is on its order's list; no other bit is set.
-    free: OrderBits<MIN_BLOCK, ORDERS>,
-    /// The split bit of a node (order 1 and up) is set iff it is cut into two nodes of
-    /// the order below; no other bit is set.
-    split: OrderBits<MIN_BLOCK, ORDERS>,
+    /// The taken bit of a node is set iff it is split or used (clear iff it is on its
+    /// order's list); a node is split iff a bit of its halves is set. The only other
+    /// bits set are the sentinels: the bit of each root's buddy that is not a node.
+    taken: OrderBits<MIN_BLOCK, ORDERS>,
     /// Requested bytes of the live blocks, and the furthest end of a block that has left
     /// (freed, or the part a shrink gave up): all that `stats` cannot read off the
     /// trees, whose used leaves are the live blocks (see [`Requested`]).
@@ -228,6 +233,13 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
         addr.wrapping_sub(lo) <= (hi - lo).wrapping_sub(Self::size_of(k))
     }
 
+    /// Whether the buddy of the order-`k` root at `addr` carries a sentinel: whether it
+    /// is no node, as every root's buddy is but that of a root of the largest order
+    /// whose buddy lies in the area (a root too).
+    fn has_sentinel(&self, addr: usize, k: u32) -> bool {
+        k + 1 < ORDERS as u32 || !self.covers(addr ^ Self::size_of(k), k)
+    }
+
     /// List `k`.
     ///
     /// # Safety
@@ -243,32 +255,20 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     ///
     /// # Safety
     ///
-    /// The block is a node of order `k` that nobody uses, on no list.
+    /// The block is a node of order `k` that nobody uses, on no list, whose taken bit is
+    /// clear.
     #[inline(always)]
     unsafe fn give(&mut self, addr: usize, k: u32) {
-        // SAFETY: the caller's promise: a node has a bit.
-        let pair = unsafe { self.free.pair(k, addr) };
-        // SAFETY: the caller's promise, and the word just read.
-        unsafe { self.give_paired(addr, k, &pair) };
-    }
-
-    /// [`give`](Self::give) with the word of the block's free bit already read.
-    ///
-    /// # Safety
-    ///
-    /// As for `give`; `pair` is the block's, and its word has not been written since.
-    #[inline(always)]
-    unsafe fn give_paired(&mut self, addr: usize, k: u32, pair: &Pair) {
         // SAFETY: the caller's promise; a node has room for its links.
         unsafe {
-            pair.set_own();
             let block = self.at(addr);
             self.list(k).push(block);
         }
         self.nonempty |= 1 << k;
     }
 
-    /// Takes the newest free block of order `k` off its list and returns its address.
+    /// Takes the newest free block of order `k` off its list, marks it taken and returns
+    /// its address.
     ///
     /// # Safety
     ///
@@ -283,12 +283,12 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
             self.nonempty &= !(1 << k);
         }
         // SAFETY: `block` is a node of order `k`.
-        unsafe { self.free.clear(k, block) };
+        unsafe { self.taken.set(k, block) };
         block
     }
 
-    /// Takes the free order-`k` block at `addr` off its list, wherever it is on it, and
-    /// leaves its free bit to the caller.
+    /// Takes the free order-`k` block at `addr` off its list, wherever it is on it; its
+    /// taken bit stays clear.
     ///
     /// # Safety
     ///
@@ -305,35 +305,22 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
         }
     }
 
-    /// Takes the free order-`k` block at `addr` off its list, wherever it is on it.
-    ///
-    /// # Safety
-    ///
-    /// Its free bit is set.
-    #[inline(always)]
-    unsafe fn unlink(&mut self, addr: usize, k: u32) {
-        // SAFETY: the caller's promise: a set free bit means the block is a node on
-        // list `k` (invariant 2).
-        unsafe {
-            self.unlist(addr, k);
-            self.free.clear(k, addr);
-        }
-    }
-
     // ANCHOR: split_down
     /// Splits the order-`from` block at `addr` until its front is of order `to`: the
     /// upper half of each split goes on the list of its order.
     ///
     /// # Safety
     ///
-    /// The block is a node of order `from`, on no list, taken by the caller; `to <= from`.
+    /// The block is a node of order `from`, on no list, taken by the caller (its bit
+    /// set); `to <= from`.
     #[inline(always)]
     unsafe fn split_down(&mut self, addr: usize, from: u32, to: u32) {
         for k in (to..from).rev() {
-            // SAFETY: the caller's promise; the halves of a node are nodes, and the
-            // upper one is nobody's.
+            // SAFETY: the caller's promise; the halves of a node are nodes, the lower
+            // one taken (split further, or the caller's) and the upper one nobody's,
+            // with its bit clear, since its parent was not split.
             unsafe {
-                self.split.set(k + 1, addr);
+                self.taken.set(k, addr);
                 self.give(addr + Self::size_of(k), k);
             }
         }
@@ -366,58 +353,62 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     /// The block is a used node of order `k` that nobody uses any more.
     #[inline(always)]
     unsafe fn merge_up(&mut self, addr: usize, k: u32) {
-        // The block's free bit and its buddy's share a word: one read tells whether the
-        // buddy is free, and the same word takes the block's bit if it is not.
-        // SAFETY: the caller's promise: a node has a bit, and so does its buddy.
-        let pair = unsafe { self.free.pair(k, addr) };
         // Most frees in a steady state find their buddy in use (a queue or a pool of
         // one size): that case is decided here and lists the block at once, before any
         // of the loop's set-up.
-        if Self::can_merge(k, &pair) {
-            // SAFETY: the caller's promise, and the pair just read.
-            unsafe { self.merge_all(addr, k, pair) };
+        // SAFETY: the caller's promise: a used node is taken; it is free from now on,
+        // or merged away, and either way its bit is clear.
+        if unsafe { self.release(addr, k) } {
+            // SAFETY: the caller's promise.
+            unsafe { self.merge_all(addr, k) };
         } else {
             // SAFETY: the caller's promise: a node nobody uses, with no free buddy.
-            unsafe { self.give_paired(addr, k, &pair) };
+            unsafe { self.give(addr, k) };
         }
     }
 
-    /// Whether an order-`k` node whose free bits are `pair` merges with its buddy: the
-    /// buddy is free and whole, and the pair's parent is a node. A set free bit makes
-    /// the buddy a node; two buddy nodes are the halves of a split parent, or two roots,
-    /// which the cover makes only of the largest order (anywhere else the lower one
-    /// would be their parent, aligned and fitting): below it, they always merge.
-    #[inline(always)]
-    fn can_merge(k: u32, pair: &Pair) -> bool {
-        k + 1 < ORDERS as u32 && pair.buddy()
-    }
-
-    /// [`merge_up`](Self::merge_up) once the buddy is known to merge: merges, then looks
-    /// at the next buddy up.
+    /// Clears the taken bit of the order-`k` node at `addr` and tells whether it merges
+    /// with its buddy: whether the buddy's bit, read from the same word, is clear too,
+    /// below the largest order. A clear bit beside a clear bit is a free buddy: a node
+    /// that is not free has its bit set, and a buddy that is no node has its bit clear
+    /// only when the block has a parent, which makes the buddy a node (a root's buddy
+    /// that is no node carries a sentinel). Two roots can be buddies only at the
+    /// largest order, where the cover puts them side by side: they never merge.
     ///
     /// # Safety
     ///
-    /// As for `merge_up`; `pair` holds the block's free bits, read since the last write,
-    /// and `can_merge` holds for it.
+    /// The block is a node of order `k` whose bit is set.
+    #[inline(always)]
+    unsafe fn release(&mut self, addr: usize, k: u32) -> bool {
+        // SAFETY: the caller's promise: a node has its bit, and so does its buddy.
+        let pair = unsafe { self.taken.pair(k, addr) };
+        // SAFETY: the word was just read.
+        unsafe { pair.clear_own() };
+        k + 1 < ORDERS as u32 && !pair.buddy()
+    }
+
+    /// [`merge_up`](Self::merge_up) once the block is known to merge: merges, then
+    /// looks at the next buddy up.
+    ///
+    /// # Safety
+    ///
+    /// As for `merge_up`, with the block's bit cleared by `release`, which said it
+    /// merges.
     #[inline(never)]
-    unsafe fn merge_all(&mut self, mut addr: usize, mut k: u32, mut pair: Pair) {
+    unsafe fn merge_all(&mut self, mut addr: usize, mut k: u32) {
         loop {
-            // SAFETY: the buddy's free bit is set, so it is listed (invariant 2); the
-            // parent is a split node, now whole; a node's bits are in the bitmaps.
-            unsafe {
-                pair.clear_buddy();
-                self.unlist(addr ^ Self::size_of(k), k);
-                addr &= !Self::size_of(k);
-                k += 1;
-                self.split.clear(k, addr);
-                pair = self.free.pair(k, addr);
-            }
-            if !Self::can_merge(k, &pair) {
+            // SAFETY: the buddy is free, so listed (invariant 2); their parent, split
+            // until now, is a node with its bit set, now whole.
+            unsafe { self.unlist(addr ^ Self::size_of(k), k) };
+            addr &= !Self::size_of(k);
+            k += 1;
+            // SAFETY: as above.
+            if !unsafe { self.release(addr, k) } {
                 break;
             }
         }
-        // SAFETY: the merged block is a node nobody uses; its word was just read.
-        unsafe { self.give_paired(addr, k, &pair) };
+        // SAFETY: the merged block is a node nobody uses, its bit clear.
+        unsafe { self.give(addr, k) };
     }
     // ANCHOR_END: merge_up
 
@@ -437,15 +428,17 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
             return Err(AllocError::Exhausted);
         }
         let upper = |k| addr + Self::size_of(k);
-        // SAFETY: each upper half is a node, the buddy of the block's ancestor at `k`.
-        if !(from..to).all(|k| unsafe { self.free.get(k, upper(k)) }) {
+        // SAFETY: each upper half is a node, the buddy of the block's ancestor at `k`
+        // (the order-`to` block at `addr` lies in the area, so inside a root).
+        if (from..to).any(|k| unsafe { self.taken.get(k, upper(k)) }) {
             return Err(AllocError::Exhausted);
         }
         for k in from..to {
-            // SAFETY: just found free; their parents become part of the grown block.
+            // SAFETY: just found free; they and the block's ancestors below `to` are
+            // nodes no more, so their bits are cleared (the upper halves' already are).
             unsafe {
-                self.unlink(upper(k), k);
-                self.split.clear(k + 1, addr);
+                self.unlist(upper(k), k);
+                self.taken.clear(k, addr);
             }
         }
         Ok(())
@@ -480,7 +473,7 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
 }
 
 // SAFETY: blocks are leaves of the trees over `[lo, hi)`, which do not overlap one
-// another nor the bitmaps before `lo`; a used block is on no list and nothing is written
+// another nor the bitmap before `lo`; a used block is on no list and nothing is written
 // into it (links are written only into free blocks); refusals change nothing;
 // `resize_in_place` never moves; walk and stats report the trees as they are.
 unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_BLOCK, ORDERS> {
@@ -490,7 +483,7 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
         let words = region.cast::<usize>();
         let mut heap = match Self::SHAPE.cover(start, start + region.len()) {
             Some(cover) => {
-                let (free, split, bits) = Self::SHAPE.bit_starts::<ORDERS>(cover);
+                let (starts, bits) = Self::SHAPE.bit_starts::<ORDERS>(cover);
                 let words = words.map_addr(|s| s.saturating_add(cover.words - s.get()));
                 // SAFETY: the caller's promise: the region is ours; `cover` left room
                 // for `bits` bits in words from `cover.words`, before the blocks.
@@ -500,8 +493,7 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
                     cover,
                     lists: [const { FreeList::new() }; ORDERS],
                     nonempty: 0,
-                    free: OrderBits::new(words, cover.lo, free),
-                    split: OrderBits::new(words, cover.lo, split),
+                    taken: OrderBits::new(words, cover.lo, starts),
                     requested: Requested::default(),
                 }
             }
@@ -515,17 +507,19 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
                 },
                 lists: [const { FreeList::new() }; ORDERS],
                 nonempty: 0,
-                free: OrderBits::new(words, start, [0; ORDERS]),
-                split: OrderBits::new(words, start, [0; ORDERS]),
+                taken: OrderBits::new(words, start, [0; ORDERS]),
                 requested: Requested::default(),
             },
         };
-        let mut at = heap.cover.lo;
-        while at < heap.cover.hi {
-            let k = Self::SHAPE.root_order(at, heap.cover.hi);
-            // SAFETY: a root is a node, free and nobody's.
-            unsafe { heap.give(at, k) };
-            at += Self::size_of(k);
+        for (at, k) in Self::SHAPE.roots(heap.cover.lo, heap.cover.hi) {
+            // SAFETY: a root is a node, free and nobody's, its bit clear; its buddy has
+            // a bit (slots come in pairs).
+            unsafe {
+                heap.give(at, k);
+                if heap.has_sentinel(at, k) {
+                    heap.taken.set(k, at ^ Self::size_of(k));
+                }
+            }
         }
         heap
     }
@@ -613,7 +607,7 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
             }
             return;
         }
-        // The bitmaps take at least one word, so there is always something before `lo`.
+        // The bitmap takes at least one word, so there is always something before `lo`.
         visit(Block::overhead(start, self.cover.lo - start));
         for node in self.nodes() {
             let size = Self::size_of(node.order);
