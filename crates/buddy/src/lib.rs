@@ -205,12 +205,15 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     // ANCHOR: order_of
     /// The order of the block that serves `layout`: the smallest power of two at least
     /// `MIN_BLOCK`, the size and the alignment (a block is aligned to its size). It may
-    /// be `ORDERS` or more for a huge layout, which no list then serves.
+    /// be `ORDERS` or more for a huge layout, which no list then serves, and for size 0,
+    /// which gives the largest order there is.
     #[inline(always)]
     fn order_of(layout: Layout) -> u32 {
-        let size = layout.size().max(layout.align()).max(MIN_BLOCK);
-        // `size >= 2`, so `size - 1 > 0`: the bit length of `size - 1` is ceil(log2 size).
-        usize::BITS - (size - 1).leading_zeros() - Self::SHIFT
+        // The bit length of `n - 1` is ceil(log2 n), and the bit length of an `|` is the
+        // largest of its operands': one bit scan over the three, with no comparison.
+        // `MIN_BLOCK - 1` is not 0, and size 0 wraps to all ones.
+        let bits = layout.size().wrapping_sub(1) | (layout.align() - 1) | (MIN_BLOCK - 1);
+        usize::BITS - bits.leading_zeros() - Self::SHIFT
     }
     // ANCHOR_END: order_of
 
@@ -384,7 +387,7 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
         let pair = unsafe { self.taken.pair(k, addr) };
         // SAFETY: the word was just read.
         unsafe { pair.clear_own() };
-        k + 1 < ORDERS as u32 && !pair.buddy()
+        !pair.buddy() && k + 1 < ORDERS as u32
     }
 
     /// [`merge_up`](Self::merge_up) once the block is known to merge: merges, then
@@ -528,8 +531,9 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let order = Self::order_of(layout);
+        // Size 0 asks for the largest order there is, past every list: refused below.
         match bits::lowest_set_from(self.nonempty, order) {
-            Some(found) if layout.size() != 0 => {
+            Some(found) => {
                 self.requested.on_allocate(layout.size());
                 // An exact fit, what a steady state of one size mostly finds, needs no
                 // split: tested here, it pays for none of the splitting's set-up, and
