@@ -315,17 +315,23 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     /// # Safety
     ///
     /// The block is a node of order `from`, on no list, taken by the caller (its bit
-    /// set); `to <= from`.
+    /// set); `to <= from`. When `empty`, the lists of orders `to..from` are empty.
     #[inline(always)]
-    unsafe fn split_down(&mut self, addr: usize, from: u32, to: u32) {
+    unsafe fn split_down(&mut self, addr: usize, from: u32, to: u32, empty: bool) {
         for k in (to..from).rev() {
             // SAFETY: the caller's promise; the halves of a node are nodes, the lower
             // one taken (split further, or the caller's) and the upper one nobody's,
             // with its bit clear, since its parent was not split.
             unsafe {
                 self.taken.set(k, addr);
-                self.give(addr + Self::size_of(k), k);
+                let upper = self.at(addr + Self::size_of(k));
+                if empty {
+                    self.list(k).start(upper);
+                } else {
+                    self.list(k).push(upper);
+                }
             }
+            self.nonempty |= 1 << k;
         }
     }
     // ANCHOR_END: split_down
@@ -336,13 +342,14 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     ///
     /// # Safety
     ///
-    /// List `from` is not empty; `to < from`.
+    /// List `from` is the first list at or above `to` that is not empty; `to < from`.
     #[inline(never)]
     unsafe fn take_split(&mut self, from: u32, to: u32) -> usize {
-        // SAFETY: the caller's promise; the block taken is a node on no list.
+        // SAFETY: the caller's promise; the block taken is a node on no list, and the
+        // lists below `from` down to `to` are empty.
         unsafe {
             let block = self.take(from);
-            self.split_down(block, from, to);
+            self.split_down(block, from, to, true);
             block
         }
     }
@@ -542,7 +549,8 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
                     // SAFETY: bit `found` says list `found` has a block.
                     unsafe { self.take(found) }
                 } else {
-                    // SAFETY: as above, and `order < found`.
+                    // SAFETY: as above, `order < found`, and `found` is the first
+                    // list at or above `order` with a block.
                     unsafe { self.take_split(found, order) }
                 };
                 // SAFETY: a node lies in the region.
@@ -577,7 +585,7 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
         if to < from {
             // SAFETY: the caller's promise: a used node of order `from`; its front stays
             // the caller's.
-            unsafe { self.split_down(addr, from, to) };
+            unsafe { self.split_down(addr, from, to, false) };
             // The upper halves have left the live block, which reached their end.
             self.requested.reach(addr + Self::size_of(from));
         } else if to > from {

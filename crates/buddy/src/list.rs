@@ -60,6 +60,24 @@ impl FreeList {
         self.head = Some(block);
     }
 
+    /// Makes `block` the only block of the list.
+    ///
+    /// # Safety
+    ///
+    /// The list is empty; `block` is a free block of at least two words, writable, on
+    /// no list.
+    #[inline]
+    pub(crate) unsafe fn start(&mut self, block: NonNull<Links>) {
+        // SAFETY: the caller's promise: `block` has room for its links.
+        unsafe {
+            block.write(Links {
+                next: None,
+                prev: None,
+            });
+        }
+        self.head = Some(block);
+    }
+
     /// Takes the newest block off the list.
     ///
     /// # Safety
