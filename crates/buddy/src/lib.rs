@@ -302,8 +302,7 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
         // `k < ORDERS`.
         let (block, list) = unsafe { (self.at(addr), self.list(k)) };
         // SAFETY: as above.
-        unsafe { list.unlink(block) };
-        if list.is_empty() {
+        if unsafe { list.unlink(block) } {
             self.nonempty &= !(1 << k);
         }
     }

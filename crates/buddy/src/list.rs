@@ -98,13 +98,14 @@ impl FreeList {
         Some(block)
     }
 
-    /// Takes `block` off the list, wherever it is on it.
+    /// Takes `block` off the list, wherever it is on it; tells whether the list is
+    /// empty now (the block had no neighbour), with no second look at the head.
     ///
     /// # Safety
     ///
     /// `block` is on this list, and every block on it is live and free.
     #[inline]
-    pub(crate) unsafe fn unlink(&mut self, block: NonNull<Links>) {
+    pub(crate) unsafe fn unlink(&mut self, block: NonNull<Links>) -> bool {
         // SAFETY: the caller's promise: `block` and its neighbours on the list are free
         // blocks whose links `push` wrote.
         unsafe {
@@ -116,6 +117,7 @@ impl FreeList {
             if let Some(next) = next {
                 (&raw mut (*next.as_ptr()).prev).write(prev);
             }
+            prev.is_none() && next.is_none()
         }
     }
 }
