@@ -1,69 +1,54 @@
-//! `check()`'s pieces: the trees read from the bitmaps, then each order's list and bits
+//! `check()`'s pieces: the trees read from the bitmap, then each order's list and bits
 //! held against them.
 
 use rawheap::{HeapError, bits};
 
 use crate::Buddy;
 use crate::list::links_of;
-use crate::tree::{Kind, Node};
+use crate::tree::Kind;
 
 /// What the walk down the trees counted, per order.
 pub(crate) struct Tree<const ORDERS: usize> {
     /// Free leaves of each order.
     free: [usize; ORDERS],
-    /// Split nodes of each order.
-    split: [usize; ORDERS],
-    /// Used leaves.
-    pub(crate) used: usize,
+    /// Bits each order should have set: its taken nodes (split or used) and the
+    /// sentinels of its roots.
+    set: [usize; ORDERS],
 }
 
 impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
-    /// Walks the trees checking invariants 1 and 3 on the way: no node is free and
-    /// split, and no two free buddies sit side by side under their parent.
+    /// Walks the trees checking invariant 1 on the way: a split node is taken. Counts
+    /// the free leaves and the bits that should be set, per order.
     pub(crate) fn check_tree(&self) -> Result<Tree<ORDERS>, HeapError> {
         let mut tree = Tree {
             free: [0; ORDERS],
-            split: [0; ORDERS],
-            used: 0,
+            set: [0; ORDERS],
         };
-        let mut previous: Option<Node> = None;
         for node in self.nodes() {
-            let at = |invariant| HeapError::new(invariant).at(node.addr);
             let k = node.order as usize;
             match node.kind {
                 Kind::Split => {
                     // SAFETY: `nodes` yields nodes of the area, whose slots have bits.
-                    if unsafe { self.free.get(node.order, node.addr) } {
-                        return Err(at("a split block is not free"));
+                    if !unsafe { self.taken.get(node.order, node.addr) } {
+                        return Err(HeapError::new("a split block is taken").at(node.addr));
                     }
-                    tree.split[k] += 1;
+                    tree.set[k] += 1;
                 }
-                Kind::Free => {
-                    let buddy = node.addr ^ Self::size_of(node.order);
-                    let unmerged = buddy < node.addr
-                        && node.order + 1 < ORDERS as u32
-                        && self.covers(buddy, node.order)
-                        && previous.is_some_and(|left| {
-                            left.kind == Kind::Free
-                                && left.addr == buddy
-                                && left.order == node.order
-                        });
-                    if unmerged {
-                        return Err(at("no two free buddies are left unmerged"));
-                    }
-                    tree.free[k] += 1;
-                }
-                Kind::Used => tree.used += 1,
+                Kind::Used => tree.set[k] += 1,
+                Kind::Free => tree.free[k] += 1,
             }
-            if node.kind != Kind::Split {
-                previous = Some(node);
+        }
+        for (at, k) in Self::SHAPE.roots(self.cover.lo, self.cover.hi) {
+            if self.has_sentinel(at, k) {
+                tree.set[k as usize] += 1;
             }
         }
         Ok(tree)
     }
 
     /// Checks order `k`: its list holds exactly its free leaves, with sound links; its
-    /// bits are set on its free leaves and split nodes only; `nonempty` knows it.
+    /// bits are set on its taken nodes and its roots' sentinels only; `nonempty` knows
+    /// it.
     pub(crate) fn check_order(&self, k: u32, tree: &Tree<ORDERS>) -> Result<(), HeapError> {
         let listed = self.check_list(k, tree.free[k as usize])?;
         if listed != tree.free[k as usize] {
@@ -80,14 +65,11 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
             return Ok(());
         }
         let (lo, hi) = (self.cover.lo, self.cover.hi);
-        // SAFETY: the bitmaps were laid out for `[lo, hi)`.
-        let (free_bits, split_bits) =
-            unsafe { (self.free.count(k, lo, hi), self.split.count(k, lo, hi)) };
-        if free_bits != tree.free[k as usize] {
-            return Err(HeapError::new("free bits are set on free blocks only"));
-        }
-        if k > 0 && split_bits != tree.split[k as usize] {
-            return Err(HeapError::new("split bits are set on split blocks only"));
+        // SAFETY: the bitmap was laid out for `[lo, hi)`.
+        if unsafe { self.taken.count(k, lo, hi) } != tree.set[k as usize] {
+            return Err(HeapError::new(
+                "bits are set on taken blocks and on the sentinels of roots only",
+            ));
         }
         Ok(())
     }
@@ -108,12 +90,20 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
             {
                 return Err(at("a listed block is a block of its list's order"));
             }
-            // SAFETY: `addr` starts a block of order `k` in the area: it has a bit.
-            if !unsafe { self.free.get(k, addr) } {
-                return Err(at("a listed block has its free bit set"));
+            // SAFETY: `addr` starts a block of order `k` in the area: it has a bit, and
+            // so has its buddy.
+            let pair = unsafe { self.taken.pair(k, addr) };
+            if pair.own() {
+                return Err(at("a listed block has its taken bit clear"));
+            }
+            // A free node's buddy is taken (or carries a sentinel), except for a root of
+            // the largest order beside another; a block that is no node has a clear
+            // buddy bit too, so this also finds a listed block that is no node.
+            if !pair.buddy() && k + 1 < ORDERS as u32 {
+                return Err(at("no two free buddies are left unmerged"));
             }
             // SAFETY: a block in the area has room for its links, which `push` wrote
-            // when its free bit was set.
+            // when it was listed.
             let (next, prev) = unsafe { links_of(block) };
             if prev != before {
                 return Err(at(

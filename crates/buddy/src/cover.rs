@@ -1,5 +1,5 @@
 //! How a region of any size at any address is cut into the blocks a buddy system can
-//! use, and where its bitmaps go.
+//! use, and where its bitmap go.
 
 use core::mem::size_of;
 
@@ -8,12 +8,12 @@ use rawheap::bits::BITS;
 
 use crate::bitmap::slots;
 
-/// Where everything lies in a region: the bitmaps from `words`, blocks in `[lo, hi)`.
+/// Where everything lies in a region: the bitmap from `words`, blocks in `[lo, hi)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Cover {
-    /// Where the bitmaps' words start: the region's first word boundary.
+    /// Where the bitmap' words start: the region's first word boundary.
     pub(crate) words: usize,
-    /// The first byte covered by blocks, aligned to `MIN_BLOCK`, past the bitmaps.
+    /// The first byte covered by blocks, aligned to `MIN_BLOCK`, past the bitmap.
     pub(crate) lo: usize,
     /// One past the last byte covered by blocks: the region's last `MIN_BLOCK`
     /// boundary.
@@ -44,38 +44,40 @@ impl Shape {
         (aligned_to.min(fits) - self.shift).min(self.orders - 1)
     }
 
+    /// The roots of `[lo, hi)` from the bottom up: each one's address and order.
+    pub(crate) fn roots(self, lo: usize, hi: usize) -> impl Iterator<Item = (usize, u32)> {
+        let mut at = lo;
+        core::iter::from_fn(move || {
+            (at < hi).then(|| {
+                let k = self.root_order(at, hi);
+                let root = (at, k);
+                at += 1 << (self.shift + k);
+                root
+            })
+        })
+    }
+
     /// The largest order among the roots of `[lo, hi)`, plus one (0 for an empty area).
     fn orders_used(self, lo: usize, hi: usize) -> u32 {
-        let mut at = lo;
-        let mut orders = 0;
-        while at < hi {
-            let k = self.root_order(at, hi);
-            orders = orders.max(k + 1);
-            at += 1 << (self.shift + k);
-        }
-        orders
+        self.roots(lo, hi).map(|(_, k)| k + 1).max().unwrap_or(0)
     }
 
-    /// Bits in the free bitmap (orders `0..orders`) and the split bitmap (orders
-    /// `1..orders`) of `[lo, hi)`.
-    fn bits(self, lo: usize, hi: usize, orders: u32) -> (usize, usize) {
-        let per_order = |k| slots(lo, hi, self.shift, k).1;
-        let free = (0..orders).map(per_order).sum();
-        let split = (1..orders).map(per_order).sum();
-        (free, split)
+    /// Bits in the bitmap (orders `0..orders`) of `[lo, hi)`.
+    fn bits(self, lo: usize, hi: usize, orders: u32) -> usize {
+        (0..orders).map(|k| slots(lo, hi, self.shift, k).1).sum()
     }
 
-    /// Bytes the bitmaps of `[lo, hi)` take, in whole words.
+    /// Bytes the bitmap of `[lo, hi)` takes, in whole words.
     fn metadata(self, lo: usize, hi: usize) -> usize {
-        let (free, split) = self.bits(lo, hi, self.orders_used(lo, hi));
-        (free + split).div_ceil(BITS as usize) * size_of::<usize>()
+        let bits = self.bits(lo, hi, self.orders_used(lo, hi));
+        bits.div_ceil(BITS as usize) * size_of::<usize>()
     }
 
-    /// The cover of `[start, end)`: the bitmaps first, then blocks from the next
+    /// The cover of `[start, end)`: the bitmap first, then blocks from the next
     /// `MIN_BLOCK` boundary to the region's last one. `None` when not even one block
     /// and its bits fit.
     ///
-    /// The bitmaps are sized for the widest area first and the area then shrunk to
+    /// The bitmap are sized for the widest area first and the area then shrunk to
     /// make room for them; a smaller area never needs more bits, so they fit.
     pub(crate) fn cover(self, start: usize, end: usize) -> Option<Cover> {
         let min_block = 1 << self.shift;
@@ -94,29 +96,17 @@ impl Shape {
         })
     }
 
-    /// Where each order's bits start: the free bits of orders `0..orders`, then the
-    /// split bits of orders `1..orders`, back to back, and the number of bits. Orders
+    /// Where each order's bits start: orders `0..orders` back to back, each at an even
+    /// bit (every order has an even number of slots), and the number of bits. Orders
     /// the cover does not use get no bits (their starts are never read).
-    pub(crate) fn bit_starts<const ORDERS: usize>(
-        self,
-        cover: Cover,
-    ) -> ([usize; ORDERS], [usize; ORDERS], usize) {
-        let (mut free, mut split) = ([0; ORDERS], [0; ORDERS]);
+    pub(crate) fn bit_starts<const ORDERS: usize>(self, cover: Cover) -> ([usize; ORDERS], usize) {
+        let mut starts = [0; ORDERS];
         let mut next = 0;
-        for (k, start) in free.iter_mut().enumerate().take(cover.orders as usize) {
+        for (k, start) in starts.iter_mut().enumerate().take(cover.orders as usize) {
             *start = next;
             next += slots(cover.lo, cover.hi, self.shift, k as u32).1;
         }
-        for (k, start) in split
-            .iter_mut()
-            .enumerate()
-            .take(cover.orders as usize)
-            .skip(1)
-        {
-            *start = next;
-            next += slots(cover.lo, cover.hi, self.shift, k as u32).1;
-        }
-        (free, split, next)
+        (starts, next)
     }
 }
 
@@ -145,12 +135,12 @@ mod tests {
     }
 
     #[test]
-    fn the_bitmaps_fit_before_the_blocks() {
+    fn the_bitmap_fit_before_the_blocks() {
         for (start, end) in [(0x1000, 0x11000), (0x1001, 0x1fff), (0x1010, 0x1090)] {
             let cover = SHAPE.cover(start, end).unwrap();
             assert!(cover.words >= start && cover.words.is_multiple_of(8));
             assert!(cover.lo.is_multiple_of(16) && cover.hi.is_multiple_of(16));
-            let (_, _, bits) = SHAPE.bit_starts::<32>(cover);
+            let (_, bits) = SHAPE.bit_starts::<32>(cover);
             let words = bits.div_ceil(64);
             assert!(
                 cover.words + words * 8 <= cover.lo,
@@ -158,7 +148,7 @@ mod tests {
             );
             assert!(cover.lo < cover.hi && cover.hi <= end);
         }
-        // 64 KiB: 2 KiB of bitmaps at most, so the largest block is 32 KiB, at the end.
+        // 64 KiB: 2 KiB of bitmap at most, so the largest block is 32 KiB, at the end.
         let cover = SHAPE.cover(0x10000, 0x20000).unwrap();
         assert_eq!(cover.orders, 15 - 4 + 1);
         assert!(cover.lo - 0x10000 <= 2048 && cover.hi == 0x20000);

@@ -16,25 +16,31 @@
 //!
 //! ## Layout
 //!
-//! No block has a header. What the heap knows about blocks is kept beside them, in two
-//! bitmaps with one bit per place a block of each order could start: *free* (the block
-//! is whole and on its order's list) and *split* (the block is cut into two buddies).
-//! A used block is one that is neither, under a split parent. Its order comes with
-//! its layout (the caller passes it back on free), and [`RawHeap::walk`] finds it by
-//! going down the split bits.
+//! No block has a header. What the heap knows about blocks is kept beside them, in a
+//! bitmap with one *taken* bit per place a block of each order could start: set when
+//! the block is used or split, clear when it is free (whole and on its order's list).
+//! The places come in pairs of buddies, whose two bits share a word. That one word says
+//! all a buddy system asks: a block is split when a bit of its halves is set (the
+//! halves of a block that is not split are no blocks, and their bits are clear), so no
+//! second bitmap of split bits is needed; and a freed block merges when its buddy's bit
+//! is clear too, found by the same read that clears its own. For this to hold at the
+//! top of each tree, the buddy of every root that is not a block itself carries a set
+//! bit, a *sentinel*, so that a root never merges. A used block's order comes with its
+//! layout (the caller passes it back on free), and [`RawHeap::walk`] finds it by going
+//! down the trees.
 //!
 //! ```text
 //!  a region of 64 KiB at a 64 KiB boundary, MIN_BLOCK = 16
-//!  ┌───────┬──┬──┬───┬─────┬─────────┬──────────────────────────────────┐
-//!  │bitmaps│½K│2K│4K │ 8K  │   16K   │           32K (order 11)         │
-//!  │ ≈1/43 │  │  │   │     │         │                                  │
-//!  └───────┴──┴──┴───┴─────┴─────────┴──────────────────────────────────┘
+//!  ┌──────┬──┬──┬───┬─────┬─────────┬──────────────────────────────────┐
+//!  │bitmap│1K│2K│4K │ 8K  │   16K   │           32K (order 11)         │
+//!  │ 1/64 │  │  │   │     │         │                                  │
+//!  └──────┴──┴──┴───┴─────┴─────────┴──────────────────────────────────┘
 //!   roots: from the first block up, the largest aligned power-of-two block that fits
 //!
 //!  the same region 4 KiB past a 64 KiB boundary: roots grow, then shrink
-//!  ┌───────┬──┬──┬─────┬─────────┬──────────────────────────────────┬───┐
-//!  │bitmaps│½K│2K│ 8K  │   16K   │               32K                │4K │
-//!  └───────┴──┴──┴─────┴─────────┴──────────────────────────────────┴───┘
+//!  ┌──────┬──┬──┬─────┬─────────┬──────────────────────────────────┬───┐
+//!  │bitmap│1K│2K│ 8K  │   16K   │               32K                │4K │
+//!  └──────┴──┴──┴─────┴─────────┴──────────────────────────────────┴───┘
 //!
 //!  one root as a tree; split blocks are drawn with their halves below them
 //!  ┌─────────────────────────────── 256 split ───────────────────────────────┐
@@ -45,17 +51,17 @@
 //!   free block: its first two words link it into its order's list (next, prev)
 //! ```
 //!
-//! The region may start and end anywhere. The bitmaps come first; blocks cover
-//! `[lo, hi)`, from the first `MIN_BLOCK` boundary after the bitmaps to the region's
+//! The region may start and end anywhere. The bitmap comes first; blocks cover
+//! `[lo, hi)`, from the first `MIN_BLOCK` boundary after the bitmap to the region's
 //! last one, with *roots*: from `lo` up, the largest block that is aligned to its size
 //! (as an address) and fits. Roots grow while the alignment of the address limits them
 //! and shrink once the room left does, so no byte between `lo` and `hi` is lost and
-//! the largest root is more than a quarter of the area. What is lost: the bitmaps (3
-//! bits per `MIN_BLOCK` bytes, about 2.3 % with 16-byte blocks) with the crumb up to
+//! the largest root is more than a quarter of the area. What is lost: the bitmap (2
+//! bits per `MIN_BLOCK` bytes, about 1.6 % with 16-byte blocks) with the crumb up to
 //! `lo`, up to `MIN_BLOCK - 1` bytes after `hi`, and size, since roots never merge: a
 //! request larger than the largest root is refused although the region is larger (a
-//! 64 KiB region at a 64 KiB boundary serves at most 32 KiB, since the bitmaps take a
-//! little of it). The bitmaps go first so that the small roots they leave lie low:
+//! 64 KiB region at a 64 KiB boundary serves at most 32 KiB, since the bitmap takes a
+//! little of it). The bitmap goes first so that the small roots it leaves lie low:
 //! small requests are served there, and the heap fills from the bottom up.
 //!
 //! Because a block starts at a multiple of its size and carries no header, **every
@@ -65,20 +71,22 @@
 //!
 //! ## Invariants (checked by [`RawHeap::check`])
 //!
-//! 1. The free and split bits describe a forest: each root is a *node*; the halves of a
-//!    split node are nodes; no bit is set outside the nodes, and no node is both free
-//!    and split. Leaves that are not free are the live blocks.
+//! 1. The bits describe a forest: each root is a *node*; a node is split when a bit of
+//!    its halves is set, and the halves of a split node are nodes. A split or used
+//!    node has its bit set, a free one has it clear; the only other bits set are the
+//!    roots' sentinels. Leaves that are not free are the live blocks.
 //! 2. List `k` holds exactly the free nodes of order `k`, each once, with links that
 //!    agree; bit `k` of `nonempty` tells whether list `k` has a block.
 //! 3. No two free buddies are left unmerged: the halves of a split node are never both
-//!    free.
+//!    free. (The bits cannot say otherwise: two clear halves read as a parent that is
+//!    not split; the lists would then hold two blocks that are no nodes, which 2 finds.)
 //!
 //! ## Cost of each operation (`K` = `ORDERS`)
 //!
 //! | operation | cost |
 //! | --- | --- |
 //! | `allocate` | O(1) search (one bit scan); O(splits) ≤ O(K) |
-//! | `deallocate` | O(merges) ≤ O(K), each merge O(1) (a bit test and an unlink) |
+//! | `deallocate` | O(merges) ≤ O(K), each merge O(1) (one bit word read and written, an unlink) |
 //! | `resize_in_place` | O(orders changed) ≤ O(K) |
 //! | `usable_size` | O(1): the layout's order |
 //! | `walk`, `stats` | O(blocks + K·roots) |
@@ -116,11 +124,10 @@ mod list;
 mod tree;
 
 use core::alloc::Layout;
+use core::num::NonZero;
 use core::ptr::NonNull;
 
-use rawheap::{
-    AllocError, Block, Capabilities, HeapError, RawHeap, Reuse, Stats, Usage, bits, offset_in,
-};
+use rawheap::{AllocError, Block, Capabilities, HeapError, RawHeap, Requested, Reuse, Stats, bits};
 
 use crate::bitmap::OrderBits;
 use crate::cover::{Cover, Shape};
@@ -138,20 +145,21 @@ pub struct Buddy<const MIN_BLOCK: usize = 16, const ORDERS: usize = 28> {
     /// The region as handed to `new`; every pointer the heap makes is derived from it.
     region: NonNull<[u8]>,
     /// Blocks cover `[cover.lo, cover.hi)` and have orders `0..cover.orders`; the
-    /// bitmaps lie before them, from `cover.words`. `cover.orders == 0` when the region
+    /// bitmap lies before them, from `cover.words`. `cover.orders == 0` when the region
     /// holds no block.
     cover: Cover,
     /// `lists[k]` holds exactly the free blocks of order `k`, each once, newest first.
     lists: [FreeList; ORDERS],
     /// Bit `k` is set iff `lists[k]` is not empty.
     nonempty: usize,
-    /// The free bit of a node is set iff it is on its order's list; no other bit is set.
-    free: OrderBits<ORDERS>,
-    /// The split bit of a node (order 1 and up) is set iff it is cut into two nodes of
-    /// the order below; no other bit is set.
-    split: OrderBits<ORDERS>,
-    /// Live blocks, requested bytes and high-water mark, updated by every operation.
-    usage: Usage,
+    /// The taken bit of a node is set iff it is split or used (clear iff it is on its
+    /// order's list); a node is split iff a bit of its halves is set. The only other
+    /// bits set are the sentinels: the bit of each root's buddy that is not a node.
+    taken: OrderBits<MIN_BLOCK, ORDERS>,
+    /// Requested bytes of the live blocks, and the furthest end of a block that has left
+    /// (freed, or the part a shrink gave up): all that `stats` cannot read off the
+    /// trees, whose used leaves are the live blocks (see [`Requested`]).
+    requested: Requested,
 }
 
 // SAFETY: the heap is the only user of its region (the promise made to `new`), and all
@@ -164,7 +172,7 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> core::fmt::Debug for Buddy<MIN
             .field("region_len", &self.region.len())
             .field("cover", &self.cover)
             .field("nonempty", &format_args!("{:#b}", self.nonempty))
-            .field("usage", &self.usage)
+            .field("requested", &self.requested)
             .finish_non_exhaustive()
     }
 }
@@ -197,89 +205,106 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     // ANCHOR: order_of
     /// The order of the block that serves `layout`: the smallest power of two at least
     /// `MIN_BLOCK`, the size and the alignment (a block is aligned to its size). It may
-    /// be `ORDERS` or more for a huge layout, which no list then serves.
+    /// be `ORDERS` or more for a huge layout, which no list then serves, and for size 0,
+    /// which gives the largest order there is.
     #[inline(always)]
     fn order_of(layout: Layout) -> u32 {
-        let size = layout.size().max(layout.align()).max(MIN_BLOCK);
-        // `size >= 2`, so `size - 1 > 0`: the bit length of `size - 1` is ceil(log2 size).
-        usize::BITS - (size - 1).leading_zeros() - Self::SHIFT
+        // The bit length of `n - 1` is ceil(log2 n), and the bit length of an `|` is the
+        // largest of its operands': one bit scan over the three, with no comparison.
+        // `MIN_BLOCK - 1` is not 0, and size 0 wraps to all ones.
+        let bits = layout.size().wrapping_sub(1) | (layout.align() - 1) | (MIN_BLOCK - 1);
+        usize::BITS - bits.leading_zeros() - Self::SHIFT
     }
     // ANCHOR_END: order_of
 
-    /// A pointer to `addr`, an address inside the region, with the region's provenance.
+    /// A pointer to `addr`, with the region's provenance.
+    ///
+    /// # Safety
+    ///
+    /// `addr` lies inside the region.
     #[inline(always)]
-    fn at(&self, addr: usize) -> NonNull<Links> {
-        self.region
-            .cast::<Links>()
-            .map_addr(|start| start.saturating_add(addr - start.get()))
+    unsafe fn at(&self, addr: usize) -> NonNull<Links> {
+        // SAFETY: the caller's promise: an address inside the region is not 0.
+        let addr = unsafe { NonZero::new_unchecked(addr) };
+        self.region.cast().with_addr(addr)
     }
 
-    /// The offset from the region's start of one past the order-`k` block at `addr`.
-    #[inline(always)]
-    fn end_offset(&self, addr: usize, k: u32) -> usize {
-        offset_in(self.region, addr + Self::size_of(k))
-    }
-
-    /// Whether the order-`k` block at `addr` lies inside the covered area. For a buddy,
-    /// this is whether it can merge: then the pair's parent lies in the area too, hence
-    /// inside one root (any aligned block inside the area is inside a root), so it is a
-    /// node of the tree.
+    /// Whether the order-`k` block at `addr` lies inside the covered area.
     #[inline(always)]
     fn covers(&self, addr: usize, k: u32) -> bool {
         let Cover { lo, hi, .. } = self.cover;
         addr.wrapping_sub(lo) <= (hi - lo).wrapping_sub(Self::size_of(k))
     }
 
+    /// Whether the buddy of the order-`k` root at `addr` carries a sentinel: whether it
+    /// is no node, as every root's buddy is but that of a root of the largest order
+    /// whose buddy lies in the area (a root too).
+    fn has_sentinel(&self, addr: usize, k: u32) -> bool {
+        k + 1 < ORDERS as u32 || !self.covers(addr ^ Self::size_of(k), k)
+    }
+
+    /// List `k`.
+    ///
+    /// # Safety
+    ///
+    /// `k < ORDERS`.
+    #[inline(always)]
+    unsafe fn list(&mut self, k: u32) -> &mut FreeList {
+        // SAFETY: the caller's promise.
+        unsafe { self.lists.get_unchecked_mut(k as usize) }
+    }
+
     /// Puts the order-`k` block at `addr` on its list, free.
     ///
     /// # Safety
     ///
-    /// The block is a node of order `k` that nobody uses, on no list.
+    /// The block is a node of order `k` that nobody uses, on no list, whose taken bit is
+    /// clear.
     #[inline(always)]
     unsafe fn give(&mut self, addr: usize, k: u32) {
-        // SAFETY: the caller's promise; a node has room for its links and bits.
+        // SAFETY: the caller's promise; a node has room for its links.
         unsafe {
-            self.lists[k as usize].push(self.at(addr));
-            self.free.set(k, addr);
+            let block = self.at(addr);
+            self.list(k).push(block);
         }
-        self.nonempty = bits::with_bit(self.nonempty, k, true);
+        self.nonempty |= 1 << k;
     }
 
-    /// Takes the newest free block of order `k` off its list and returns its address.
+    /// Takes the newest free block of order `k` off its list, marks it taken and returns
+    /// its address.
     ///
     /// # Safety
     ///
     /// List `k` is not empty.
     #[inline(always)]
     unsafe fn take(&mut self, k: u32) -> usize {
-        let list = &mut self.lists[k as usize];
+        // SAFETY: the caller's promise: a list that is not empty is one of `lists`.
+        let list = unsafe { self.list(k) };
         // SAFETY: the caller's promise; listed blocks are free nodes (invariant 2).
         let block = unsafe { list.pop().unwrap_unchecked() }.addr().get();
         if list.is_empty() {
-            self.nonempty = bits::with_bit(self.nonempty, k, false);
+            self.nonempty &= !(1 << k);
         }
         // SAFETY: `block` is a node of order `k`.
-        unsafe { self.free.clear(k, block) };
+        unsafe { self.taken.set(k, block) };
         block
     }
 
-    /// Takes the free order-`k` block at `addr` off its list, wherever it is on it.
+    /// Takes the free order-`k` block at `addr` off its list, wherever it is on it; its
+    /// taken bit stays clear.
     ///
     /// # Safety
     ///
-    /// Its free bit is set.
+    /// The block is on list `k`.
     #[inline(always)]
-    unsafe fn unlink(&mut self, addr: usize, k: u32) {
-        let block = self.at(addr);
-        let list = &mut self.lists[k as usize];
-        // SAFETY: the caller's promise: a set free bit means the block is on list `k`
-        // (invariant 2).
-        unsafe { list.unlink(block) };
-        if list.is_empty() {
-            self.nonempty = bits::with_bit(self.nonempty, k, false);
+    unsafe fn unlist(&mut self, addr: usize, k: u32) {
+        // SAFETY: the caller's promise: a listed block is a node, in the region, and
+        // `k < ORDERS`.
+        let (block, list) = unsafe { (self.at(addr), self.list(k)) };
+        // SAFETY: as above.
+        if unsafe { list.unlink(block) } {
+            self.nonempty &= !(1 << k);
         }
-        // SAFETY: as above, the block is a node of order `k`.
-        unsafe { self.free.clear(k, addr) };
     }
 
     // ANCHOR: split_down
@@ -288,19 +313,45 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     ///
     /// # Safety
     ///
-    /// The block is a node of order `from`, on no list, taken by the caller; `to <= from`.
-    #[inline(never)]
-    unsafe fn split_down(&mut self, addr: usize, from: u32, to: u32) {
+    /// The block is a node of order `from`, on no list, taken by the caller (its bit
+    /// set); `to <= from`. When `empty`, the lists of orders `to..from` are empty.
+    #[inline(always)]
+    unsafe fn split_down(&mut self, addr: usize, from: u32, to: u32, empty: bool) {
         for k in (to..from).rev() {
-            // SAFETY: the caller's promise; the halves of a node are nodes, and the
-            // upper one is nobody's.
+            // SAFETY: the caller's promise; the halves of a node are nodes, the lower
+            // one taken (split further, or the caller's) and the upper one nobody's,
+            // with its bit clear, since its parent was not split.
             unsafe {
-                self.split.set(k + 1, addr);
-                self.give(addr + Self::size_of(k), k);
+                self.taken.set(k, addr);
+                let upper = self.at(addr + Self::size_of(k));
+                if empty {
+                    self.list(k).start(upper);
+                } else {
+                    self.list(k).push(upper);
+                }
             }
+            self.nonempty |= 1 << k;
         }
     }
     // ANCHOR_END: split_down
+
+    /// Takes the newest free block of order `from` and splits it down to order `to`;
+    /// returns its address. Out of line, so that an exact fit in `allocate` pays for
+    /// none of it.
+    ///
+    /// # Safety
+    ///
+    /// List `from` is the first list at or above `to` that is not empty; `to < from`.
+    #[inline(never)]
+    unsafe fn take_split(&mut self, from: u32, to: u32) -> usize {
+        // SAFETY: the caller's promise; the block taken is a node on no list, and the
+        // lists below `from` down to `to` are empty.
+        unsafe {
+            let block = self.take(from);
+            self.split_down(block, from, to, true);
+            block
+        }
+    }
 
     // ANCHOR: merge_up
     /// Frees the order-`k` block at `addr`: merges it with its buddy while the buddy is
@@ -313,9 +364,10 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
     unsafe fn merge_up(&mut self, addr: usize, k: u32) {
         // Most frees in a steady state find their buddy in use (a queue or a pool of
         // one size): that case is decided here and lists the block at once, before any
-        // of the loop's set-up, which the compiler hoists out of the loop and which cost
-        // a queue's free about a dozen instructions.
-        if self.buddy_is_free(addr, k) {
+        // of the loop's set-up.
+        // SAFETY: the caller's promise: a used node is taken; it is free from now on,
+        // or merged away, and either way its bit is clear.
+        if unsafe { self.release(addr, k) } {
             // SAFETY: the caller's promise.
             unsafe { self.merge_all(addr, k) };
         } else {
@@ -324,36 +376,47 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
         }
     }
 
-    /// Whether the order-`k` block at `addr` has a buddy it can merge with: in the area,
-    /// of an order below the top, free and whole.
-    #[inline(always)]
-    fn buddy_is_free(&self, addr: usize, k: u32) -> bool {
-        let buddy = addr ^ Self::size_of(k);
-        // SAFETY: a buddy inside the area is a node of order `k` (see `covers`).
-        k + 1 < ORDERS as u32 && self.covers(buddy, k) && unsafe { self.free.get(k, buddy) }
-    }
-
-    /// [`merge_up`](Self::merge_up) once the first buddy is known to be free: merges,
-    /// then looks at the next buddy up.
+    /// Clears the taken bit of the order-`k` node at `addr` and tells whether it merges
+    /// with its buddy: whether the buddy's bit, read from the same word, is clear too,
+    /// below the largest order. A clear bit beside a clear bit is a free buddy: a node
+    /// that is not free has its bit set, and a buddy that is no node has its bit clear
+    /// only when the block has a parent, which makes the buddy a node (a root's buddy
+    /// that is no node carries a sentinel). Two roots can be buddies only at the
+    /// largest order, where the cover puts them side by side: they never merge.
     ///
     /// # Safety
     ///
-    /// As for `merge_up`.
+    /// The block is a node of order `k` whose bit is set.
+    #[inline(always)]
+    unsafe fn release(&mut self, addr: usize, k: u32) -> bool {
+        // SAFETY: the caller's promise: a node has its bit, and so does its buddy.
+        let pair = unsafe { self.taken.pair(k, addr) };
+        // SAFETY: the word was just read.
+        unsafe { pair.clear_own() };
+        !pair.buddy() && k + 1 < ORDERS as u32
+    }
+
+    /// [`merge_up`](Self::merge_up) once the block is known to merge: merges, then
+    /// looks at the next buddy up.
+    ///
+    /// # Safety
+    ///
+    /// As for `merge_up`, with the block's bit cleared by `release`, which said it
+    /// merges.
     #[inline(never)]
     unsafe fn merge_all(&mut self, mut addr: usize, mut k: u32) {
         loop {
-            // SAFETY: its free bit is set; the parent is a split node, now whole.
-            unsafe {
-                self.unlink(addr ^ Self::size_of(k), k);
-                addr &= !Self::size_of(k);
-                k += 1;
-                self.split.clear(k, addr);
-            }
-            if !self.buddy_is_free(addr, k) {
+            // SAFETY: the buddy is free, so listed (invariant 2); their parent, split
+            // until now, is a node with its bit set, now whole.
+            unsafe { self.unlist(addr ^ Self::size_of(k), k) };
+            addr &= !Self::size_of(k);
+            k += 1;
+            // SAFETY: as above.
+            if !unsafe { self.release(addr, k) } {
                 break;
             }
         }
-        // SAFETY: the merged block is a node nobody uses.
+        // SAFETY: the merged block is a node nobody uses, its bit clear.
         unsafe { self.give(addr, k) };
     }
     // ANCHOR_END: merge_up
@@ -374,15 +437,17 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
             return Err(AllocError::Exhausted);
         }
         let upper = |k| addr + Self::size_of(k);
-        // SAFETY: each upper half is a node, the buddy of the block's ancestor at `k`.
-        if !(from..to).all(|k| unsafe { self.free.get(k, upper(k)) }) {
+        // SAFETY: each upper half is a node, the buddy of the block's ancestor at `k`
+        // (the order-`to` block at `addr` lies in the area, so inside a root).
+        if (from..to).any(|k| unsafe { self.taken.get(k, upper(k)) }) {
             return Err(AllocError::Exhausted);
         }
         for k in from..to {
-            // SAFETY: just found free; their parents become part of the grown block.
+            // SAFETY: just found free; they and the block's ancestors below `to` are
+            // nodes no more, so their bits are cleared (the upper halves' already are).
             unsafe {
-                self.unlink(upper(k), k);
-                self.split.clear(k + 1, addr);
+                self.unlist(upper(k), k);
+                self.taken.clear(k, addr);
             }
         }
         Ok(())
@@ -417,7 +482,7 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Buddy<MIN_BLOCK, ORDERS> {
 }
 
 // SAFETY: blocks are leaves of the trees over `[lo, hi)`, which do not overlap one
-// another nor the bitmaps before `lo`; a used block is on no list and nothing is written
+// another nor the bitmap before `lo`; a used block is on no list and nothing is written
 // into it (links are written only into free blocks); refusals change nothing;
 // `resize_in_place` never moves; walk and stats report the trees as they are.
 unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_BLOCK, ORDERS> {
@@ -427,7 +492,7 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
         let words = region.cast::<usize>();
         let mut heap = match Self::SHAPE.cover(start, start + region.len()) {
             Some(cover) => {
-                let (free, split, bits) = Self::SHAPE.bit_starts::<ORDERS>(cover);
+                let (starts, bits) = Self::SHAPE.bit_starts::<ORDERS>(cover);
                 let words = words.map_addr(|s| s.saturating_add(cover.words - s.get()));
                 // SAFETY: the caller's promise: the region is ours; `cover` left room
                 // for `bits` bits in words from `cover.words`, before the blocks.
@@ -437,9 +502,8 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
                     cover,
                     lists: [const { FreeList::new() }; ORDERS],
                     nonempty: 0,
-                    free: OrderBits::new(words, Self::SHIFT, cover.lo, free),
-                    split: OrderBits::new(words, Self::SHIFT, cover.lo, split),
-                    usage: Usage::default(),
+                    taken: OrderBits::new(words, cover.lo, starts),
+                    requested: Requested::default(),
                 }
             }
             None => Buddy {
@@ -452,17 +516,19 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
                 },
                 lists: [const { FreeList::new() }; ORDERS],
                 nonempty: 0,
-                free: OrderBits::new(words, Self::SHIFT, start, [0; ORDERS]),
-                split: OrderBits::new(words, Self::SHIFT, start, [0; ORDERS]),
-                usage: Usage::default(),
+                taken: OrderBits::new(words, start, [0; ORDERS]),
+                requested: Requested::default(),
             },
         };
-        let mut at = heap.cover.lo;
-        while at < heap.cover.hi {
-            let k = Self::SHAPE.root_order(at, heap.cover.hi);
-            // SAFETY: a root is a node, free and nobody's.
-            unsafe { heap.give(at, k) };
-            at += Self::size_of(k);
+        for (at, k) in Self::SHAPE.roots(heap.cover.lo, heap.cover.hi) {
+            // SAFETY: a root is a node, free and nobody's, its bit clear; its buddy has
+            // a bit (slots come in pairs).
+            unsafe {
+                heap.give(at, k);
+                if heap.has_sentinel(at, k) {
+                    heap.taken.set(k, at ^ Self::size_of(k));
+                }
+            }
         }
         heap
     }
@@ -471,20 +537,23 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let order = Self::order_of(layout);
+        // Size 0 asks for the largest order there is, past every list: refused below.
         match bits::lowest_set_from(self.nonempty, order) {
-            Some(found) if layout.size() != 0 => {
-                // SAFETY: bit `found` says list `found` has a block; we split what we
-                // took, down to the order asked for.
-                let block = unsafe { self.take(found) };
+            Some(found) => {
+                self.requested.on_allocate(layout.size());
                 // An exact fit, what a steady state of one size mostly finds, needs no
-                // split: tested here, it pays for none of the loop's set-up.
-                if found > order {
-                    // SAFETY: as above, and `order < found`.
-                    unsafe { self.split_down(block, found, order) };
-                }
-                self.usage
-                    .on_allocate(layout.size(), self.end_offset(block, order));
-                Ok(self.at(block).cast())
+                // split: tested here, it pays for none of the splitting's set-up, and
+                // nothing is left to do after the call that splits.
+                let block = if found == order {
+                    // SAFETY: bit `found` says list `found` has a block.
+                    unsafe { self.take(found) }
+                } else {
+                    // SAFETY: as above, `order < found`, and `found` is the first
+                    // list at or above `order` with a block.
+                    unsafe { self.take_split(found, order) }
+                };
+                // SAFETY: a node lies in the region.
+                Ok(unsafe { self.at(block) }.cast())
             }
             _ => Err(self.refusal(layout, order)),
         }
@@ -494,10 +563,12 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
     // ANCHOR: deallocate
     #[inline]
     unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
-        self.usage.on_deallocate(layout.size());
+        let (addr, order) = (ptr.as_ptr().addr(), Self::order_of(layout));
+        self.requested.on_deallocate(layout.size());
+        self.requested.reach(addr + Self::size_of(order));
         // SAFETY: the caller's promise: `ptr` is a live block served for `layout`, so a
         // used node of the order `layout` asks for.
-        unsafe { self.merge_up(ptr.as_ptr().addr(), Self::order_of(layout)) };
+        unsafe { self.merge_up(addr, order) };
     }
     // ANCHOR_END: deallocate
 
@@ -513,13 +584,14 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
         if to < from {
             // SAFETY: the caller's promise: a used node of order `from`; its front stays
             // the caller's.
-            unsafe { self.split_down(addr, from, to) };
+            unsafe { self.split_down(addr, from, to, false) };
+            // The upper halves have left the live block, which reached their end.
+            self.requested.reach(addr + Self::size_of(from));
         } else if to > from {
             // SAFETY: as above.
             unsafe { self.grow(addr, from, to) }?;
         }
-        self.usage
-            .on_resize(old.size(), new.size(), self.end_offset(addr, to));
+        self.requested.on_resize(old.size(), new.size());
         Ok(())
     }
     // ANCHOR_END: resize_in_place
@@ -534,7 +606,7 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
     }
 
     fn stats(&self) -> Stats {
-        Stats::from_walk(self.region.len(), &self.usage, |visit| self.walk(visit))
+        Stats::from_live_walk(self.region, &self.requested, |visit| self.walk(visit))
     }
 
     fn walk(&self, visit: &mut dyn FnMut(Block)) {
@@ -546,7 +618,7 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
             }
             return;
         }
-        // The bitmaps take at least one word, so there is always something before `lo`.
+        // The bitmap takes at least one word, so there is always something before `lo`.
         visit(Block::overhead(start, self.cover.lo - start));
         for node in self.nodes() {
             let size = Self::size_of(node.order);
@@ -567,9 +639,6 @@ unsafe impl<const MIN_BLOCK: usize, const ORDERS: usize> RawHeap for Buddy<MIN_B
         let tree = self.check_tree()?;
         for k in 0..ORDERS as u32 {
             self.check_order(k, &tree)?;
-        }
-        if tree.used != self.usage.live_blocks {
-            return Err(HeapError::new("the used leaves are the live blocks"));
         }
         Ok(())
     }

@@ -60,6 +60,24 @@ impl FreeList {
         self.head = Some(block);
     }
 
+    /// Makes `block` the only block of the list.
+    ///
+    /// # Safety
+    ///
+    /// The list is empty; `block` is a free block of at least two words, writable, on
+    /// no list.
+    #[inline]
+    pub(crate) unsafe fn start(&mut self, block: NonNull<Links>) {
+        // SAFETY: the caller's promise: `block` has room for its links.
+        unsafe {
+            block.write(Links {
+                next: None,
+                prev: None,
+            });
+        }
+        self.head = Some(block);
+    }
+
     /// Takes the newest block off the list.
     ///
     /// # Safety
@@ -68,18 +86,26 @@ impl FreeList {
     #[inline]
     pub(crate) unsafe fn pop(&mut self) -> Option<NonNull<Links>> {
         let block = self.head?;
-        // SAFETY: the caller's promise: `block` heads the list, so its links are ours.
-        unsafe { self.unlink(block) };
+        // SAFETY: the caller's promise: `block` heads the list, so its links are ours
+        // and its `prev` is `None` (not read); so are the links of the block after it.
+        unsafe {
+            let next = (&raw const (*block.as_ptr()).next).read();
+            self.head = next;
+            if let Some(next) = next {
+                (&raw mut (*next.as_ptr()).prev).write(None);
+            }
+        }
         Some(block)
     }
 
-    /// Takes `block` off the list, wherever it is on it.
+    /// Takes `block` off the list, wherever it is on it; tells whether the list is
+    /// empty now (the block had no neighbour), with no second look at the head.
     ///
     /// # Safety
     ///
     /// `block` is on this list, and every block on it is live and free.
     #[inline]
-    pub(crate) unsafe fn unlink(&mut self, block: NonNull<Links>) {
+    pub(crate) unsafe fn unlink(&mut self, block: NonNull<Links>) -> bool {
         // SAFETY: the caller's promise: `block` and its neighbours on the list are free
         // blocks whose links `push` wrote.
         unsafe {
@@ -91,6 +117,7 @@ impl FreeList {
             if let Some(next) = next {
                 (&raw mut (*next.as_ptr()).prev).write(prev);
             }
+            prev.is_none() && next.is_none()
         }
     }
 }

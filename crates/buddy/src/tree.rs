@@ -25,8 +25,9 @@ pub(crate) struct Node {
 }
 
 /// The blocks of every root, in pre-order: a split block comes before its halves, and
-/// the leaves come in address order. Reads only the bitmaps, so it ends on a broken heap
-/// too: each step either goes one order down or moves past a leaf.
+/// the leaves come in address order. A block is split when a bit of its halves is set,
+/// else free when its own bit is clear, else used. Reads only the bitmap, so it ends on
+/// a broken heap too: each step either goes one order down or moves past a leaf.
 pub(crate) struct Nodes<'h, const MIN_BLOCK: usize, const ORDERS: usize> {
     heap: &'h Buddy<MIN_BLOCK, ORDERS>,
     /// The start of the next block to visit.
@@ -64,11 +65,11 @@ impl<const MIN_BLOCK: usize, const ORDERS: usize> Iterator for Nodes<'_, MIN_BLO
         }
         let (addr, order) = (self.at, self.order);
         // SAFETY: `addr` starts a block of order `order` inside a root of the cover, so
-        // its slot has bits in both bitmaps (the split bitmap from order 1).
+        // its slot has a bit, and so have its halves' (orders below are in the bitmap).
         let (split, free) = unsafe {
             (
-                order > 0 && heap.split.get(order, addr),
-                heap.free.get(order, addr),
+                order > 0 && heap.taken.pair(order - 1, addr).any(),
+                !heap.taken.get(order, addr),
             )
         };
         let kind = if split {

@@ -28,7 +28,7 @@ fn kinds<H: RawHeap>(heap: &H, kind: BlockKind) -> Vec<Block> {
 }
 
 /// The region of most tests: 64 KiB, or 4 KiB under Miri, where `check` after every
-/// step would take too long over the bitmaps of a larger one.
+/// step would take too long over the bitmap of a larger one.
 const REGION: usize = if cfg!(miri) { 1 << 12 } else { 1 << 16 };
 
 /// The region's start as an address, and a heap over `REGION` bytes placed `offset`
@@ -62,7 +62,7 @@ fn free_sizes<H: RawHeap>(heap: &H) -> Vec<usize> {
 fn an_aligned_region_is_covered_by_doubling_roots() {
     let (start, heap) = heap_at(0);
     heap.check().unwrap();
-    // The bitmaps (about 1/43 of the region) come first; then roots that double, each
+    // The bitmap (about 1/64 of the region) comes first; then roots that double, each
     // aligned to its size, up to half the region, which ends it.
     let free = kinds(&*heap, BlockKind::Free);
     let sizes = free_sizes(&*heap);
@@ -76,12 +76,12 @@ fn an_aligned_region_is_covered_by_doubling_roots() {
     let stats = heap.stats();
     assert_eq!(stats.largest_free, REGION / 2);
     assert_eq!(heap.capabilities().max_size, REGION / 2);
-    // Overhead is the bitmaps and the crumb after them: 3 bits per 16 bytes, rounded
-    // up to words and to the 16-byte block grid.
-    let bitmaps = 3 * stats.free / 16 / 8;
+    // Overhead is the bitmap and the crumb after it: 2 bits per 16 bytes, rounded up
+    // to words and to the 16-byte block grid.
+    let bitmaps = 2 * stats.free / 16 / 8;
     assert!(
         stats.overhead() >= bitmaps && stats.overhead() < bitmaps + 16 + 2 * 8 * 12,
-        "overhead {} for bitmaps of {bitmaps} bytes",
+        "overhead {} for a bitmap of {bitmaps} bytes",
         stats.overhead()
     );
     assert_eq!(kinds(&*heap, BlockKind::Overhead)[0].addr, start);
@@ -100,7 +100,7 @@ fn an_unaligned_region_has_roots_that_grow_then_shrink() {
         "{sizes:?}"
     );
     assert_eq!(sizes[peak + 1..], [REGION / 16], "{sizes:?}");
-    // Nothing lost between the bitmaps and the end: the blocks tile it.
+    // Nothing lost between the bitmap and the end: the blocks tile it.
     let overhead = kinds(&*heap, BlockKind::Overhead);
     assert_eq!(
         overhead.len(),
@@ -122,14 +122,14 @@ fn allocating_splits_down_and_freeing_merges_all_the_way_up() {
     let (_, mut heap) = heap_at(0);
     let fresh = blocks(&*heap);
     // The smallest free block that holds `want` bytes is split, not a larger one.
-    let want = REGION / 64;
+    let want = REGION / 128;
     let smallest = *kinds(&*heap, BlockKind::Free)
         .iter()
         .filter(|block| block.size >= want)
         .min_by_key(|block| block.size)
         .unwrap();
     assert!(smallest.size > want, "a root of {want} bytes: {fresh:#?}");
-    let page = Layout::from_size_align(want - 24, 8).unwrap();
+    let page = Layout::from_size_align(want / 2 + 8, 8).unwrap();
     let a = alloc(&mut *heap, page);
     let start = a.as_ptr().addr();
     assert_eq!(start, smallest.addr);
@@ -311,17 +311,18 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     let _page = alloc(&mut *heap, Layout::from_size_align(1, REGION / 16).unwrap());
     release(&mut *heap, a, bytes(16));
     release(&mut *heap, c, bytes(16));
-    // The bitmaps start the region (at a 64 KiB boundary, so at a word); the free
-    // bits of order 0 come first, one per 16 bytes from the first block. Marking `b`
-    // free makes it and `a` two free buddies side by side.
-    let (bitmaps, lo) = (start, blocks(&*heap)[0].end());
-    let bit = (b.as_ptr().addr() - lo) / 16;
-    let word = bitmaps + bit / 64 * 8;
+    // The bitmap starts the region (at a 64 KiB boundary, so at a word); the taken
+    // bits of order 0 come first, one per 16 bytes from the pair of buddies of the
+    // first block. Clearing `b`'s makes it and `a` two free buddies side by side.
+    let (bitmap, lo) = (start, blocks(&*heap)[0].end());
+    let bit_of = |block: NonNull<u8>| block.as_ptr().addr() / 16 - ((lo / 16) & !1);
+    let bit = bit_of(b);
+    let word = bitmap + bit / 64 * 8;
     // SAFETY: a word of the heap's region (so for every `poke` here); then the broken
     // heap is only checked.
     let saved = unsafe { poke(&*heap, word, 0usize) };
     // SAFETY: as above.
-    unsafe { poke(&*heap, word, saved | 1 << (bit % 64)) };
+    unsafe { poke(&*heap, word, saved & !(1 << (bit % 64))) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "no two free buddies are left unmerged"
@@ -341,16 +342,16 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     // SAFETY: as above.
     unsafe { poke(&*heap, back_link, saved) };
     heap.check().unwrap();
-    // `a`'s free bit cleared: the list holds a block its bits call used.
-    let a_bit = (a.as_ptr().addr() - lo) / 16;
-    let a_word = bitmaps + a_bit / 64 * 8;
+    // `a`'s taken bit set: the list holds a block its bits call used.
+    let a_bit = bit_of(a);
+    let a_word = bitmap + a_bit / 64 * 8;
     // SAFETY: as above.
     let saved = unsafe { poke(&*heap, a_word, 0usize) };
     // SAFETY: as above.
-    unsafe { poke(&*heap, a_word, saved & !(1 << (a_bit % 64))) };
+    unsafe { poke(&*heap, a_word, saved | 1 << (a_bit % 64)) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
-        "a listed block has its free bit set"
+        "a listed block has its taken bit clear"
     );
     // SAFETY: as above.
     unsafe { poke(&*heap, a_word, saved) };
@@ -451,6 +452,6 @@ fn debug_shows_the_region_the_nonempty_orders_and_the_usage() {
     // Splitting the root for 16 bytes left a free block on every order below it.
     assert!(after.contains("nonempty: 0b"), "{after}");
     assert_ne!(before, after);
-    assert!(after.contains("live_blocks: 1"), "{after}");
+    assert!(after.contains("bytes: 16"), "{after}");
     assert!(after.ends_with(", .. }"), "{after}");
 }
