@@ -161,8 +161,11 @@ impl Bins {
     #[inline]
     pub(crate) unsafe fn push(&mut self, block: BlockRef, bin: usize) {
         // SAFETY: the caller's promise.
-        unsafe { self.list_mut(bin).push_front(block) };
-        self.mark(bin, true);
+        let was_empty = unsafe { self.list_mut(bin).push_front(block) };
+        // A bin that held a block has its bit set already.
+        if was_empty {
+            self.mark(bin, true);
+        }
     }
 
     /// Takes a free block off its bin, `bin`.

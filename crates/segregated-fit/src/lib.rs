@@ -600,7 +600,7 @@ unsafe impl RawHeap for SegregatedFit {
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let Some(need) = tags::block_size(layout.size()) else {
-            return Err(tags::refusal(self.blocks, layout));
+            return Err(tags::refusal(&self.blocks, layout));
         };
         // Every payload is aligned to `GRANULE`: the common request takes a path with no
         // gap in front to work out or file.
@@ -609,7 +609,7 @@ unsafe impl RawHeap for SegregatedFit {
         } else {
             self.serve_aligned(need, layout.align(), layout.size())
         };
-        served.ok_or_else(|| tags::refusal(self.blocks, layout))
+        served.ok_or_else(|| tags::refusal(&self.blocks, layout))
     }
     // ANCHOR_END: allocate
 

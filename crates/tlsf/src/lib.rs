@@ -197,10 +197,13 @@ impl<const SL: usize> Tlsf<SL> {
     #[inline]
     unsafe fn insert_in(&mut self, block: BlockRef, class: Class) {
         // SAFETY: the caller's promise; the list holds free blocks only.
-        unsafe { self.list(class).push_front(block) };
-        let row = &mut self.sl_bitmap[Self::place(class).0];
-        *row = bits::with_bit(*row, class.sl, true);
-        self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, true);
+        let was_empty = unsafe { self.list(class).push_front(block) };
+        // A list that held a block has its bits set already (invariants 2 and 3).
+        if was_empty {
+            let row = &mut self.sl_bitmap[Self::place(class).0];
+            *row = bits::with_bit(*row, class.sl, true);
+            self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, true);
+        }
     }
 
     /// Clears the bit of the list of `class`, now empty, and its row's bit when the
@@ -395,8 +398,6 @@ impl<const SL: usize> Tlsf<SL> {
         // neighbours, which leave their lists before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
-            // The block may have been the highest: `stats` would not find it now.
-            self.requested.reach(merge.freed_end());
             if let Some(prev) = merge.prev {
                 self.take_off(prev);
             }
@@ -405,6 +406,8 @@ impl<const SL: usize> Tlsf<SL> {
             }
             merge.write_tags();
             self.insert(merge.block, merge.size);
+            // The block may have been the highest: `stats` would not find it now.
+            self.requested.reach(merge.freed_end());
         }
     }
     // ANCHOR_END: coalesce
@@ -596,7 +599,7 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let Some(need) = tags::block_size(layout.size()) else {
-            return Err(tags::refusal(self.blocks, layout));
+            return Err(tags::refusal(&self.blocks, layout));
         };
         // Every payload is aligned to `GRANULE`: for the common request the compiler
         // drops all the work of a gap in front, which only the aligned path does.
@@ -605,7 +608,7 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
         } else {
             self.serve_aligned(need, layout.align(), layout.size())
         };
-        served.ok_or_else(|| tags::refusal(self.blocks, layout))
+        served.ok_or_else(|| tags::refusal(&self.blocks, layout))
     }
     // ANCHOR_END: allocate
 
