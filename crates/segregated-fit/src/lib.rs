@@ -431,15 +431,17 @@ impl SegregatedFit {
                 self.top = Some(merge.block);
             } else {
                 match (merge.prev, merge.next) {
+                    // A neighbour's size is the distance between addresses the plan
+                    // holds: no header to read again.
                     (Some(prev), next) => {
                         if let Some(next) = next {
                             self.bins.take_off(next);
                         }
-                        let bin = bin_of(prev.size());
+                        let bin = bin_of(block.addr() - prev.addr());
                         self.bins.refile(prev, bin, prev, bin_of(merge.size));
                     }
                     (None, Some(next)) => {
-                        let bin = bin_of(next.size());
+                        let bin = bin_of(block.addr() + merge.size - next.addr());
                         self.bins.refile(next, bin, block, bin_of(merge.size));
                     }
                     (None, None) => self.bins.push(block, bin_of(merge.size)),
