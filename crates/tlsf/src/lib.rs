@@ -217,22 +217,23 @@ impl<const SL: usize> Tlsf<SL> {
         }
     }
 
-    /// Takes the free block `block` off its list. Only the first block of a list needs
-    /// its class worked out, to reach the list's head and bitmap bits; a block behind it
-    /// comes off by linking its neighbours to each other.
+    /// Takes the free block `block` of `size` bytes off its list. Only the first block
+    /// of a list needs its class worked out, to reach the list's head and bitmap bits; a
+    /// block behind it comes off by linking its neighbours to each other.
     ///
     /// # Safety
     ///
-    /// `block` is a free block of this heap (so on the list of its class).
+    /// `block` is a free block of this heap of `size` bytes (so on the list of its
+    /// class).
     #[inline]
-    unsafe fn take_off(&mut self, block: BlockRef) {
+    unsafe fn take_off(&mut self, block: BlockRef, size: usize) {
         // SAFETY: the caller's promise and invariant 4: a block with none in front of
         // it is the first of the list of its class.
         unsafe {
             if BlockList::unlink_behind_head(block) {
                 return;
             }
-            self.take_first(block, Classes::<SL>::class_of(block.size()));
+            self.take_first(block, Classes::<SL>::class_of(size));
         }
     }
 
@@ -398,11 +399,13 @@ impl<const SL: usize> Tlsf<SL> {
         // neighbours, which leave their lists before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
+            // A neighbour's size is the distance between addresses the plan holds: no
+            // header to read again.
             if let Some(prev) = merge.prev {
-                self.take_off(prev);
+                self.take_off(prev, block.addr() - prev.addr());
             }
             if let Some(next) = merge.next {
-                self.take_off(next);
+                self.take_off(next, merge.block.addr() + merge.size - next.addr());
             }
             merge.write_tags();
             self.insert(merge.block, merge.size);
@@ -556,7 +559,7 @@ impl<const SL: usize> FreeLists for Tlsf<SL> {
         // SAFETY: the caller's promise: `grow.next` is a free block of ours, on its
         // list; the rest lies inside it, and only its links are written here.
         unsafe {
-            self.take_off(grow.next);
+            self.take_off(grow.next, grow.next.size());
             if let Some(rest) = grow.rest {
                 self.insert(rest, grow.rest_size());
             }
