@@ -836,6 +836,13 @@ impl Merge {
         self.after.addr()
     }
 
+    /// Whether the freed block was the last of its span: the header after it, read by
+    /// the plan, is the epilogue's, the only one of size 0.
+    #[inline]
+    pub fn before_epilogue(&self) -> bool {
+        self.after_word & !FLAGS == 0
+    }
+
     /// Writes the merged free block's tags and clears the `PREV_USED` bit after it.
     ///
     /// # Safety

@@ -423,7 +423,14 @@ impl SegregatedFit {
         // neighbours, and the bins are relinked before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
-            if self.ends_span(merge.block.addr() + merge.size) {
+            // The merged block ends the span when it absorbed the top (the one free
+            // block that can end it, invariant 6) or when the epilogue follows the
+            // freed block: both read off what the plan holds, with no address sums.
+            let ends_span = match merge.next {
+                Some(next) => self.top == Some(next),
+                None => merge.before_epilogue(),
+            };
+            if ends_span {
                 // A free block after `block` can only be the top, which is on no bin.
                 if let Some(prev) = merge.prev {
                     self.bins.take_off(prev);
@@ -451,11 +458,6 @@ impl SegregatedFit {
         }
     }
 
-    /// Whether a block ending at `end` is the last of the span.
-    #[inline]
-    fn ends_span(&self, end: usize) -> bool {
-        self.blocks.is_some_and(|(span, _)| span.epilogue == end)
-    }
     // ANCHOR_END: coalesce
 
     /// Checks every bin's list and the bitmap (invariants 4 and 5, all but "every free
