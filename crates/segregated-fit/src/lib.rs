@@ -457,7 +457,6 @@ impl SegregatedFit {
             merge.write_tags();
         }
     }
-
     // ANCHOR_END: coalesce
 
     /// Checks every bin's list and the bitmap (invariants 4 and 5, all but "every free
