@@ -409,6 +409,29 @@ impl SegregatedFit {
     }
 
     // ANCHOR: coalesce
+    /// Frees the used `block`. A block with used blocks on both sides, the common case,
+    /// goes straight on the bin of its size; any other is merged by
+    /// [`merge_and_file`](Self::merge_and_file), out of line, so that the common path
+    /// keeps no registers for the merges' work.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a used block of this heap, and nobody uses its payload any more.
+    #[inline]
+    unsafe fn coalesce(&mut self, block: BlockRef) {
+        // SAFETY: the caller's promise; with no free neighbour and a used block after
+        // it that is not the epilogue, the block is filed alone, links before tags.
+        unsafe {
+            let merge = Merge::plan(block);
+            if merge.prev.is_none() && merge.next.is_none() && !merge.before_epilogue() {
+                self.bins.push(block, bin_of(merge.size));
+                merge.write_tags();
+            } else {
+                self.merge_and_file(block);
+            }
+        }
+    }
+
     /// Frees the used `block`, merging it with a free neighbour on either side. The
     /// merged block is the new top when it ends the span, and is otherwise filed on the
     /// bin of its size, in the place of the neighbour it grew from when that neighbour
@@ -417,8 +440,8 @@ impl SegregatedFit {
     /// # Safety
     ///
     /// `block` is a used block of this heap, and nobody uses its payload any more.
-    #[inline]
-    unsafe fn coalesce(&mut self, block: BlockRef) {
+    #[inline(never)]
+    unsafe fn merge_and_file(&mut self, block: BlockRef) {
         // SAFETY: the caller's promise; the invariants hold, so `Merge::plan` finds the
         // neighbours, and the bins are relinked before the tags are written.
         unsafe {
