@@ -236,7 +236,9 @@ impl<P: Placement> FreeList<P> {
             match (cut.gap, cut.rest) {
                 (None, Some(rest)) => self.replace(block, rest),
                 (None, None) => self.unlink(block),
-                (Some(_), Some(rest)) => self.free.push_front(rest),
+                (Some(_), Some(rest)) => {
+                    self.free.push_front(rest);
+                }
                 (Some(_), None) => {}
             }
             cut.write_tags();
@@ -261,7 +263,9 @@ impl<P: Placement> FreeList<P> {
         unsafe {
             let merge = Merge::plan(block);
             match (merge.prev, merge.next) {
-                (None, None) => self.free.push_front(block),
+                (None, None) => {
+                    self.free.push_front(block);
+                }
                 (None, Some(next)) => self.replace(next, block),
                 (Some(_), Some(next)) => self.unlink(next),
                 (Some(_), None) => {}
@@ -388,12 +392,12 @@ unsafe impl<P: Placement> RawHeap for FreeList<P> {
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let Some(need) = tags::block_size(layout.size()) else {
-            return Err(tags::refusal(self.blocks, layout));
+            return Err(tags::refusal(&self.blocks, layout));
         };
         match self.find_fit(need, layout.align()) {
             // SAFETY: `find_fit` found this free block on the list with this fit.
             Some((block, fit)) => Ok(unsafe { self.split(block, fit.gap, need, layout.size()) }),
-            None => Err(tags::refusal(self.blocks, layout)),
+            None => Err(tags::refusal(&self.blocks, layout)),
         }
     }
     // ANCHOR_END: allocate

@@ -161,8 +161,11 @@ impl Bins {
     #[inline]
     pub(crate) unsafe fn push(&mut self, block: BlockRef, bin: usize) {
         // SAFETY: the caller's promise.
-        unsafe { self.list_mut(bin).push_front(block) };
-        self.mark(bin, true);
+        let was_empty = unsafe { self.list_mut(bin).push_front(block) };
+        // A bin that held a block has its bit set already.
+        if was_empty {
+            self.mark(bin, true);
+        }
     }
 
     /// Takes a free block off its bin, `bin`.
@@ -172,10 +175,13 @@ impl Bins {
     /// `block` is on the list of `bin`.
     #[inline]
     pub(crate) unsafe fn unlink(&mut self, block: BlockRef, bin: usize) {
-        let list = self.list_mut(bin);
-        // SAFETY: the caller's promise.
-        unsafe { list.unlink(block) };
-        if list.first().is_none() {
+        // SAFETY: the caller's promise. The bin empties when the block was first and
+        // last, which its links say: no need to read the head back after the stores.
+        let emptied = unsafe {
+            let first = block.prev_free().is_none();
+            self.list_mut(bin).unlink(block).is_none() && first
+        };
+        if emptied {
             self.mark(bin, false);
         }
     }

@@ -409,6 +409,29 @@ impl SegregatedFit {
     }
 
     // ANCHOR: coalesce
+    /// Frees the used `block`. A block with used blocks on both sides, the common case,
+    /// goes straight on the bin of its size; any other is merged by
+    /// [`merge_and_file`](Self::merge_and_file), out of line, so that the common path
+    /// keeps no registers for the merges' work.
+    ///
+    /// # Safety
+    ///
+    /// `block` is a used block of this heap, and nobody uses its payload any more.
+    #[inline]
+    unsafe fn coalesce(&mut self, block: BlockRef) {
+        // SAFETY: the caller's promise; with no free neighbour and a used block after
+        // it that is not the epilogue, the block is filed alone, links before tags.
+        unsafe {
+            let merge = Merge::plan(block);
+            if merge.prev.is_none() && merge.next.is_none() && !merge.before_epilogue() {
+                self.bins.push(block, bin_of(merge.size));
+                merge.write_tags();
+            } else {
+                self.merge_and_file(block);
+            }
+        }
+    }
+
     /// Frees the used `block`, merging it with a free neighbour on either side. The
     /// merged block is the new top when it ends the span, and is otherwise filed on the
     /// bin of its size, in the place of the neighbour it grew from when that neighbour
@@ -417,13 +440,20 @@ impl SegregatedFit {
     /// # Safety
     ///
     /// `block` is a used block of this heap, and nobody uses its payload any more.
-    #[inline]
-    unsafe fn coalesce(&mut self, block: BlockRef) {
+    #[inline(never)]
+    unsafe fn merge_and_file(&mut self, block: BlockRef) {
         // SAFETY: the caller's promise; the invariants hold, so `Merge::plan` finds the
         // neighbours, and the bins are relinked before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
-            if self.ends_span(merge.block.addr() + merge.size) {
+            // The merged block ends the span when it absorbed the top (the one free
+            // block that can end it, invariant 6) or when the epilogue follows the
+            // freed block: both read off what the plan holds, with no address sums.
+            let ends_span = match merge.next {
+                Some(next) => self.top == Some(next),
+                None => merge.before_epilogue(),
+            };
+            if ends_span {
                 // A free block after `block` can only be the top, which is on no bin.
                 if let Some(prev) = merge.prev {
                     self.bins.take_off(prev);
@@ -431,15 +461,17 @@ impl SegregatedFit {
                 self.top = Some(merge.block);
             } else {
                 match (merge.prev, merge.next) {
+                    // A neighbour's size is the distance between addresses the plan
+                    // holds: no header to read again.
                     (Some(prev), next) => {
                         if let Some(next) = next {
                             self.bins.take_off(next);
                         }
-                        let bin = bin_of(prev.size());
+                        let bin = bin_of(block.addr() - prev.addr());
                         self.bins.refile(prev, bin, prev, bin_of(merge.size));
                     }
                     (None, Some(next)) => {
-                        let bin = bin_of(next.size());
+                        let bin = bin_of(block.addr() + merge.size - next.addr());
                         self.bins.refile(next, bin, block, bin_of(merge.size));
                     }
                     (None, None) => self.bins.push(block, bin_of(merge.size)),
@@ -447,12 +479,6 @@ impl SegregatedFit {
             }
             merge.write_tags();
         }
-    }
-
-    /// Whether a block ending at `end` is the last of the span.
-    #[inline]
-    fn ends_span(&self, end: usize) -> bool {
-        self.blocks.is_some_and(|(span, _)| span.epilogue == end)
     }
     // ANCHOR_END: coalesce
 
@@ -600,7 +626,7 @@ unsafe impl RawHeap for SegregatedFit {
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let Some(need) = tags::block_size(layout.size()) else {
-            return Err(tags::refusal(self.blocks, layout));
+            return Err(tags::refusal(&self.blocks, layout));
         };
         // Every payload is aligned to `GRANULE`: the common request takes a path with no
         // gap in front to work out or file.
@@ -609,7 +635,7 @@ unsafe impl RawHeap for SegregatedFit {
         } else {
             self.serve_aligned(need, layout.align(), layout.size())
         };
-        served.ok_or_else(|| tags::refusal(self.blocks, layout))
+        served.ok_or_else(|| tags::refusal(&self.blocks, layout))
     }
     // ANCHOR_END: allocate
 

@@ -197,10 +197,13 @@ impl<const SL: usize> Tlsf<SL> {
     #[inline]
     unsafe fn insert_in(&mut self, block: BlockRef, class: Class) {
         // SAFETY: the caller's promise; the list holds free blocks only.
-        unsafe { self.list(class).push_front(block) };
-        let row = &mut self.sl_bitmap[Self::place(class).0];
-        *row = bits::with_bit(*row, class.sl, true);
-        self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, true);
+        let was_empty = unsafe { self.list(class).push_front(block) };
+        // A list that held a block has its bits set already (invariants 2 and 3).
+        if was_empty {
+            let row = &mut self.sl_bitmap[Self::place(class).0];
+            *row = bits::with_bit(*row, class.sl, true);
+            self.fl_bitmap = bits::with_bit(self.fl_bitmap, class.fl, true);
+        }
     }
 
     /// Clears the bit of the list of `class`, now empty, and its row's bit when the
@@ -214,22 +217,23 @@ impl<const SL: usize> Tlsf<SL> {
         }
     }
 
-    /// Takes the free block `block` off its list. Only the first block of a list needs
-    /// its class worked out, to reach the list's head and bitmap bits; a block behind it
-    /// comes off by linking its neighbours to each other.
+    /// Takes the free block `block` of `size` bytes off its list. Only the first block
+    /// of a list needs its class worked out, to reach the list's head and bitmap bits; a
+    /// block behind it comes off by linking its neighbours to each other.
     ///
     /// # Safety
     ///
-    /// `block` is a free block of this heap (so on the list of its class).
+    /// `block` is a free block of this heap of `size` bytes (so on the list of its
+    /// class).
     #[inline]
-    unsafe fn take_off(&mut self, block: BlockRef) {
+    unsafe fn take_off(&mut self, block: BlockRef, size: usize) {
         // SAFETY: the caller's promise and invariant 4: a block with none in front of
         // it is the first of the list of its class.
         unsafe {
             if BlockList::unlink_behind_head(block) {
                 return;
             }
-            self.take_first(block, Classes::<SL>::class_of(block.size()));
+            self.take_first(block, Classes::<SL>::class_of(size));
         }
     }
 
@@ -395,16 +399,18 @@ impl<const SL: usize> Tlsf<SL> {
         // neighbours, which leave their lists before the tags are written.
         unsafe {
             let merge = Merge::plan(block);
-            // The block may have been the highest: `stats` would not find it now.
-            self.requested.reach(merge.freed_end());
+            // A neighbour's size is the distance between addresses the plan holds: no
+            // header to read again.
             if let Some(prev) = merge.prev {
-                self.take_off(prev);
+                self.take_off(prev, block.addr() - prev.addr());
             }
             if let Some(next) = merge.next {
-                self.take_off(next);
+                self.take_off(next, merge.block.addr() + merge.size - next.addr());
             }
             merge.write_tags();
             self.insert(merge.block, merge.size);
+            // The block may have been the highest: `stats` would not find it now.
+            self.requested.reach(merge.freed_end());
         }
     }
     // ANCHOR_END: coalesce
@@ -553,7 +559,7 @@ impl<const SL: usize> FreeLists for Tlsf<SL> {
         // SAFETY: the caller's promise: `grow.next` is a free block of ours, on its
         // list; the rest lies inside it, and only its links are written here.
         unsafe {
-            self.take_off(grow.next);
+            self.take_off(grow.next, grow.next.size());
             if let Some(rest) = grow.rest {
                 self.insert(rest, grow.rest_size());
             }
@@ -596,7 +602,7 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
     #[inline]
     fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let Some(need) = tags::block_size(layout.size()) else {
-            return Err(tags::refusal(self.blocks, layout));
+            return Err(tags::refusal(&self.blocks, layout));
         };
         // Every payload is aligned to `GRANULE`: for the common request the compiler
         // drops all the work of a gap in front, which only the aligned path does.
@@ -605,7 +611,7 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
         } else {
             self.serve_aligned(need, layout.align(), layout.size())
         };
-        served.ok_or_else(|| tags::refusal(self.blocks, layout))
+        served.ok_or_else(|| tags::refusal(&self.blocks, layout))
     }
     // ANCHOR_END: allocate
 
