@@ -60,6 +60,24 @@ pub fn ci(args: &CiArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::playground::install_prerequisites()?;
     test()?;
+    // The workspace's tests build with every crate's features together; a reader (and
+    // `cargo xtask mutants`) runs one crate's tests alone, where only its own are on. These
+    // three ask nothing of rawheap's `tags`, so a test of theirs that needs it (through
+    // the conformance suite, say) builds here only if it says so.
+    run(
+        "tests of the crates without boundary tags, built on their own",
+        &mut cargo(&[
+            "check",
+            "--tests",
+            "--locked",
+            "-p",
+            "bump",
+            "-p",
+            "buddy",
+            "-p",
+            "headerless",
+        ]),
+    )?;
     run(
         "rustdoc, warnings denied",
         cargo(&["doc", "--workspace", "--no-deps", "--locked"]).env("RUSTDOCFLAGS", "-D warnings"),
