@@ -915,11 +915,6 @@ impl Grow {
         }
     }
 
-    /// The used block's new size.
-    pub fn used_size(&self) -> usize {
-        self.used_size
-    }
-
     /// The size of [`Grow::rest`], 0 when there is none.
     #[inline]
     pub fn rest_size(&self) -> usize {
