@@ -203,6 +203,16 @@ pub(crate) fn writes_stay_inside_the_region<H: RawHeap>(b: &mut Bench) -> Verdic
         }
         s.fill(unit * 3 + 1, 4)?;
     }
+    // Regions smaller than a word, too small for a heap's own bookkeeping (an end
+    // marker, a word of marks): making a heap there, and whatever it then serves (no
+    // request is modest beside them, so refusing all is fine), stays inside them too.
+    for (len, offset) in sample([(0, 5), (1, 0), (5, 3), (7, 1)]) {
+        let mut s = b.fresh_sized::<H>(len, offset)?;
+        s.fill(1, 0)?;
+        while s.live() > 0 {
+            s.free_last()?;
+        }
+    }
     Ok(())
 }
 
