@@ -487,9 +487,10 @@ impl Bump {
                 header,
                 word,
             };
-            // A size of 0 would put the payload at `top`, where no mark may be read.
+            // A size of 0 would put the payload at `top`, where no mark may be read. A
+            // size that ends by `top` stops by it too, `top` being a word boundary.
             let requested = 1..=self.top - placed.payload();
-            if !requested.contains(&placed.requested()) || placed.stop() > self.top {
+            if !requested.contains(&placed.requested()) {
                 return None;
             }
             start = placed.stop();

@@ -389,3 +389,49 @@ fn debug_shows_live_used_and_free_bytes() {
         )
     );
 }
+
+/// The used blocks the walk shows (their payloads, as offsets from the region's
+/// start) with the header word of the block at `ptr` set to `word` behind the heap's
+/// back, and whether `check` then finds the heap broken.
+fn walk_with_header(heap: &Bump, ptr: NonNull<u8>, word: usize) -> (Vec<usize>, bool) {
+    let header = ptr.as_ptr().addr() - HEADER;
+    // SAFETY: a live block's header is an initialised word inside the region; the
+    // heap is only walked and checked until the word is put back.
+    let old = unsafe { poke(heap, header, word) };
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    let used = blocks(heap)
+        .into_iter()
+        .filter(|block| block.kind == BlockKind::Used)
+        .map(|block| block.addr - start)
+        .collect();
+    let broken = heap.check().is_err();
+    // SAFETY: as above.
+    unsafe { poke(heap, header, old) };
+    heap.check().unwrap();
+    (used, broken)
+}
+
+#[test]
+fn the_walk_stops_at_a_header_that_cannot_be() {
+    let mut heap = Arena::<Bump>::new(4096);
+    let a = alloc(&mut heap, 16);
+    let b = alloc(&mut heap, 16);
+    let c = alloc(&mut heap, 16);
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    let offset = |ptr: NonNull<u8>| ptr.as_ptr().addr() - start;
+    let before_b = vec![offset(a)];
+    let before_c = vec![offset(a), offset(b)];
+    // A size of 0, a size past `top`, a gap that puts the header past `top`: the walk
+    // stops at that block, and `check` calls the heap broken.
+    assert_eq!(walk_with_header(&heap, b, 0), (before_b.clone(), true));
+    assert_eq!(walk_with_header(&heap, b, 4096), (before_b, true));
+    let gap_past_top = (1 << (usize::BITS - 1)) | 64;
+    assert_eq!(walk_with_header(&heap, c, gap_past_top), (before_c, true));
+}
+#[test]
+fn a_new_heap_has_reached_nothing_wherever_its_region_starts() {
+    for offset in 0..8 {
+        let heap = Arena::<Bump>::with_placement(1024, 64, offset).unwrap();
+        assert_eq!(heap.stats().high_water, 0, "offset {offset}");
+    }
+}
