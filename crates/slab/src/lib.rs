@@ -675,3 +675,29 @@ unsafe fn walk_slab(slab: SlabRef, block: Block, visit: &mut dyn FnMut(Block)) {
     }
 }
 // ANCHOR_END: walk_slab
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_counts_its_slabs_objects_and_tails() {
+        let class = 4;
+        let cache = CacheStats {
+            class,
+            object_size: CLASSES[class],
+            full: 2,
+            partial: 1,
+            empty: 3,
+            live: 70,
+        };
+        assert_eq!(cache.slabs(), 6);
+        assert_eq!(cache.objects(), 6 * cache.objects_per_slab());
+        assert_eq!(cache.tail_bytes(), 6 * cache.tail_per_slab());
+        // A slab is its objects, its tail and its header.
+        assert_eq!(
+            cache.objects_per_slab() * cache.object_size + cache.tail_per_slab() + HEADER,
+            SLAB_BYTES
+        );
+    }
+}
