@@ -445,10 +445,10 @@ fn the_marks_stay_inside_any_region() {
     // Every offset and length a word apart natively; a sample of them under Miri.
     let step = if cfg!(miri) { 136 } else { 8 };
     let mut memory = vec![CANARY; 2048 / 8 + 4];
-    let base = memory.as_mut_ptr().cast::<u8>();
     for offset in (0..1024).step_by(step) {
         for len in (0..1024).step_by(step) {
             memory.fill(CANARY);
+            let base = memory.as_mut_ptr().cast::<u8>();
             // SAFETY: `offset + len <= 2048`, inside `memory`, whose words past the
             // region only this test reads.
             let region = NonNull::slice_from_raw_parts(
