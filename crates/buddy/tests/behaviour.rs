@@ -423,6 +423,24 @@ fn check_names_a_split_block_whose_bit_is_clear() {
 }
 
 #[test]
+fn check_names_a_listed_block_whose_bit_is_set() {
+    let (start, lo, heap) = heap_with_small_roots();
+    // The 16-byte root at `lo` is free and listed; its bit is the second of its pair
+    // (its buddy, the sentinel before `lo`, has the first), so this also sees that the
+    // block's own bit, not its buddy's, is the one read.
+    // SAFETY: the word is put back before the heap is used again.
+    let saved = unsafe { flip_order_0_bit(&heap, start, lo, lo) };
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "a listed block has its taken bit clear"
+    );
+    let (word, _) = order_0_bit(start, lo, lo);
+    // SAFETY: as above.
+    unsafe { poke(&*heap, word, saved) };
+    heap.check().unwrap();
+}
+
+#[test]
 fn check_names_a_root_that_lost_its_sentinel() {
     let (start, lo, mut heap) = heap_with_small_roots();
     // The first root is a 16-byte block, whose buddy, before `lo`, is no block and
