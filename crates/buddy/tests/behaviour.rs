@@ -478,9 +478,10 @@ fn check_names_a_free_block_missing_from_its_list() {
         .collect();
     assert_eq!(free_16, [a.as_ptr().addr(), c.as_ptr().addr() + 16]);
     // `a`'s forward link, its first word, cut: the list ends at `a`, and the half after
-    // `c` is free but on no list.
+    // `c` is free but on no list. The link is taken out and put back as a pointer, with
+    // its provenance.
     // SAFETY: a word of a free block in the region; put back before the heap is used.
-    let saved = unsafe { poke(&*heap, a.as_ptr().addr(), 0usize) };
+    let saved = unsafe { poke(&*heap, a.as_ptr().addr(), None::<NonNull<u8>>) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "each list holds as many blocks as walk shows free blocks of its order"
