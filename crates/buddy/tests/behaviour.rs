@@ -321,16 +321,21 @@ unsafe fn flip_order_0_bit(heap: &Buddy, start: usize, lo: usize, addr: usize) -
     saved
 }
 
+/// Three 16-byte blocks of a fresh heap: `a` and `b` are buddies (`a` was cut from 32
+/// bytes and `b` took the free half), and `c` comes after them.
+fn buddies_and_a_third(heap: &mut Buddy) -> [NonNull<u8>; 3] {
+    let a = alloc(heap, bytes(32));
+    // SAFETY: `a` is live with 32 bytes.
+    unsafe { heap.resize_in_place(a, bytes(32), bytes(16)) }.unwrap();
+    let b = alloc(heap, bytes(16));
+    assert_eq!(b.as_ptr().addr(), a.as_ptr().addr() + 16);
+    [a, b, alloc(heap, bytes(16))]
+}
+
 #[test]
 fn check_finds_unmerged_buddies_and_broken_links() {
     let (start, mut heap) = heap_at(0);
-    // `a` and `b` are buddies: `a` was cut from 32 bytes and `b` took the free half.
-    let a = alloc(&mut *heap, bytes(32));
-    // SAFETY: `a` is live with 32 bytes.
-    unsafe { heap.resize_in_place(a, bytes(32), bytes(16)) }.unwrap();
-    let b = alloc(&mut *heap, bytes(16));
-    assert_eq!(b.as_ptr().addr(), a.as_ptr().addr() + 16);
-    let c = alloc(&mut *heap, bytes(16));
+    let [a, b, c] = buddies_and_a_third(&mut heap);
     // A live block with more usable bytes than all requests, so that the walk still
     // adds up (requested <= usable) once `b` is shown free.
     let _page = alloc(&mut *heap, Layout::from_size_align(1, REGION / 16).unwrap());
@@ -463,13 +468,9 @@ fn check_names_a_root_that_lost_its_sentinel() {
 #[test]
 fn check_names_a_free_block_missing_from_its_list() {
     let (_, mut heap) = heap_at(0);
-    // `a` and `b` are buddies; `c` is cut from the next 32 bytes, whose upper half
-    // goes on list 0. Freeing `a` puts it in front of that half.
-    let a = alloc(&mut *heap, bytes(32));
-    // SAFETY: `a` is live with 32 bytes.
-    unsafe { heap.resize_in_place(a, bytes(32), bytes(16)) }.unwrap();
-    let b = alloc(&mut *heap, bytes(16));
-    let c = alloc(&mut *heap, bytes(16));
+    // `c` is cut from the next 32 bytes, whose upper half goes on list 0. Freeing `a`
+    // puts it in front of that half.
+    let [a, b, c] = buddies_and_a_third(&mut heap);
     release(&mut *heap, a, bytes(16));
     let free_16: Vec<usize> = kinds(&*heap, BlockKind::Free)
         .iter()
