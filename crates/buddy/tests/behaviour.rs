@@ -305,20 +305,19 @@ fn order_0_bit(start: usize, lo: usize, addr: usize) -> (usize, u32) {
     (start + bit / 64 * 8, (bit % 64) as u32)
 }
 
-/// Flips the taken bit of the order-0 block at `addr`, as `order_0_bit` places it;
-/// returns the word as it was, to put back with `poke`.
-///
-/// # Safety
-///
-/// As for `poke`: the heap is only checked until the word is put back.
-unsafe fn flip_order_0_bit(heap: &Buddy, start: usize, lo: usize, addr: usize) -> usize {
+/// Flips the taken bit of the order-0 block at `addr`, as `order_0_bit` places it, sees
+/// `check` name `invariant`, then puts the bit back and sees the heap sound again.
+fn check_names_flipped_bit(heap: &Buddy, start: usize, lo: usize, addr: usize, invariant: &str) {
     let (word, bit) = order_0_bit(start, lo, addr);
-    // SAFETY: the caller's promise; the word is one of the bitmap's, at the region's
-    // start, so inside it and initialised by `new`.
+    // SAFETY: the word is one of the bitmap's, at the region's start, so inside it and
+    // initialised by `new`; the broken heap is only checked until it is put back.
     let saved = unsafe { poke(heap, word, 0usize) };
     // SAFETY: as above.
     unsafe { poke(heap, word, saved ^ 1 << bit) };
-    saved
+    assert_eq!(heap.check().unwrap_err().invariant, invariant);
+    // SAFETY: as above.
+    unsafe { poke(heap, word, saved) };
+    heap.check().unwrap();
 }
 
 /// Three 16-byte blocks of a fresh heap: `a` and `b` are buddies (`a` was cut from 32
@@ -415,16 +414,7 @@ fn check_names_a_split_block_whose_bit_is_clear() {
     // its own bit stays clear, as a free block's is.
     let free = kinds(&*heap, BlockKind::Free)[1];
     assert_eq!(free.size, 32);
-    // SAFETY: the word is put back before the heap is used again.
-    let saved = unsafe { flip_order_0_bit(&heap, start, lo, free.addr) };
-    assert_eq!(
-        heap.check().unwrap_err().invariant,
-        "a split block is taken"
-    );
-    let (word, _) = order_0_bit(start, lo, free.addr);
-    // SAFETY: as above.
-    unsafe { poke(&*heap, word, saved) };
-    heap.check().unwrap();
+    check_names_flipped_bit(&heap, start, lo, free.addr, "a split block is taken");
 }
 
 #[test]
@@ -433,16 +423,13 @@ fn check_names_a_listed_block_whose_bit_is_set() {
     // The 16-byte root at `lo` is free and listed; its bit is the second of its pair
     // (its buddy, the sentinel before `lo`, has the first), so this also sees that the
     // block's own bit, not its buddy's, is the one read.
-    // SAFETY: the word is put back before the heap is used again.
-    let saved = unsafe { flip_order_0_bit(&heap, start, lo, lo) };
-    assert_eq!(
-        heap.check().unwrap_err().invariant,
-        "a listed block has its taken bit clear"
+    check_names_flipped_bit(
+        &heap,
+        start,
+        lo,
+        lo,
+        "a listed block has its taken bit clear",
     );
-    let (word, _) = order_0_bit(start, lo, lo);
-    // SAFETY: as above.
-    unsafe { poke(&*heap, word, saved) };
-    heap.check().unwrap();
 }
 
 #[test]
@@ -452,16 +439,13 @@ fn check_names_a_root_that_lost_its_sentinel() {
     // carries a sentinel.
     let first = alloc(&mut *heap, bytes(16));
     assert_eq!(first.as_ptr().addr(), lo, "the only free 16-byte block");
-    // SAFETY: the word is put back before the heap is used again.
-    let saved = unsafe { flip_order_0_bit(&heap, start, lo, lo - 16) };
-    assert_eq!(
-        heap.check().unwrap_err().invariant,
-        "bits are set on taken blocks and on the sentinels of roots only"
+    check_names_flipped_bit(
+        &heap,
+        start,
+        lo,
+        lo - 16,
+        "bits are set on taken blocks and on the sentinels of roots only",
     );
-    let (word, _) = order_0_bit(start, lo, lo);
-    // SAFETY: as above.
-    unsafe { poke(&*heap, word, saved) };
-    heap.check().unwrap();
     release(&mut *heap, first, bytes(16));
 }
 
