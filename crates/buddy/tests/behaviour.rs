@@ -296,16 +296,45 @@ fn any_region_works_and_a_tiny_one_refuses_everything() {
     }
 }
 
+/// The word and the bit in it of the taken bit of the order-0 block at `addr`, in a heap
+/// whose region starts at `start`, a word boundary, and whose blocks start at `lo`. The
+/// bitmap starts the region and order 0's bits come first, one per 16 bytes from the
+/// pair of buddies of the block at `lo` (the layout `OrderBits` documents).
+fn order_0_bit(start: usize, lo: usize, addr: usize) -> (usize, u32) {
+    let bit = addr / 16 - ((lo / 16) & !1);
+    (start + bit / 64 * 8, (bit % 64) as u32)
+}
+
+/// Flips the taken bit of the order-0 block at `addr`, as `order_0_bit` places it, sees
+/// `check` name `invariant`, then puts the bit back and sees the heap sound again.
+fn check_names_flipped_bit(heap: &Buddy, start: usize, lo: usize, addr: usize, invariant: &str) {
+    let (word, bit) = order_0_bit(start, lo, addr);
+    // SAFETY: the word is one of the bitmap's, at the region's start, so inside it and
+    // initialised by `new`; the broken heap is only checked until it is put back.
+    let saved = unsafe { poke(heap, word, 0usize) };
+    // SAFETY: as above.
+    unsafe { poke(heap, word, saved ^ 1 << bit) };
+    assert_eq!(heap.check().unwrap_err().invariant, invariant);
+    // SAFETY: as above.
+    unsafe { poke(heap, word, saved) };
+    heap.check().unwrap();
+}
+
+/// Three 16-byte blocks of a fresh heap: `a` and `b` are buddies (`a` was cut from 32
+/// bytes and `b` took the free half), and `c` comes after them.
+fn buddies_and_a_third(heap: &mut Buddy) -> [NonNull<u8>; 3] {
+    let a = alloc(heap, bytes(32));
+    // SAFETY: `a` is live with 32 bytes.
+    unsafe { heap.resize_in_place(a, bytes(32), bytes(16)) }.unwrap();
+    let b = alloc(heap, bytes(16));
+    assert_eq!(b.as_ptr().addr(), a.as_ptr().addr() + 16);
+    [a, b, alloc(heap, bytes(16))]
+}
+
 #[test]
 fn check_finds_unmerged_buddies_and_broken_links() {
     let (start, mut heap) = heap_at(0);
-    // `a` and `b` are buddies: `a` was cut from 32 bytes and `b` took the free half.
-    let a = alloc(&mut *heap, bytes(32));
-    // SAFETY: `a` is live with 32 bytes.
-    unsafe { heap.resize_in_place(a, bytes(32), bytes(16)) }.unwrap();
-    let b = alloc(&mut *heap, bytes(16));
-    assert_eq!(b.as_ptr().addr(), a.as_ptr().addr() + 16);
-    let c = alloc(&mut *heap, bytes(16));
+    let [a, b, c] = buddies_and_a_third(&mut heap);
     // A live block with more usable bytes than all requests, so that the walk still
     // adds up (requested <= usable) once `b` is shown free.
     let _page = alloc(&mut *heap, Layout::from_size_align(1, REGION / 16).unwrap());
@@ -314,15 +343,13 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     // The bitmap starts the region (at a 64 KiB boundary, so at a word); the taken
     // bits of order 0 come first, one per 16 bytes from the pair of buddies of the
     // first block. Clearing `b`'s makes it and `a` two free buddies side by side.
-    let (bitmap, lo) = (start, blocks(&*heap)[0].end());
-    let bit_of = |block: NonNull<u8>| block.as_ptr().addr() / 16 - ((lo / 16) & !1);
-    let bit = bit_of(b);
-    let word = bitmap + bit / 64 * 8;
+    let lo = blocks(&*heap)[0].end();
+    let (word, bit) = order_0_bit(start, lo, b.as_ptr().addr());
     // SAFETY: a word of the heap's region (so for every `poke` here); then the broken
     // heap is only checked.
     let saved = unsafe { poke(&*heap, word, 0usize) };
     // SAFETY: as above.
-    unsafe { poke(&*heap, word, saved & !(1 << (bit % 64))) };
+    unsafe { poke(&*heap, word, saved & !(1 << bit)) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "no two free buddies are left unmerged"
@@ -343,12 +370,11 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     unsafe { poke(&*heap, back_link, saved) };
     heap.check().unwrap();
     // `a`'s taken bit set: the list holds a block its bits call used.
-    let a_bit = bit_of(a);
-    let a_word = bitmap + a_bit / 64 * 8;
+    let (a_word, a_bit) = order_0_bit(start, lo, a.as_ptr().addr());
     // SAFETY: as above.
     let saved = unsafe { poke(&*heap, a_word, 0usize) };
     // SAFETY: as above.
-    unsafe { poke(&*heap, a_word, saved | 1 << (a_bit % 64)) };
+    unsafe { poke(&*heap, a_word, saved | 1 << a_bit) };
     assert_eq!(
         heap.check().unwrap_err().invariant,
         "a listed block has its taken bit clear"
@@ -368,6 +394,119 @@ fn check_finds_unmerged_buddies_and_broken_links() {
     // SAFETY: as above.
     unsafe { poke(&*heap, next_link, saved) };
     heap.check().unwrap();
+}
+
+/// A heap placed so that its first roots are a 16-byte and a 32-byte block: its blocks
+/// start 16 bytes past a multiple of 64. Returns the region's start, where the blocks
+/// start, and the heap.
+fn heap_with_small_roots() -> (usize, usize, Arena<Buddy>) {
+    (0..8)
+        .map(|words| heap_at(16 * words))
+        .map(|(start, heap)| (start, blocks(&*heap)[0].end(), heap))
+        .find(|(_, lo, _)| lo % 64 == 16)
+        .expect("an offset that starts the blocks 16 bytes past a multiple of 64")
+}
+
+#[test]
+fn check_names_a_split_block_whose_bit_is_clear() {
+    let (start, lo, heap) = heap_with_small_roots();
+    // The 32-byte root: setting the bit of its lower half makes it read as split, while
+    // its own bit stays clear, as a free block's is.
+    let free = kinds(&*heap, BlockKind::Free)[1];
+    assert_eq!(free.size, 32);
+    check_names_flipped_bit(&heap, start, lo, free.addr, "a split block is taken");
+}
+
+#[test]
+fn check_names_a_listed_block_whose_bit_is_set() {
+    let (start, lo, heap) = heap_with_small_roots();
+    // The 16-byte root at `lo` is free and listed; its bit is the second of its pair
+    // (its buddy, the sentinel before `lo`, has the first), so this also sees that the
+    // block's own bit, not its buddy's, is the one read.
+    check_names_flipped_bit(
+        &heap,
+        start,
+        lo,
+        lo,
+        "a listed block has its taken bit clear",
+    );
+}
+
+#[test]
+fn check_names_a_root_that_lost_its_sentinel() {
+    let (start, lo, mut heap) = heap_with_small_roots();
+    // The first root is a 16-byte block, whose buddy, before `lo`, is no block and
+    // carries a sentinel.
+    let first = alloc(&mut *heap, bytes(16));
+    assert_eq!(first.as_ptr().addr(), lo, "the only free 16-byte block");
+    check_names_flipped_bit(
+        &heap,
+        start,
+        lo,
+        lo - 16,
+        "bits are set on taken blocks and on the sentinels of roots only",
+    );
+    release(&mut *heap, first, bytes(16));
+}
+
+#[test]
+fn check_names_a_free_block_missing_from_its_list() {
+    let (_, mut heap) = heap_at(0);
+    // `c` is cut from the next 32 bytes, whose upper half goes on list 0. Freeing `a`
+    // puts it in front of that half.
+    let [a, b, c] = buddies_and_a_third(&mut heap);
+    release(&mut *heap, a, bytes(16));
+    let free_16: Vec<usize> = kinds(&*heap, BlockKind::Free)
+        .iter()
+        .filter(|block| block.size == 16)
+        .map(|block| block.addr)
+        .collect();
+    assert_eq!(free_16, [a.as_ptr().addr(), c.as_ptr().addr() + 16]);
+    // `a`'s forward link, its first word, cut: the list ends at `a`, and the half after
+    // `c` is free but on no list. The link is taken out and put back as a pointer, with
+    // its provenance.
+    // SAFETY: a word of a free block in the region; put back before the heap is used.
+    let saved = unsafe { poke(&*heap, a.as_ptr().addr(), None::<NonNull<u8>>) };
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "each list holds as many blocks as walk shows free blocks of its order"
+    );
+    // SAFETY: as above.
+    unsafe { poke(&*heap, a.as_ptr().addr(), saved) };
+    heap.check().unwrap();
+    release(&mut *heap, b, bytes(16));
+    release(&mut *heap, c, bytes(16));
+}
+
+#[test]
+fn check_names_a_listed_block_outside_the_area() {
+    // 15 bytes past the last block boundary: a crumb after the area's end.
+    let mut heap = Arena::<Buddy>::with_placement(REGION + 15, REGION, 0).unwrap();
+    let lo = blocks(&*heap)[0].end();
+    let hi = start_of_crumb(&*heap);
+    let a = alloc(&mut *heap, bytes(16));
+    // `a` came off list 0 and went back alone: its forward link is its first word.
+    release(&mut *heap, a, bytes(16));
+    // Aligned addresses just outside `[lo, hi)`, on either side, are no blocks.
+    for outside in [lo - 16, hi] {
+        // SAFETY: a word of a free block in the region; put back before the heap is used.
+        let saved = unsafe { poke(&*heap, a.as_ptr().addr(), outside) };
+        assert_eq!(
+            heap.check().unwrap_err().invariant,
+            "a listed block is a block of its list's order",
+            "a link to {outside:#x}"
+        );
+        // SAFETY: as above.
+        unsafe { poke(&*heap, a.as_ptr().addr(), saved) };
+    }
+    heap.check().unwrap();
+}
+
+/// Where the blocks end: the start of the overhead after them.
+fn start_of_crumb<H: RawHeap>(heap: &H) -> usize {
+    let crumb = *blocks(heap).last().unwrap();
+    assert_eq!(crumb.kind, BlockKind::Overhead, "{crumb:?}");
+    crumb.addr
 }
 
 /// An operation of the property test: allocate `size` bytes aligned to `1 << align_log2`,
