@@ -742,19 +742,27 @@ mod tests {
             }),
             "every free block is on the list of its class"
         );
-        // A row no block of this heap can reach: the check reads only its bits there,
-        // and a block moved to it is missing from the list of its class.
-        assert_eq!(
-            broken(|heap| {
-                let hole = heap.free[0][7].first().unwrap();
-                heap.free[0][7] = BlockList::new();
-                // SAFETY: `hole` is a free block, now on no list.
-                unsafe { heap.free[40][0].push_front(hole) };
-                heap.sl_bitmap[0] ^= 1 << 7;
-                heap.fl_bitmap ^= usize::from(heap.sl_bitmap[0] == 0);
-            }),
-            "every free block is on the list of its class"
-        );
+        // Rows no block of this heap can reach, the first of them (just above the
+        // span's own class) and one far above: the check reads only their bits, and a
+        // block moved to one is missing from the list of its class.
+        let first_unreachable: fn(&Tlsf) -> usize = |heap| {
+            let (span, _) = heap.blocks.unwrap();
+            Classes::<32>::class_of(span.len()).fl as usize + 1
+        };
+        for row in [first_unreachable, |_| 40] {
+            assert_eq!(
+                broken(|heap| {
+                    let row = row(heap);
+                    let hole = heap.free[0][7].first().unwrap();
+                    heap.free[0][7] = BlockList::new();
+                    // SAFETY: `hole` is a free block, now on no list.
+                    unsafe { heap.free[row][0].push_front(hole) };
+                    heap.sl_bitmap[0] ^= 1 << 7;
+                    heap.fl_bitmap ^= usize::from(heap.sl_bitmap[0] == 0);
+                }),
+                "every free block is on the list of its class"
+            );
+        }
         assert_eq!(
             broken(|heap| {
                 heap.sl_bitmap[40] |= 1;
