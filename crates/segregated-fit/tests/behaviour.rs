@@ -274,6 +274,24 @@ fn an_aligned_request_takes_the_block_of_its_bin_that_spares_least() {
 }
 
 #[test]
+fn an_aligned_request_takes_the_latest_freed_of_equal_fits() {
+    // Two holes of one size, 2432 bytes apart (a hole and its fence), a multiple of 64:
+    // their gaps to a 64-byte aligned payload are equal, and so is what they spare. The
+    // tie goes to the first on the list, the hole freed last, as in every bin.
+    let mut heap = Arena::<SegregatedFit>::new(1 << 16);
+    let ptrs = holes(&mut heap, &[2400, 2400]);
+    assert_eq!(ptrs[1].as_ptr().addr() - ptrs[0].as_ptr().addr(), 2432);
+    let layout = Layout::from_size_align(payload_for(2096), 64).unwrap();
+    let got = heap.allocate(layout).unwrap().as_ptr().addr();
+    heap.check().unwrap();
+    let latest = ptrs[1].as_ptr().addr();
+    assert!(
+        (latest..latest + 2400).contains(&got),
+        "{got:#x} is cut from the hole freed last, at {latest:#x}"
+    );
+}
+
+#[test]
 fn a_full_heap_answers_exhausted_and_stays_usable() {
     let mut heap = Arena::<SegregatedFit>::new(4096);
     let mut live = Vec::new();

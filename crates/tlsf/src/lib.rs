@@ -715,6 +715,42 @@ mod tests {
     }
 
     #[test]
+    fn lists_holding_as_many_blocks_as_the_span_can_are_not_called_endless() {
+        // The span cut into as many free blocks as fit, each filed on the list of its
+        // class: the walk of the lists reaches its bound exactly, not past it, and what
+        // is wrong is named by the walk of the blocks.
+        let mut heap = Arena::<Tlsf>::new(4096);
+        let (span, first) = heap.blocks.unwrap();
+        let count = span.len() / MIN_BLOCK;
+        let start = heap.region.cast::<u8>();
+        // SAFETY: `first` is the heap's one free block, the whole span, on its list. It
+        // leaves the list and is cut into `count` free blocks, the last taking what is
+        // left over, that tile the span; each is filed once.
+        unsafe {
+            heap.take_off(first, span.len());
+            for i in 0..count {
+                let addr = span.first + i * MIN_BLOCK;
+                let size = if i + 1 == count {
+                    span.epilogue - addr
+                } else {
+                    MIN_BLOCK
+                };
+                let block = BlockRef::at(start.with_addr(core::num::NonZero::new(addr).unwrap()));
+                block.write_free(size, i == 0);
+                heap.insert(block, size);
+            }
+        }
+        let error = heap.check().unwrap_err();
+        assert_eq!(
+            (error.invariant, error.addr),
+            (
+                "no two free blocks are neighbours",
+                Some(span.first + MIN_BLOCK)
+            )
+        );
+    }
+
+    #[test]
     fn check_reads_as_the_invariants_of_the_fields() {
         assert_eq!(
             broken(|heap| heap.sl_bitmap[0] ^= 1),
