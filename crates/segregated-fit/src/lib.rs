@@ -746,16 +746,19 @@ mod tests {
         let count = span.len() / MIN_BLOCK;
         let start = heap.region.cast::<u8>();
         // SAFETY: the new heap's one block, the whole span, is the top, on no bin. It is
-        // cut into `count` free blocks, the last taking what is left over, that tile the
+        // cut into `count` free blocks, the first taking what is left over, that tile the
         // span; each is filed once, after its tags are written.
         unsafe {
+            // The first block takes what is left over, so that the last one, of
+            // MIN_BLOCK bytes, ends at the epilogue.
+            let spare = span.len() - count * MIN_BLOCK;
             for i in 0..count {
-                let addr = span.first + i * MIN_BLOCK;
-                let size = if i + 1 == count {
-                    span.epilogue - addr
+                let addr = if i == 0 {
+                    span.first
                 } else {
-                    MIN_BLOCK
+                    span.first + spare + i * MIN_BLOCK
                 };
+                let size = if i == 0 { MIN_BLOCK + spare } else { MIN_BLOCK };
                 let block = BlockRef::at(start.with_addr(core::num::NonZero::new(addr).unwrap()));
                 block.write_free(size, i == 0);
                 heap.bins.push(block, bin_of(size));
@@ -767,7 +770,7 @@ mod tests {
             (error.invariant, error.addr),
             (
                 "no two free blocks are neighbours",
-                Some(span.first + MIN_BLOCK)
+                Some(span.first + MIN_BLOCK + span.len() % MIN_BLOCK)
             )
         );
     }

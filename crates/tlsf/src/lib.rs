@@ -724,17 +724,20 @@ mod tests {
         let count = span.len() / MIN_BLOCK;
         let start = heap.region.cast::<u8>();
         // SAFETY: `first` is the heap's one free block, the whole span, on its list. It
-        // leaves the list and is cut into `count` free blocks, the last taking what is
+        // leaves the list and is cut into `count` free blocks, the first taking what is
         // left over, that tile the span; each is filed once.
         unsafe {
             heap.take_off(first, span.len());
+            // The first block takes what is left over, so that the last one, of
+            // MIN_BLOCK bytes, ends at the epilogue.
+            let spare = span.len() - count * MIN_BLOCK;
             for i in 0..count {
-                let addr = span.first + i * MIN_BLOCK;
-                let size = if i + 1 == count {
-                    span.epilogue - addr
+                let addr = if i == 0 {
+                    span.first
                 } else {
-                    MIN_BLOCK
+                    span.first + spare + i * MIN_BLOCK
                 };
+                let size = if i == 0 { MIN_BLOCK + spare } else { MIN_BLOCK };
                 let block = BlockRef::at(start.with_addr(core::num::NonZero::new(addr).unwrap()));
                 block.write_free(size, i == 0);
                 heap.insert(block, size);
@@ -745,7 +748,7 @@ mod tests {
             (error.invariant, error.addr),
             (
                 "no two free blocks are neighbours",
-                Some(span.first + MIN_BLOCK)
+                Some(span.first + MIN_BLOCK + span.len() % MIN_BLOCK)
             )
         );
     }
