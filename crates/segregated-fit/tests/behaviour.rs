@@ -332,3 +332,12 @@ fn debug_shows_the_region_and_the_requested_bytes() {
     assert!(shown.contains("100"), "{shown}");
     assert!(shown.ends_with(", .. }"), "{shown}");
 }
+
+#[test]
+fn a_region_too_small_for_a_block_is_sound_and_refuses_everything() {
+    let mut heap = Arena::<SegregatedFit>::new(MIN_BLOCK);
+    heap.check().unwrap();
+    assert_eq!(heap.stats().free, 0);
+    assert_eq!(heap.allocate(bytes(1)), Err(AllocError::Unsupported));
+    heap.check().unwrap();
+}
