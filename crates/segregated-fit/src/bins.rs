@@ -274,6 +274,23 @@ mod tests {
     }
 
     #[test]
+    fn every_size_from_the_last_bins_floor_up_shares_the_last_bin() {
+        let last = smallest_in(BINS - 1);
+        assert_eq!(bin_of(last - GRANULE), BINS - 2);
+        // Each power of two from there up, and the sizes a quarter of one apart, which
+        // would each have had a bin of their own.
+        let mut power = last.next_power_of_two();
+        while power != 0 {
+            for quarter in 0..SUB_BINS {
+                let size = power + quarter * (power / SUB_BINS);
+                assert_eq!(bin_of(size), BINS - 1, "the bin of {size:#x}");
+            }
+            power <<= 1;
+        }
+        assert_eq!(bin_of(last), BINS - 1);
+    }
+
+    #[test]
     fn a_bin_starts_at_its_smallest_size_and_ends_below_the_next() {
         for bin in MIN_BLOCK / GRANULE..BINS {
             let floor = smallest_in(bin);

@@ -736,6 +736,46 @@ mod tests {
     }
 
     #[test]
+    fn bins_holding_as_many_blocks_as_the_span_can_are_not_called_endless() {
+        // The span cut into as many free blocks as fit, each filed on the bin of its
+        // size, the last one too (so there is no top): the walk of the bins reaches its
+        // bound exactly, not past it, and what is wrong is named by the walk of the
+        // blocks.
+        let mut heap = Arena::<SegregatedFit>::new(4096);
+        let (span, _) = heap.blocks.unwrap();
+        let count = span.len() / MIN_BLOCK;
+        let start = heap.region.cast::<u8>();
+        // SAFETY: the new heap's one block, the whole span, is the top, on no bin. It is
+        // cut into `count` free blocks, the first taking what is left over, that tile the
+        // span; each is filed once, after its tags are written.
+        unsafe {
+            // The first block takes what is left over, so that the last one, of
+            // MIN_BLOCK bytes, ends at the epilogue.
+            let spare = span.len() - count * MIN_BLOCK;
+            for i in 0..count {
+                let addr = if i == 0 {
+                    span.first
+                } else {
+                    span.first + spare + i * MIN_BLOCK
+                };
+                let size = if i == 0 { MIN_BLOCK + spare } else { MIN_BLOCK };
+                let block = BlockRef::at(start.with_addr(core::num::NonZero::new(addr).unwrap()));
+                block.write_free(size, i == 0);
+                heap.bins.push(block, bin_of(size));
+            }
+        }
+        heap.top = None;
+        let error = heap.check().unwrap_err();
+        assert_eq!(
+            (error.invariant, error.addr),
+            (
+                "no two free blocks are neighbours",
+                Some(span.first + MIN_BLOCK + span.len() % MIN_BLOCK)
+            )
+        );
+    }
+
+    #[test]
     fn check_notices_a_block_on_the_wrong_bin() {
         let (mut heap, hole) = heap_with_a_hole();
         // SAFETY: `hole` is a free block of 64 bytes on its bin; it moves to another

@@ -87,6 +87,23 @@ fn a_request_with_an_empty_bin_takes_the_smallest_block_above() {
 }
 
 #[test]
+fn a_bin_of_blocks_too_small_sends_the_request_to_the_bins_above() {
+    let mut heap = Arena::<SegregatedFit>::new(1 << 16);
+    // The bin of [1024, 1280) holds only a 1040-byte hole, too small for a 1200-byte
+    // block of the same bin; the next bin with a block holds a 2112-byte hole.
+    let ptrs = holes(&mut heap, &[1040, 2112]);
+    assert_eq!(bin_of(1040), bin_of(1200));
+    assert!(bin_of(2112) > bin_of(1200));
+    let got = alloc(&mut heap, payload_for(1200));
+    assert_eq!(
+        got, ptrs[1],
+        "the search goes on above the request's own bin"
+    );
+    // The small hole is still free, for a request it fits.
+    assert_eq!(alloc(&mut heap, payload_for(1040)), ptrs[0]);
+}
+
+#[test]
 fn best_fit_within_a_logarithmic_bin() {
     let mut heap = Arena::<SegregatedFit>::new(1 << 16);
     // Three holes in the bin of [2048, 2560): a request for a 2096-byte block fits the
@@ -216,6 +233,65 @@ fn aligned_requests_leave_their_gap_free_on_its_bin() {
 }
 
 #[test]
+fn an_aligned_request_takes_the_block_of_its_bin_that_spares_least() {
+    // An aligned block may start past a gap in front, which is not spare: best fit
+    // weighs each block by its size less the gap. Two holes of the bin of [2048, 2560),
+    // the larger freed last and so first on the list, at addresses shifted a granule at
+    // a time, so that the gaps, and which hole spares less, change.
+    let (align, need) = (256, 2096);
+    let layout = Layout::from_size_align(payload_for(need), align).unwrap();
+    let sizes = [2400, 2496];
+    assert_eq!(bin_of(sizes[0]), bin_of(need));
+    assert_eq!(bin_of(sizes[1]), bin_of(need));
+    let mut winners = [0; 2];
+    for shift in 0..align / GRANULE {
+        let mut heap = Arena::<SegregatedFit>::new(1 << 16);
+        alloc(&mut heap, payload_for(MIN_BLOCK + shift * GRANULE));
+        let starts: Vec<usize> = holes(&mut heap, &sizes)
+            .iter()
+            .map(|ptr| ptr.as_ptr().addr() - 8)
+            .collect();
+        let spare = |hole: usize| {
+            let gap = rawheap::tags::fit_gap(starts[hole], sizes[hole], need, align);
+            sizes[hole] - gap.expect("both holes fit the request") - need
+        };
+        let got = heap.allocate(layout).unwrap().as_ptr().addr();
+        heap.check().unwrap();
+        assert!(got.is_multiple_of(align));
+        let taken = (0..2)
+            .find(|&hole| (starts[hole]..starts[hole] + sizes[hole]).contains(&got))
+            .expect("the block is cut from a hole");
+        assert_eq!(
+            spare(taken),
+            spare(0).min(spare(1)),
+            "shifted {shift} granules: {got:#x} from the hole at {:#x}",
+            starts[taken]
+        );
+        winners[taken] += 1;
+    }
+    // The shifts are not all won by one hole, or nothing was weighed.
+    assert!(winners.iter().all(|&won| won > 0), "{winners:?}");
+}
+
+#[test]
+fn an_aligned_request_takes_the_latest_freed_of_equal_fits() {
+    // Two holes of one size, 2432 bytes apart (a hole and its fence), a multiple of 64:
+    // their gaps to a 64-byte aligned payload are equal, and so is what they spare. The
+    // tie goes to the first on the list, the hole freed last, as in every bin.
+    let mut heap = Arena::<SegregatedFit>::new(1 << 16);
+    let ptrs = holes(&mut heap, &[2400, 2400]);
+    assert_eq!(ptrs[1].as_ptr().addr() - ptrs[0].as_ptr().addr(), 2432);
+    let layout = Layout::from_size_align(payload_for(2096), 64).unwrap();
+    let got = heap.allocate(layout).unwrap().as_ptr().addr();
+    heap.check().unwrap();
+    let latest = ptrs[1].as_ptr().addr();
+    assert!(
+        (latest..latest + 2400).contains(&got),
+        "{got:#x} is cut from the hole freed last, at {latest:#x}"
+    );
+}
+
+#[test]
 fn a_full_heap_answers_exhausted_and_stays_usable() {
     let mut heap = Arena::<SegregatedFit>::new(4096);
     let mut live = Vec::new();
@@ -255,4 +331,13 @@ fn debug_shows_the_region_and_the_requested_bytes() {
     );
     assert!(shown.contains("100"), "{shown}");
     assert!(shown.ends_with(", .. }"), "{shown}");
+}
+
+#[test]
+fn a_region_too_small_for_a_block_is_sound_and_refuses_everything() {
+    let mut heap = Arena::<SegregatedFit>::new(MIN_BLOCK);
+    heap.check().unwrap();
+    assert_eq!(heap.stats().free, 0);
+    assert_eq!(heap.allocate(bytes(1)), Err(AllocError::Unsupported));
+    heap.check().unwrap();
 }

@@ -715,6 +715,45 @@ mod tests {
     }
 
     #[test]
+    fn lists_holding_as_many_blocks_as_the_span_can_are_not_called_endless() {
+        // The span cut into as many free blocks as fit, each filed on the list of its
+        // class: the walk of the lists reaches its bound exactly, not past it, and what
+        // is wrong is named by the walk of the blocks.
+        let mut heap = Arena::<Tlsf>::new(4096);
+        let (span, first) = heap.blocks.unwrap();
+        let count = span.len() / MIN_BLOCK;
+        let start = heap.region.cast::<u8>();
+        // SAFETY: `first` is the heap's one free block, the whole span, on its list. It
+        // leaves the list and is cut into `count` free blocks, the first taking what is
+        // left over, that tile the span; each is filed once.
+        unsafe {
+            heap.take_off(first, span.len());
+            // The first block takes what is left over, so that the last one, of
+            // MIN_BLOCK bytes, ends at the epilogue.
+            let spare = span.len() - count * MIN_BLOCK;
+            for i in 0..count {
+                let addr = if i == 0 {
+                    span.first
+                } else {
+                    span.first + spare + i * MIN_BLOCK
+                };
+                let size = if i == 0 { MIN_BLOCK + spare } else { MIN_BLOCK };
+                let block = BlockRef::at(start.with_addr(core::num::NonZero::new(addr).unwrap()));
+                block.write_free(size, i == 0);
+                heap.insert(block, size);
+            }
+        }
+        let error = heap.check().unwrap_err();
+        assert_eq!(
+            (error.invariant, error.addr),
+            (
+                "no two free blocks are neighbours",
+                Some(span.first + MIN_BLOCK + span.len() % MIN_BLOCK)
+            )
+        );
+    }
+
+    #[test]
     fn check_reads_as_the_invariants_of_the_fields() {
         assert_eq!(
             broken(|heap| heap.sl_bitmap[0] ^= 1),
@@ -742,19 +781,27 @@ mod tests {
             }),
             "every free block is on the list of its class"
         );
-        // A row no block of this heap can reach: the check reads only its bits there,
-        // and a block moved to it is missing from the list of its class.
-        assert_eq!(
-            broken(|heap| {
-                let hole = heap.free[0][7].first().unwrap();
-                heap.free[0][7] = BlockList::new();
-                // SAFETY: `hole` is a free block, now on no list.
-                unsafe { heap.free[40][0].push_front(hole) };
-                heap.sl_bitmap[0] ^= 1 << 7;
-                heap.fl_bitmap ^= usize::from(heap.sl_bitmap[0] == 0);
-            }),
-            "every free block is on the list of its class"
-        );
+        // Rows no block of this heap can reach, the first of them (just above the
+        // span's own class) and one far above: the check reads only their bits, and a
+        // block moved to one is missing from the list of its class.
+        let first_unreachable: fn(&Tlsf) -> usize = |heap| {
+            let (span, _) = heap.blocks.unwrap();
+            Classes::<32>::class_of(span.len()).fl as usize + 1
+        };
+        for row in [first_unreachable, |_| 40] {
+            assert_eq!(
+                broken(|heap| {
+                    let row = row(heap);
+                    let hole = heap.free[0][7].first().unwrap();
+                    heap.free[0][7] = BlockList::new();
+                    // SAFETY: `hole` is a free block, now on no list.
+                    unsafe { heap.free[row][0].push_front(hole) };
+                    heap.sl_bitmap[0] ^= 1 << 7;
+                    heap.fl_bitmap ^= usize::from(heap.sl_bitmap[0] == 0);
+                }),
+                "every free block is on the list of its class"
+            );
+        }
         assert_eq!(
             broken(|heap| {
                 heap.sl_bitmap[40] |= 1;
