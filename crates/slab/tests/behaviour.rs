@@ -237,6 +237,7 @@ fn a_full_backing_heap_gets_the_reserve_back<B: RawHeap>() {
 
 fn resizing_in_place_stays_within_the_object<B: RawHeap>() {
     let mut heap = Arena::<Slab<B>>::new(1 << 16);
+    assert!(heap.capabilities().resizes_in_place, "and says so");
     let block = alloc(&mut *heap, 20);
     // SAFETY: `block` is live with each old layout in turn.
     unsafe {
