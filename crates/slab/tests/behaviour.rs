@@ -352,3 +352,28 @@ fn debug_shows_the_caches_and_the_usage() {
     assert!(shown.contains("live_blocks: 1"), "{shown}");
     assert!(shown.ends_with(", .. }"), "{shown}");
 }
+
+#[test]
+fn check_names_a_slab_link_that_leaves_the_region() {
+    use conformance::tamper::{link, poke};
+    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+    let object = alloc(&mut *heap, 32);
+    let slab = slab_of(object);
+    // A slab's header ends its page; its third word is the link to the next slab on
+    // its cache's list, which names that slab by its header.
+    let next_link = slab + SLAB_BYTES - HEADER + 2 * size_of::<usize>();
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    let below = start.next_multiple_of(SLAB_BYTES) - 4 * SLAB_BYTES;
+    let forged = link(&*heap, Some(below + SLAB_BYTES - HEADER));
+    // SAFETY: the link is an initialised word of a live slab's header, inside the
+    // region; the heap is only checked until it is put back.
+    let old = unsafe { poke(&*heap, next_link, forged) };
+    assert_eq!(
+        heap.check().unwrap_err().invariant,
+        "a slab on a cache's list lies in a marked frame of the region"
+    );
+    // SAFETY: as above.
+    unsafe { poke(&*heap, next_link, old) };
+    heap.check().unwrap();
+    free(&mut *heap, object, 32);
+}
