@@ -795,6 +795,7 @@ pub struct Merge {
 }
 
 impl Merge {
+    // ANCHOR: merge_plan
     /// Plans freeing the used block `used`, freed with a layout of `requested` bytes:
     /// which neighbours are free and what the merged block spans. Reads headers and one
     /// footer only.
@@ -864,6 +865,8 @@ impl Merge {
             }
         }
     }
+
+    // ANCHOR_END: merge_plan
 
     /// Where the freed block ended: the address of the block that was after it.
     #[inline]
