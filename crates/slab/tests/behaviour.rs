@@ -6,6 +6,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
+use buddy::Buddy;
 use free_list::FreeList;
 use proptest::prelude::*;
 use rawheap::{Arena, Block, BlockKind, RawHeap};
@@ -353,27 +354,68 @@ fn debug_shows_the_caches_and_the_usage() {
     assert!(shown.ends_with(", .. }"), "{shown}");
 }
 
-#[test]
-fn check_names_a_slab_link_that_leaves_the_region() {
+/// What `check` names once the list link of `object`'s slab (its only slab, so the link
+/// is `None`) is forged to lead to a slab starting at `forged`. The link is put back
+/// and the heap checked again before the answer is returned.
+fn named_for_a_forged_slab_link<B: RawHeap>(
+    heap: &Slab<B>,
+    object: NonNull<u8>,
+    forged: usize,
+) -> &'static str {
     use conformance::tamper::{link, poke};
-    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
-    let object = alloc(&mut *heap, 32);
-    let slab = slab_of(object);
     // A slab's header ends its page; its third word is the link to the next slab on
     // its cache's list, which names that slab by its header.
-    let next_link = slab + SLAB_BYTES - HEADER + 2 * size_of::<usize>();
-    let start = heap.region().cast::<u8>().as_ptr().addr();
-    let below = start.next_multiple_of(SLAB_BYTES) - 4 * SLAB_BYTES;
-    let forged = link(&*heap, Some(below + SLAB_BYTES - HEADER));
+    let next_link = slab_of(object) + SLAB_BYTES - HEADER + 2 * size_of::<usize>();
+    let forged = link(heap, Some(forged + SLAB_BYTES - HEADER));
     // SAFETY: the link is an initialised word of a live slab's header, inside the
     // region; the heap is only checked until it is put back.
-    let old = unsafe { poke(&*heap, next_link, forged) };
+    let old = unsafe { poke(heap, next_link, forged) };
+    let named = heap.check().unwrap_err().invariant;
+    // SAFETY: as above.
+    unsafe { poke(heap, next_link, old) };
+    heap.check().unwrap();
+    named
+}
+
+#[test]
+fn check_names_a_slab_link_that_leaves_the_region() {
+    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+    let object = alloc(&mut *heap, 32);
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    let below = start.next_multiple_of(SLAB_BYTES) - 4 * SLAB_BYTES;
     assert_eq!(
-        heap.check().unwrap_err().invariant,
+        named_for_a_forged_slab_link(&heap, object, below),
         "a slab on a cache's list lies in a marked frame of the region"
     );
-    // SAFETY: as above.
-    unsafe { poke(&*heap, next_link, old) };
-    heap.check().unwrap();
+    free(&mut *heap, object, 32);
+}
+
+#[test]
+fn check_names_a_slab_link_into_the_middle_of_the_last_page() {
+    // Two pages: the buddy heap keeps its bitmap and the frame map in the first, so the
+    // one slab it can make is the second, which ends the region. A slab said to start
+    // within that page lies in a marked frame, but its header would lie past the
+    // region's end: `check` must name it without reading there.
+    let pages = 2 * SLAB_BYTES;
+    let mut heap = Arena::<Slab<Buddy>>::with_placement(pages, pages, 0).unwrap();
+    let object = alloc(&mut *heap, 32);
+    let region = heap.region();
+    let end = region.cast::<u8>().as_ptr().addr() + region.len();
+    assert_eq!(
+        slab_of(object) + SLAB_BYTES,
+        end,
+        "the slab ends the region"
+    );
+    for into in [
+        size_of::<usize>(),
+        SLAB_BYTES / 2,
+        SLAB_BYTES - size_of::<usize>(),
+    ] {
+        assert_eq!(
+            named_for_a_forged_slab_link(&heap, object, slab_of(object) + into),
+            "a slab on a cache's list lies in a marked frame of the region",
+            "a slab {into} bytes into the last page"
+        );
+    }
     free(&mut *heap, object, 32);
 }
