@@ -10,7 +10,9 @@ use buddy::Buddy;
 use free_list::FreeList;
 use proptest::prelude::*;
 use rawheap::{Arena, Block, BlockKind, RawHeap};
-use slab::{CLASSES, CacheStats, HEADER, SLAB_BYTES, Slab, class_of, objects_per_slab};
+use slab::{
+    CLASSES, CacheStats, HEADER, LARGEST_CLASS, SLAB_BYTES, Slab, class_of, objects_per_slab,
+};
 
 fn bytes(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
@@ -73,6 +75,7 @@ over_backing_heaps!(
     large_requests_go_to_the_backing_heap,
     a_full_backing_heap_gets_the_reserve_back,
     resizing_in_place_stays_within_the_object,
+    a_region_too_small_for_the_frame_map_refuses_every_request,
 );
 
 fn a_free_is_a_push_and_the_next_allocate_its_pop<B: RawHeap>() {
@@ -249,6 +252,57 @@ fn resizing_in_place_stays_within_the_object<B: RawHeap>() {
         assert_eq!(heap.usable_size(moved, bytes(25)), 32);
         heap.deallocate(moved, bytes(25));
     }
+    heap.check().unwrap();
+}
+
+fn a_region_too_small_for_the_frame_map_refuses_every_request<B: RawHeap>() {
+    // The frame map takes one word of the backing heap; every region in which the
+    // backing heap alone refuses that word, from the empty one up.
+    let word = Layout::new::<usize>();
+    let too_small = (0..).take_while(|&size| Arena::<B>::new(size).allocate(word).is_err());
+    for size in too_small {
+        let mut heap = Arena::<Slab<B>>::new(size);
+        assert_eq!(
+            heap.stats().high_water,
+            0,
+            "{size} bytes: nothing handed out"
+        );
+        for request in [1, 8, LARGEST_CLASS, SLAB_BYTES] {
+            assert!(heap.allocate(bytes(request)).is_err(), "{size} bytes");
+        }
+        assert!(heap.caches().all(|cache| cache.slabs() == 0));
+        heap.check().unwrap();
+    }
+}
+
+/// A page allocator (a buddy heap whose blocks are all one page) over a region of more
+/// than 8 × 4096 pages: the frame map, one bit a page, needs more than a page, so the
+/// backing heap refuses it although it has pages for slabs. Without a map no slab can
+/// be told from a large block, so none is made: small requests are served by the
+/// backing heap like large ones, to its last page, and freeing them gives them back.
+#[test]
+#[cfg_attr(miri, ignore = "a 128 MiB region")]
+fn a_backing_heap_that_refuses_the_frame_map_serves_small_requests_itself() {
+    type Pages = Buddy<SLAB_BYTES, 1>;
+    let region = SLAB_BYTES * (8 * SLAB_BYTES + 1);
+    let mut heap = Arena::<Slab<Pages>>::new(region);
+    assert_eq!(heap.backing().stats().live_blocks, 0, "no frame map");
+    let served = fill(&mut *heap, 8);
+    assert!(heap.caches().all(|cache| cache.slabs() == 0), "no slab");
+    assert_eq!(heap.backing().stats().live_blocks, served.len());
+    assert_eq!(heap.stats().free, 0, "every page serves a request");
+    assert!(served.len() > 8 * SLAB_BYTES - 8, "{} served", served.len());
+    for &block in &served {
+        // SAFETY: `block` is live with this layout, in both heaps.
+        let usable = unsafe { heap.usable_size(block, bytes(8)) };
+        assert_eq!(usable, SLAB_BYTES, "a page of the backing heap");
+    }
+    heap.check().unwrap();
+    for block in served {
+        // SAFETY: each block was served with this layout and is freed once.
+        unsafe { heap.deallocate(block, bytes(8)) };
+    }
+    assert_eq!(heap.backing().stats().live_blocks, 0);
     heap.check().unwrap();
 }
 
