@@ -445,6 +445,19 @@ fn check_names_a_slab_link_that_leaves_the_region() {
 }
 
 #[test]
+fn check_names_a_slab_link_off_a_frame_boundary() {
+    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+    let object = alloc(&mut *heap, 32);
+    // Inside the region, in the slab's own (marked) frame, a word past its start.
+    let forged = slab_of(object) + size_of::<usize>();
+    assert_eq!(
+        named_for_a_forged_slab_link(&heap, object, forged),
+        "a slab on a cache's list starts at its frame"
+    );
+    free(&mut *heap, object, 32);
+}
+
+#[test]
 fn check_names_a_slab_link_into_the_middle_of_the_last_page() {
     // Two pages: the buddy heap keeps its bitmap and the frame map in the first, so the
     // one slab it can make is the second, which ends the region. A slab said to start
