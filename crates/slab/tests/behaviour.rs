@@ -306,6 +306,81 @@ fn a_backing_heap_that_refuses_the_frame_map_serves_small_requests_itself() {
     heap.check().unwrap();
 }
 
+/// A backing heap that never resizes a block in place, and says so: a free-list heap
+/// with the trait's refusing `resize_in_place` and the claim withdrawn.
+struct NoResize(FreeList);
+
+// SAFETY: every promise is the free-list heap's; refusing every resize in place is the
+// trait's own default, which keeps them all.
+unsafe impl RawHeap for NoResize {
+    unsafe fn new(region: NonNull<[u8]>) -> Self {
+        // SAFETY: the caller's promise, passed on.
+        NoResize(unsafe { FreeList::new(region) })
+    }
+
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, rawheap::AllocError> {
+        self.0.allocate(layout)
+    }
+
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.deallocate(ptr, layout) }
+    }
+
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.usable_size(ptr, layout) }
+    }
+
+    fn region(&self) -> NonNull<[u8]> {
+        self.0.region()
+    }
+
+    fn stats(&self) -> rawheap::Stats {
+        self.0.stats()
+    }
+
+    fn walk(&self, visit: &mut dyn FnMut(Block)) {
+        self.0.walk(visit)
+    }
+
+    fn check(&self) -> Result<(), rawheap::HeapError> {
+        self.0.check()
+    }
+
+    fn capabilities(&self) -> rawheap::Capabilities {
+        rawheap::Capabilities {
+            resizes_in_place: false,
+            ..self.0.capabilities()
+        }
+    }
+}
+
+#[test]
+fn objects_resize_in_place_over_a_backing_heap_that_does_not() {
+    let mut heap = Arena::<Slab<NoResize>>::new(1 << 16);
+    assert!(!heap.backing().capabilities().resizes_in_place);
+    assert!(
+        heap.capabilities().resizes_in_place,
+        "the claim is the slab heap's own: its objects resize within their class"
+    );
+    let object = alloc(&mut *heap, 20);
+    let large = alloc(&mut *heap, 1000);
+    // SAFETY: both blocks are live with the old layouts; each is freed once, with the
+    // layout it has then.
+    unsafe {
+        assert_eq!(heap.resize_in_place(object, bytes(20), bytes(24)), Ok(()));
+        assert!(
+            heap.resize_in_place(large, bytes(1000), bytes(900))
+                .is_err(),
+            "a large block is the backing heap's to resize"
+        );
+        heap.deallocate(object, bytes(24));
+        heap.deallocate(large, bytes(1000));
+    }
+    heap.check().unwrap();
+}
+
 #[test]
 fn a_region_too_small_for_a_slab_serves_small_requests_from_the_backing_heap() {
     let mut heap = Arena::<Slab<FreeList>>::new(SLAB_BYTES / 2);
