@@ -8,9 +8,16 @@
 //! that hangs a test: counted as caught, since a hung test fails any run) and that did
 //! not compile (unviable: the compiler caught them, so they say nothing about tests).
 //!
+//! Each crate keeps a *standing* (`target/mutants/CRATE/standing.tsv`): the latest
+//! verdict on every mutant of its current code. After a run narrowed to some mutants
+//! (`-- --iterate`, which tries again only those not caught or unviable before, or
+//! `-- --re`), the crate's row still counts all of them, and a note says how many
+//! verdicts are from earlier runs.
+//!
 //! Too long for `ci` (every mutant is a build and a test run): run it by hand, a crate
 //! at a time, or `--changed` for the mutants of the lines a branch touches.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -123,7 +130,9 @@ pub struct Args {
     #[arg(long, value_name = "PERCENT")]
     fail_under: Option<f64>,
     /// Further arguments for cargo-mutants after `--`, e.g. `-- --file
-    /// crates/tlsf/src/class.rs --re good_fit` to try again on the survivors of one file.
+    /// crates/tlsf/src/class.rs --re good_fit` to try again on the survivors of one file,
+    /// or `-- --iterate` to skip the mutants caught or unviable before. The table still
+    /// gives each crate's whole standing, earlier verdicts included.
     #[arg(last = true)]
     extra: Vec<String>,
 }
@@ -148,6 +157,10 @@ pub fn run_args(args: &Args) -> anyhow::Result<()> {
     crate::checks::install_nextest()?;
     for target in &targets {
         mutate(target, args, &out, diff.as_deref())?;
+        // `--changed` runs see only the lines a branch touched: no standing of a crate.
+        if diff.is_none() {
+            update_standing(target, &out.join(target.name))?;
+        }
     }
     let rows = summarise(&out)?;
     if let Some(floor) = args.fail_under {
@@ -263,13 +276,73 @@ fn mutate(target: &Target, args: &Args, out: &Path, diff: Option<&Path>) -> anyh
     }
 }
 
+/// What became of one mutant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Caught,
+    Missed,
+    /// Ran past the time limit: counted as caught, since a hung test fails any run.
+    Timeout,
+    /// Did not compile: the compiler caught it, which says nothing about the tests.
+    Unviable,
+    /// Caught or unviable in a run before the crate's standing was kept: cargo-mutants'
+    /// `previously_caught.txt` does not tell the two apart. Counted as caught.
+    CaughtOrUnviable,
+    /// A mutant of the current code that no run has tried yet (a run narrowed with
+    /// `-- --re` or `-- --file`, say).
+    Untried,
+}
+
+impl Verdict {
+    /// All verdicts, with the word `standing.tsv` writes for each.
+    const WORDS: [(Verdict, &'static str); 6] = [
+        (Verdict::Caught, "caught"),
+        (Verdict::Missed, "missed"),
+        (Verdict::Timeout, "timeout"),
+        (Verdict::Unviable, "unviable"),
+        (Verdict::CaughtOrUnviable, "caught-or-unviable"),
+        (Verdict::Untried, "untried"),
+    ];
+
+    fn word(self) -> &'static str {
+        Self::WORDS
+            .iter()
+            .find(|(verdict, _)| *verdict == self)
+            .map_or("?", |(_, word)| word)
+    }
+
+    fn from_word(word: &str) -> Option<Verdict> {
+        Self::WORDS
+            .iter()
+            .find(|(_, w)| *w == word)
+            .map(|(verdict, _)| *verdict)
+    }
+
+    /// The verdict of an outcome's `summary` in `outcomes.json`; `None` for the
+    /// baseline (the unmutated tree) and failures to run at all.
+    fn from_summary(summary: &str) -> Option<Verdict> {
+        match summary {
+            "CaughtMutant" => Some(Verdict::Caught),
+            "MissedMutant" => Some(Verdict::Missed),
+            "Timeout" => Some(Verdict::Timeout),
+            "Unviable" => Some(Verdict::Unviable),
+            _ => None,
+        }
+    }
+}
+
 /// What the tests made of one crate's mutants.
 #[derive(Default)]
 struct Counts {
+    /// Caught, `unsplit` included.
     caught: usize,
     missed: usize,
     timeout: usize,
     unviable: usize,
+    /// Caught or unviable in a run before the standing was kept, counted as caught.
+    unsplit: usize,
+    /// Mutants of the current code no run has tried: in no other column.
+    untried: usize,
 }
 
 impl Counts {
@@ -286,34 +359,53 @@ struct Row {
     counts: Counts,
     /// The missed and timed-out mutants, as cargo-mutants names them.
     survivors: Vec<String>,
-    /// Mutants caught or unviable in an earlier run and not run again (`-- --iterate`).
+    /// Mutants the row counts from earlier runs: not run again this time (`-- --iterate`,
+    /// or a narrowed run).
     earlier: usize,
+    /// When the crate has no standing (a `--changed` run, or results older than
+    /// standings): mutants caught or unviable in an earlier run, which the row, this
+    /// run's alone, leaves out.
+    left_out: usize,
 }
 
-/// Counts the outcomes in cargo-mutants' `outcomes.json`.
-fn count_outcomes(outcomes: &serde_json::Value) -> anyhow::Result<(Counts, Vec<String>)> {
+/// The verdicts of one run, from cargo-mutants' `outcomes.json`, by mutant name.
+fn run_verdicts(outcomes: &serde_json::Value) -> anyhow::Result<Vec<(String, Verdict)>> {
     let list = outcomes["outcomes"]
         .as_array()
         .context("outcomes.json has no `outcomes` list")?;
+    Ok(list
+        .iter()
+        .filter_map(|outcome| {
+            let verdict = Verdict::from_summary(outcome["summary"].as_str()?)?;
+            Some((mutant_name(&outcome["scenario"]), verdict))
+        })
+        .collect())
+}
+
+/// The counts of `verdicts` and the survivors among them (timeouts marked).
+fn tally<'a>(verdicts: impl IntoIterator<Item = (&'a str, Verdict)>) -> (Counts, Vec<String>) {
     let mut counts = Counts::default();
     let mut survivors = Vec::new();
-    for outcome in list {
-        let kind = outcome["summary"].as_str().unwrap_or_default();
-        let counter = match kind {
-            "CaughtMutant" => &mut counts.caught,
-            "MissedMutant" => &mut counts.missed,
-            "Timeout" => &mut counts.timeout,
-            "Unviable" => &mut counts.unviable,
-            // The baseline (the unmutated tree) and failures to run at all.
-            _ => continue,
-        };
-        *counter += 1;
-        if matches!(kind, "MissedMutant" | "Timeout") {
-            let label = if kind == "Timeout" { " (timeout)" } else { "" };
-            survivors.push(format!("{}{label}", mutant_name(&outcome["scenario"])));
+    for (name, verdict) in verdicts {
+        match verdict {
+            Verdict::Caught => counts.caught += 1,
+            Verdict::CaughtOrUnviable => {
+                counts.caught += 1;
+                counts.unsplit += 1;
+            }
+            Verdict::Missed => {
+                counts.missed += 1;
+                survivors.push(name.to_owned());
+            }
+            Verdict::Timeout => {
+                counts.timeout += 1;
+                survivors.push(format!("{name} (timeout)"));
+            }
+            Verdict::Unviable => counts.unviable += 1,
+            Verdict::Untried => counts.untried += 1,
         }
     }
-    Ok((counts, survivors))
+    (counts, survivors)
 }
 
 /// `file:line:column: description`, the way cargo-mutants names a mutant in its lists.
@@ -330,27 +422,147 @@ fn mutant_name(scenario: &serde_json::Value) -> String {
     }
 }
 
+/// A crate's standing: the latest verdict on every mutant of its current code, one
+/// `VERDICT<TAB>NAME` line each, kept beside `mutants.out`. cargo-mutants' `--iterate`
+/// skips the mutants caught or unviable before, and its `outcomes.json` counts only
+/// the ones it ran; the standing adds those earlier verdicts back, so that the table
+/// gives the whole crate. Mutants are matched by name (file, line, column and
+/// description), as `--iterate` matches them.
+const STANDING: &str = "standing.tsv";
+
+/// Brings `dir`'s standing up to date with the run just made: its verdicts, over the
+/// earlier ones still naming a mutant of the current code.
+fn update_standing(target: &Target, dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("mutants.out/outcomes.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("no {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("could not parse {}", path.display()))?;
+    let run = run_verdicts(&json).with_context(|| format!("in {}", path.display()))?;
+    let current = current_mutants(target)?;
+    let standing = merge_standing(earlier_verdicts(dir), run, &current);
+    let mut text = String::new();
+    for (name, verdict) in &standing {
+        let _ = writeln!(text, "{}\t{name}", verdict.word());
+    }
+    let path = dir.join(STANDING);
+    std::fs::write(&path, text).with_context(|| format!("could not write {}", path.display()))
+}
+
+/// The standing after a run: its verdicts, then the earlier ones on mutants it did not
+/// run, then `Untried` for the rest of `current`; only mutants of `current` count.
+fn merge_standing(
+    earlier: BTreeMap<String, Verdict>,
+    run: Vec<(String, Verdict)>,
+    current: &BTreeSet<String>,
+) -> BTreeMap<String, Verdict> {
+    let mut standing: BTreeMap<String, Verdict> = current
+        .iter()
+        .map(|name| (name.clone(), Verdict::Untried))
+        .collect();
+    for (name, verdict) in earlier.into_iter().chain(run) {
+        if let Some(slot) = standing.get_mut(&name) {
+            *slot = verdict;
+        }
+    }
+    standing
+}
+
+/// The verdicts before the run just made: the standing, or, for results older than
+/// standings, what the previous run left in `mutants.out.old`.
+fn earlier_verdicts(dir: &Path) -> BTreeMap<String, Verdict> {
+    if let Ok(text) = std::fs::read_to_string(dir.join(STANDING)) {
+        return text
+            .lines()
+            .filter_map(|line| {
+                let (word, name) = line.split_once('\t')?;
+                Some((name.to_owned(), Verdict::from_word(word)?))
+            })
+            .collect();
+    }
+    let old = dir.join("mutants.out.old");
+    let mut verdicts = BTreeMap::new();
+    // The lists of a run before it, caught or unviable, first: the run's own lists
+    // say more and come after.
+    let lists = [
+        ("previously_caught.txt", Verdict::CaughtOrUnviable),
+        ("caught.txt", Verdict::Caught),
+        ("unviable.txt", Verdict::Unviable),
+        ("missed.txt", Verdict::Missed),
+        ("timeout.txt", Verdict::Timeout),
+    ];
+    for (file, verdict) in lists {
+        let text = std::fs::read_to_string(old.join(file)).unwrap_or_default();
+        verdicts.extend(text.lines().map(|name| (name.to_owned(), verdict)));
+    }
+    verdicts
+}
+
+/// The names of `target`'s mutants in the current code (what `--list` shows, with
+/// `.cargo/mutants.toml`'s exclusions applied).
+fn current_mutants(target: &Target) -> anyhow::Result<BTreeSet<String>> {
+    let mut command = cargo(&["mutants", "--list", "--package", target.package]);
+    for file in target.files {
+        command.args(["--file", file]);
+    }
+    let listed =
+        output(&mut command).with_context(|| format!("`{}` failed", describe(&command)))?;
+    Ok(listed.lines().map(str::to_owned).collect())
+}
+
 /// Reads every target's results found under `out` and writes `out/summary.md`: the
-/// table, then each crate's survivors.
+/// table, then each crate's survivors. A crate's row is its standing when it has one,
+/// else the latest run's outcomes.
 fn summarise(out: &Path) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for target in TARGETS {
-        let path = out.join(target.name).join("mutants.out/outcomes.json");
+        let dir = out.join(target.name);
+        let path = dir.join("mutants.out/outcomes.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
         let json: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("could not parse {}", path.display()))?;
-        let (counts, survivors) =
-            count_outcomes(&json).with_context(|| format!("in {}", path.display()))?;
-        let earlier = path.with_file_name("previously_caught.txt");
-        let earlier = std::fs::read_to_string(earlier).map_or(0, |text| text.lines().count());
-        rows.push(Row {
-            name: target.name,
-            counts,
-            survivors,
-            earlier,
-        });
+        let run = run_verdicts(&json).with_context(|| format!("in {}", path.display()))?;
+        let standing = std::fs::read_to_string(dir.join(STANDING)).ok();
+        let row = match standing {
+            Some(_) => {
+                let standing = earlier_verdicts(&dir);
+                let ran: BTreeSet<&str> = run.iter().map(|(name, _)| name.as_str()).collect();
+                let earlier = standing
+                    .iter()
+                    .filter(|(name, verdict)| {
+                        **verdict != Verdict::Untried && !ran.contains(name.as_str())
+                    })
+                    .count();
+                let (counts, survivors) = tally(
+                    standing
+                        .iter()
+                        .map(|(name, verdict)| (name.as_str(), *verdict)),
+                );
+                Row {
+                    name: target.name,
+                    counts,
+                    survivors,
+                    earlier,
+                    left_out: 0,
+                }
+            }
+            None => {
+                let (counts, survivors) =
+                    tally(run.iter().map(|(name, verdict)| (name.as_str(), *verdict)));
+                let previously = path.with_file_name("previously_caught.txt");
+                let left_out =
+                    std::fs::read_to_string(previously).map_or(0, |text| text.lines().count());
+                Row {
+                    name: target.name,
+                    counts,
+                    survivors,
+                    earlier: 0,
+                    left_out,
+                }
+            }
+        };
+        rows.push(row);
     }
     let table = render(&rows);
     let summary = out.join("summary.md");
@@ -376,13 +588,41 @@ fn render(rows: &[Row]) -> String {
             row.name, c.caught, c.missed, c.timeout, c.unviable
         );
     }
-    for row in rows.iter().filter(|row| row.earlier > 0) {
-        let _ = writeln!(
-            text,
-            "\n{}: {} more mutants were caught or unviable in an earlier run and not run \
-             again (--iterate); the row counts this run only.",
-            row.name, row.earlier
-        );
+    for row in rows {
+        let name = row.name;
+        if row.earlier > 0 {
+            let _ = writeln!(
+                text,
+                "\n{name}: {} of these mutants were tried in an earlier run and not again \
+                 (--iterate); the row is the crate's standing, this run's verdicts and those.",
+                row.earlier
+            );
+        }
+        if row.counts.unsplit > 0 {
+            let _ = writeln!(
+                text,
+                "\n{name}: {} of the caught were caught or unviable in a run before the \
+                 standing was kept (cargo-mutants' previously_caught.txt does not tell the \
+                 two apart).",
+                row.counts.unsplit
+            );
+        }
+        if row.counts.untried > 0 {
+            let _ = writeln!(
+                text,
+                "\n{name}: {} mutants of the current code have not been tried yet; they are \
+                 in no column.",
+                row.counts.untried
+            );
+        }
+        if row.left_out > 0 {
+            let _ = writeln!(
+                text,
+                "\n{name}: {} more mutants were caught or unviable in an earlier run and not \
+                 run again (--iterate); the row counts this run only.",
+                row.left_out
+            );
+        }
     }
     for row in rows.iter().filter(|row| !row.survivors.is_empty()) {
         let _ = writeln!(text, "\n{} survivors:\n", row.name);
@@ -411,12 +651,13 @@ mod tests {
                     "file": "crates/bump/src/lib.rs", "span": { "start": { "line": 9, "column": 5 } },
                     "replacement": "()"
                 } }, "summary": "Timeout" },
-                { "scenario": { "Mutant": {} }, "summary": "CaughtMutant" },
-                { "scenario": { "Mutant": {} }, "summary": "CaughtMutant" },
-                { "scenario": { "Mutant": {} }, "summary": "Unviable" },
+                { "scenario": { "Mutant": { "name": "a" } }, "summary": "CaughtMutant" },
+                { "scenario": { "Mutant": { "name": "b" } }, "summary": "CaughtMutant" },
+                { "scenario": { "Mutant": { "name": "c" } }, "summary": "Unviable" },
             ]
         });
-        let (counts, survivors) = count_outcomes(&json).unwrap();
+        let run = run_verdicts(&json).unwrap();
+        let (counts, survivors) = tally(run.iter().map(|(name, v)| (name.as_str(), *v)));
         assert_eq!(
             (
                 counts.caught,
@@ -439,12 +680,81 @@ mod tests {
             counts,
             survivors,
             earlier: 0,
+            left_out: 3,
         }]);
         assert!(
             table.contains("| bump | 2 | 1 | 1 | 1 | 75.0 % |"),
             "{table}"
         );
         assert!(table.contains("- crates/bump/src/lib.rs:7:9: replace < with <= in Bump::fits"));
+        assert!(table.contains("bump: 3 more mutants"), "{table}");
+    }
+
+    #[test]
+    fn the_standing_keeps_earlier_verdicts_on_current_mutants_only() {
+        let names = |names: &[&str]| -> BTreeSet<String> {
+            names.iter().map(|name| (*name).to_owned()).collect()
+        };
+        let earlier: BTreeMap<String, Verdict> = [
+            ("caught before", Verdict::Caught),
+            ("unviable before", Verdict::Unviable),
+            ("missed before, caught now", Verdict::Missed),
+            ("gone from the code", Verdict::Caught),
+            ("from a run before standings", Verdict::CaughtOrUnviable),
+        ]
+        .into_iter()
+        .map(|(name, verdict)| (name.to_owned(), verdict))
+        .collect();
+        let run = vec![
+            ("missed before, caught now".to_owned(), Verdict::Caught),
+            ("new, missed".to_owned(), Verdict::Missed),
+        ];
+        let current = names(&[
+            "caught before",
+            "unviable before",
+            "missed before, caught now",
+            "from a run before standings",
+            "new, missed",
+            "never run",
+        ]);
+        let standing = merge_standing(earlier, run, &current);
+        assert_eq!(standing.keys().cloned().collect::<BTreeSet<_>>(), current);
+        assert_eq!(standing["missed before, caught now"], Verdict::Caught);
+        assert_eq!(standing["never run"], Verdict::Untried);
+        let (counts, survivors) = tally(
+            standing
+                .iter()
+                .map(|(name, verdict)| (name.as_str(), *verdict)),
+        );
+        assert_eq!(
+            (
+                counts.caught,
+                counts.missed,
+                counts.unviable,
+                counts.unsplit,
+                counts.untried
+            ),
+            (3, 1, 1, 1, 1)
+        );
+        assert_eq!(survivors, ["new, missed"]);
+        for (verdict, word) in Verdict::WORDS {
+            assert_eq!(verdict.word(), word);
+            assert_eq!(Verdict::from_word(word), Some(verdict));
+        }
+        let table = render(&[Row {
+            name: "tlsf",
+            counts,
+            survivors,
+            earlier: 3,
+            left_out: 0,
+        }]);
+        assert!(
+            table.contains("| tlsf | 3 | 1 | 0 | 1 | 75.0 % |"),
+            "{table}"
+        );
+        assert!(table.contains("tlsf: 3 of these mutants were tried in an earlier run"));
+        assert!(table.contains("tlsf: 1 of the caught were caught or unviable"));
+        assert!(table.contains("tlsf: 1 mutants of the current code have not been tried"));
     }
 
     #[test]

@@ -384,6 +384,52 @@ fn check_names_each_way_the_list_breaks() {
 }
 
 #[test]
+fn check_names_a_free_list_longer_than_the_span_can_hold() {
+    // Free blocks are MIN_BLOCK long at least, so the list holds at most
+    // `span / MIN_BLOCK` of them. Blocks forged a GRANULE apart inside a used block pass
+    // every other test of a listed block (each one's header is the back link of the
+    // block before the one before it, an address or none, with the USED bit clear):
+    // only that bound names such a list.
+    let mut heap = Arena::<FreeList>::new(4096);
+    let span: usize = blocks(&*heap)
+        .iter()
+        .filter(|block| block.kind != BlockKind::Overhead)
+        .map(|block| block.size)
+        .sum();
+    let most = span / MIN_BLOCK;
+    let room = span - 2 * MIN_BLOCK;
+    let big = alloc(&mut *heap, room);
+    let [tail] = free_blocks(&*heap)[..] else {
+        panic!("one free block after the used one")
+    };
+    let dense: Vec<usize> = (1..room / GRANULE - 1)
+        .map(|granules| header(big) + granules * GRANULE)
+        .collect();
+    assert!(1 + dense.len() > most, "more blocks than the span can hold");
+    // SAFETY: the dense blocks' links lie in `big`'s payload, which the test owns, and
+    // the tail's next link is a word of the heap; the broken heap is only checked
+    // until the link is put back.
+    let saved = unsafe {
+        for (k, &block) in dense.iter().enumerate() {
+            let next = dense.get(k + 1).copied();
+            let prev = k.checked_sub(1).map_or(tail.addr, |k| dense[k]);
+            forge(&*heap, block + 8, link(&*heap, next));
+            forge(&*heap, block + 16, link(&*heap, Some(prev)));
+        }
+        poke(&*heap, tail.addr + 8, link(&*heap, Some(dense[0])))
+    };
+    let error = heap.check().unwrap_err();
+    assert_eq!(
+        (error.invariant, error.addr),
+        ("the free list ends", Some(dense[most - 1]))
+    );
+    // SAFETY: as above.
+    unsafe { poke(&*heap, tail.addr + 8, saved) };
+    heap.check().unwrap();
+    free(&mut *heap, big, room);
+}
+
+#[test]
 fn check_names_a_used_block_nobody_allocated() {
     let mut heap = Arena::<FreeList>::new(4096);
     let big = alloc(&mut *heap, 88);

@@ -777,6 +777,56 @@ mod tests {
     }
 
     #[test]
+    fn bins_holding_more_blocks_than_the_span_can_are_named() {
+        // Free blocks are MIN_BLOCK long at least, so the bins hold at most
+        // `span.len() / MIN_BLOCK` of them. Blocks forged a GRANULE apart inside a used
+        // block can pass every other test of a listed block: each one's header is the
+        // back link of the block before the one before it, an address of the region,
+        // and every address of a 4 KiB region aligned to 4 KiB falls on one bin (the
+        // bins of sizes from 16 KiB up start at multiples of 4 KiB, and the last takes
+        // every size from its first up). Only the bound names such a list.
+        let mut heap = Arena::<SegregatedFit>::new(4096);
+        let (span, _) = heap.blocks.unwrap();
+        let most = span.len() / MIN_BLOCK;
+        let room = span.len() - 2 * MIN_BLOCK;
+        let payload = heap.allocate(bytes(room)).unwrap();
+        let bin = bin_of(payload.as_ptr().addr());
+        assert!(
+            payload.as_ptr().addr() >= 16 << 10,
+            "no region lies that low"
+        );
+        // The head, then the dense blocks two granules on, as many as the room holds.
+        let block = |granules: usize| {
+            // SAFETY: the header lies inside the used block's payload.
+            unsafe { BlockRef::from_payload(payload.byte_add(granules * GRANULE)) }
+        };
+        let head = block(1);
+        let dense: std::vec::Vec<_> = (3..room / GRANULE).map(block).collect();
+        assert!(1 + dense.len() > most, "more blocks than the span can hold");
+        // SAFETY: every header and link written lies in the used block's payload, which
+        // the test owns; the head and the first dense block get a size on the bin (the
+        // others' headers are the links pushed after them). Pushed last to first, each
+        // block's back link, the next block's header, ends up the block before.
+        unsafe {
+            for first in [head, dense[0]] {
+                first
+                    .payload()
+                    .byte_sub(HEADER)
+                    .cast::<usize>()
+                    .write(smallest_in(bin));
+            }
+            for &block in dense.iter().rev().chain([&head]) {
+                heap.bins.push(block, bin);
+            }
+        }
+        let error = heap.check().unwrap_err();
+        assert_eq!(
+            (error.invariant, error.addr),
+            ("the bins' lists end", Some(dense[most - 1].addr()))
+        );
+    }
+
+    #[test]
     fn check_notices_a_block_on_the_wrong_bin() {
         let (mut heap, hole) = heap_with_a_hole();
         // SAFETY: `hole` is a free block of 64 bytes on its bin; it moves to another

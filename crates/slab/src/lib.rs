@@ -71,8 +71,8 @@
 //!
 //! ## Invariants (checked by [`RawHeap::check`])
 //!
-//! 1. Every slab on a cache's lists belongs to that cache's class, and its frame is
-//!    marked in the frame map; the map marks no other frame.
+//! 1. Every slab on a cache's lists belongs to that cache's class, starts at a frame
+//!    and that frame is marked in the frame map; the map marks no other frame.
 //! 2. A slab's free list holds distinct objects of that slab below its fresh (never
 //!    handed out) ones, on object boundaries, and `live` plus their number is the
 //!    number of objects carved so far.
@@ -302,10 +302,10 @@ impl<B: RawHeap> Slab<B> {
         }
     }
 
-    /// Checks the slabs on `list`, which should be `class`'s slabs in `state`: each in a
-    /// marked frame, its free list sound, on the list its state says, linked both ways
-    /// (invariants 1 to 3). Reads a slab's header only after finding its frame marked.
-    /// Returns how many slabs the list holds.
+    /// Checks the slabs on `list`, which should be `class`'s slabs in `state`: each at
+    /// the start of a marked frame, its free list sound, on the list its state says,
+    /// linked both ways (invariants 1 to 3). Reads a slab's header only after finding
+    /// that it starts a marked frame. Returns how many slabs the list holds.
     fn check_list(&self, list: &SlabList, class: usize, state: State) -> Result<usize, HeapError> {
         let region = self.region();
         let start = region.cast::<u8>().as_ptr().addr();
@@ -317,7 +317,10 @@ impl<B: RawHeap> Slab<B> {
             if !inside || !self.frames.is_slab(slab.addr()) {
                 return at("a slab on a cache's list lies in a marked frame of the region");
             }
-            // SAFETY: the slab's frame is marked, so its header is a slab's.
+            if slab.addr() % SLAB_BYTES != 0 {
+                return at("a slab on a cache's list starts at its frame");
+            }
+            // SAFETY: the slab starts a marked frame, so its header is a slab's.
             let (class_of_slab, live, free, (prev, next)) = unsafe {
                 (
                     slab.class(),

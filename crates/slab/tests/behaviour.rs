@@ -6,10 +6,13 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
+use buddy::Buddy;
 use free_list::FreeList;
 use proptest::prelude::*;
 use rawheap::{Arena, Block, BlockKind, RawHeap};
-use slab::{CLASSES, CacheStats, HEADER, SLAB_BYTES, Slab, class_of, objects_per_slab};
+use slab::{
+    CLASSES, CacheStats, HEADER, LARGEST_CLASS, SLAB_BYTES, Slab, class_of, objects_per_slab,
+};
 
 fn bytes(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
@@ -72,6 +75,7 @@ over_backing_heaps!(
     large_requests_go_to_the_backing_heap,
     a_full_backing_heap_gets_the_reserve_back,
     resizing_in_place_stays_within_the_object,
+    a_region_too_small_for_the_frame_map_refuses_every_request,
 );
 
 fn a_free_is_a_push_and_the_next_allocate_its_pop<B: RawHeap>() {
@@ -251,6 +255,132 @@ fn resizing_in_place_stays_within_the_object<B: RawHeap>() {
     heap.check().unwrap();
 }
 
+fn a_region_too_small_for_the_frame_map_refuses_every_request<B: RawHeap>() {
+    // The frame map takes one word of the backing heap; every region in which the
+    // backing heap alone refuses that word, from the empty one up.
+    let word = Layout::new::<usize>();
+    let too_small = (0..).take_while(|&size| Arena::<B>::new(size).allocate(word).is_err());
+    for size in too_small {
+        let mut heap = Arena::<Slab<B>>::new(size);
+        assert_eq!(
+            heap.stats().high_water,
+            0,
+            "{size} bytes: nothing handed out"
+        );
+        for request in [1, 8, LARGEST_CLASS, SLAB_BYTES] {
+            assert!(heap.allocate(bytes(request)).is_err(), "{size} bytes");
+        }
+        assert!(heap.caches().all(|cache| cache.slabs() == 0));
+        heap.check().unwrap();
+    }
+}
+
+/// A page allocator (a buddy heap whose blocks are all one page) over a region of more
+/// than 8 × 4096 pages: the frame map, one bit a page, needs more than a page, so the
+/// backing heap refuses it although it has pages for slabs. Without a map no slab can
+/// be told from a large block, so none is made: small requests are served by the
+/// backing heap like large ones, to its last page, and freeing them gives them back.
+#[test]
+#[cfg_attr(miri, ignore = "a 128 MiB region")]
+fn a_backing_heap_that_refuses_the_frame_map_serves_small_requests_itself() {
+    type Pages = Buddy<SLAB_BYTES, 1>;
+    let region = SLAB_BYTES * (8 * SLAB_BYTES + 1);
+    let mut heap = Arena::<Slab<Pages>>::new(region);
+    assert_eq!(heap.backing().stats().live_blocks, 0, "no frame map");
+    let served = fill(&mut *heap, 8);
+    assert!(heap.caches().all(|cache| cache.slabs() == 0), "no slab");
+    assert_eq!(heap.backing().stats().live_blocks, served.len());
+    assert_eq!(heap.stats().free, 0, "every page serves a request");
+    assert!(served.len() > 8 * SLAB_BYTES - 8, "{} served", served.len());
+    for &block in &served {
+        // SAFETY: `block` is live with this layout, in both heaps.
+        let usable = unsafe { heap.usable_size(block, bytes(8)) };
+        assert_eq!(usable, SLAB_BYTES, "a page of the backing heap");
+    }
+    heap.check().unwrap();
+    for block in served {
+        // SAFETY: each block was served with this layout and is freed once.
+        unsafe { heap.deallocate(block, bytes(8)) };
+    }
+    assert_eq!(heap.backing().stats().live_blocks, 0);
+    heap.check().unwrap();
+}
+
+/// A backing heap that never resizes a block in place, and says so: a free-list heap
+/// with the trait's refusing `resize_in_place` and the claim withdrawn.
+struct NoResize(FreeList);
+
+// SAFETY: every promise is the free-list heap's; refusing every resize in place is the
+// trait's own default, which keeps them all.
+unsafe impl RawHeap for NoResize {
+    unsafe fn new(region: NonNull<[u8]>) -> Self {
+        // SAFETY: the caller's promise, passed on.
+        NoResize(unsafe { FreeList::new(region) })
+    }
+
+    fn allocate(&mut self, layout: Layout) -> Result<NonNull<u8>, rawheap::AllocError> {
+        self.0.allocate(layout)
+    }
+
+    unsafe fn deallocate(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.deallocate(ptr, layout) }
+    }
+
+    unsafe fn usable_size(&self, ptr: NonNull<u8>, layout: Layout) -> usize {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.usable_size(ptr, layout) }
+    }
+
+    fn region(&self) -> NonNull<[u8]> {
+        self.0.region()
+    }
+
+    fn stats(&self) -> rawheap::Stats {
+        self.0.stats()
+    }
+
+    fn walk(&self, visit: &mut dyn FnMut(Block)) {
+        self.0.walk(visit)
+    }
+
+    fn check(&self) -> Result<(), rawheap::HeapError> {
+        self.0.check()
+    }
+
+    fn capabilities(&self) -> rawheap::Capabilities {
+        rawheap::Capabilities {
+            resizes_in_place: false,
+            ..self.0.capabilities()
+        }
+    }
+}
+
+#[test]
+fn objects_resize_in_place_over_a_backing_heap_that_does_not() {
+    let mut heap = Arena::<Slab<NoResize>>::new(1 << 16);
+    assert!(!heap.backing().capabilities().resizes_in_place);
+    assert!(
+        heap.capabilities().resizes_in_place,
+        "the claim is the slab heap's own: its objects resize within their class"
+    );
+    let object = alloc(&mut *heap, 20);
+    let large = alloc(&mut *heap, 1000);
+    // SAFETY: both blocks are live with the old layouts; each is freed once, with the
+    // layout it has then.
+    unsafe {
+        assert_eq!(heap.resize_in_place(object, bytes(20), bytes(24)), Ok(()));
+        assert!(
+            heap.resize_in_place(large, bytes(1000), bytes(900))
+                .is_err(),
+            "a large block is the backing heap's to resize"
+        );
+        heap.deallocate(object, bytes(24));
+        heap.deallocate(large, bytes(1000));
+    }
+    heap.check().unwrap();
+}
+
 #[test]
 fn a_region_too_small_for_a_slab_serves_small_requests_from_the_backing_heap() {
     let mut heap = Arena::<Slab<FreeList>>::new(SLAB_BYTES / 2);
@@ -353,27 +483,81 @@ fn debug_shows_the_caches_and_the_usage() {
     assert!(shown.ends_with(", .. }"), "{shown}");
 }
 
-#[test]
-fn check_names_a_slab_link_that_leaves_the_region() {
+/// What `check` names once the list link of `object`'s slab (its only slab, so the link
+/// is `None`) is forged to lead to a slab starting at `forged`. The link is put back
+/// and the heap checked again before the answer is returned.
+fn named_for_a_forged_slab_link<B: RawHeap>(
+    heap: &Slab<B>,
+    object: NonNull<u8>,
+    forged: usize,
+) -> &'static str {
     use conformance::tamper::{link, poke};
-    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
-    let object = alloc(&mut *heap, 32);
-    let slab = slab_of(object);
     // A slab's header ends its page; its third word is the link to the next slab on
     // its cache's list, which names that slab by its header.
-    let next_link = slab + SLAB_BYTES - HEADER + 2 * size_of::<usize>();
-    let start = heap.region().cast::<u8>().as_ptr().addr();
-    let below = start.next_multiple_of(SLAB_BYTES) - 4 * SLAB_BYTES;
-    let forged = link(&*heap, Some(below + SLAB_BYTES - HEADER));
+    let next_link = slab_of(object) + SLAB_BYTES - HEADER + 2 * size_of::<usize>();
+    let forged = link(heap, Some(forged + SLAB_BYTES - HEADER));
     // SAFETY: the link is an initialised word of a live slab's header, inside the
     // region; the heap is only checked until it is put back.
-    let old = unsafe { poke(&*heap, next_link, forged) };
+    let old = unsafe { poke(heap, next_link, forged) };
+    let named = heap.check().unwrap_err().invariant;
+    // SAFETY: as above.
+    unsafe { poke(heap, next_link, old) };
+    heap.check().unwrap();
+    named
+}
+
+#[test]
+fn check_names_a_slab_link_that_leaves_the_region() {
+    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+    let object = alloc(&mut *heap, 32);
+    let start = heap.region().cast::<u8>().as_ptr().addr();
+    let below = start.next_multiple_of(SLAB_BYTES) - 4 * SLAB_BYTES;
     assert_eq!(
-        heap.check().unwrap_err().invariant,
+        named_for_a_forged_slab_link(&heap, object, below),
         "a slab on a cache's list lies in a marked frame of the region"
     );
-    // SAFETY: as above.
-    unsafe { poke(&*heap, next_link, old) };
-    heap.check().unwrap();
+    free(&mut *heap, object, 32);
+}
+
+#[test]
+fn check_names_a_slab_link_off_a_frame_boundary() {
+    let mut heap = Arena::<Slab<FreeList>>::new(1 << 16);
+    let object = alloc(&mut *heap, 32);
+    // Inside the region, in the slab's own (marked) frame, a word past its start.
+    let forged = slab_of(object) + size_of::<usize>();
+    assert_eq!(
+        named_for_a_forged_slab_link(&heap, object, forged),
+        "a slab on a cache's list starts at its frame"
+    );
+    free(&mut *heap, object, 32);
+}
+
+#[test]
+fn check_names_a_slab_link_into_the_middle_of_the_last_page() {
+    // Two pages: the buddy heap keeps its bitmap and the frame map in the first, so the
+    // one slab it can make is the second, which ends the region. A slab said to start
+    // within that page lies in a marked frame, but its header would lie past the
+    // region's end: `check` must name it without reading there.
+    let pages = 2 * SLAB_BYTES;
+    let mut heap = Arena::<Slab<Buddy>>::with_placement(pages, pages, 0).unwrap();
+    let object = alloc(&mut *heap, 32);
+    let region = heap.region();
+    let end = region.cast::<u8>().as_ptr().addr() + region.len();
+    assert_eq!(
+        slab_of(object) + SLAB_BYTES,
+        end,
+        "the slab ends the region"
+    );
+    for into in [
+        size_of::<usize>(),
+        SLAB_BYTES / 2,
+        SLAB_BYTES - size_of::<usize>(),
+    ] {
+        assert_eq!(
+            named_for_a_forged_slab_link(&heap, object, slab_of(object) + into),
+            "a slab on a cache's list lies in a marked frame of the region",
+            "a slab {into} bytes into the last page"
+        );
+    }
     free(&mut *heap, object, 32);
 }

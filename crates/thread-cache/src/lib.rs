@@ -248,12 +248,11 @@ impl Rack {
         let stack = &mut self.stacks[class];
         let mut returned = 0;
         while stack.len > keep {
-            if let Some(block) = stack.pop() {
-                // SAFETY: a magazine of class `class` holds live blocks of `heap` (the
-                // caller's promise) with `class_layout(class)` that nobody else uses.
-                unsafe { heap.deallocate(block, layout) };
-                returned += 1;
-            }
+            let Some(block) = stack.pop() else { break };
+            // SAFETY: a magazine of class `class` holds live blocks of `heap` (the
+            // caller's promise) with `class_layout(class)` that nobody else uses.
+            unsafe { heap.deallocate(block, layout) };
+            returned += 1;
         }
         returned
     }
