@@ -1232,6 +1232,26 @@ mod tests {
     }
 
     #[test]
+    fn the_likely_size_of_a_freed_block_is_its_requests_and_never_past_the_block() {
+        // What a free reads ahead of the header must be the next header for a block of
+        // exactly its request's size, and must stay inside any block freed with a size
+        // up to its usable size, or the read would leave the block.
+        for requested in 1..=16 * GRANULE {
+            let block = block_size(requested).expect("a small size is served");
+            assert_eq!(likely_block_size(requested), block, "{requested} bytes");
+            for larger in (block..=block + 4 * GRANULE).step_by(GRANULE) {
+                let usable = larger - HEADER;
+                assert!(likely_block_size(usable) <= larger, "{usable} in {larger}");
+            }
+        }
+        assert_eq!(
+            likely_block_size(0),
+            MIN_BLOCK,
+            "an unknown size guesses the least"
+        );
+    }
+
+    #[test]
     fn fit_gap_is_zero_or_a_whole_block() {
         let addr = 4096 - HEADER; // payload at 4096
         assert_eq!(fit_gap(addr, 256, 64, 8), Some(0));
