@@ -255,14 +255,13 @@ impl<P: Placement> FreeList<P> {
     ///
     /// # Safety
     ///
-    /// `block` is a used block of this heap, and nobody uses its payload any more;
-    /// `requested` is the size it is freed with, or 0 (see [`Merge::plan`]).
+    /// `block` is a used block of this heap, and nobody uses its payload any more.
     #[inline]
-    unsafe fn coalesce(&mut self, block: BlockRef, requested: usize) {
+    unsafe fn coalesce(&mut self, block: BlockRef) {
         // SAFETY: the caller's promise; the invariants hold, so `Merge::plan` finds the
         // neighbours, and the list is relinked before the tags are written.
         unsafe {
-            let merge = Merge::plan(block, requested);
+            let merge = Merge::plan(block);
             match (merge.prev, merge.next) {
                 (None, None) => {
                     self.free.push_front(block);
@@ -343,7 +342,7 @@ impl<P: Placement> FreeList<P> {
 impl<P: Placement> FreeLists for FreeList<P> {
     unsafe fn free_tail(&mut self, tail: BlockRef) {
         // SAFETY: the caller's promise: a used block nobody uses, freed like any other.
-        unsafe { self.coalesce(tail, 0) }
+        unsafe { self.coalesce(tail) }
     }
 
     unsafe fn absorb(&mut self, grow: &Grow) {
@@ -410,7 +409,7 @@ unsafe impl<P: Placement> RawHeap for FreeList<P> {
         let block = unsafe { BlockRef::from_payload(ptr) };
         self.usage.on_deallocate(layout.size());
         // SAFETY: as above; the caller gives the block up.
-        unsafe { self.coalesce(block, layout.size()) };
+        unsafe { self.coalesce(block) };
     }
     // ANCHOR_END: deallocate
 

@@ -61,7 +61,7 @@
 //! trusts that it points at a block header of a live, formatted span.
 
 use core::alloc::Layout;
-use core::mem::{MaybeUninit, size_of};
+use core::mem::size_of;
 use core::ptr::NonNull;
 
 use crate::{AllocError, Block, HeapError, align};
@@ -105,16 +105,6 @@ pub const fn block_size(size: usize) -> Option<usize> {
     } else {
         rounded
     })
-}
-
-/// The block size that most likely holds a block freed with a layout of `requested`
-/// bytes: [`block_size`] without its refusals, since `requested` was served. It is never
-/// more than the block's size, for a `requested` up to the block's usable size.
-#[inline]
-fn likely_block_size(requested: usize) -> usize {
-    // No overflow for a size that was served, and 0 gives `MIN_BLOCK`.
-    let rounded = requested.wrapping_add(HEADER + GRANULE - 1) & !(GRANULE - 1);
-    rounded.max(MIN_BLOCK)
 }
 
 /// A block, as a pointer to its header.
@@ -795,20 +785,14 @@ pub struct Merge {
 }
 
 impl Merge {
-    // ANCHOR: merge_plan
-    /// Plans freeing the used block `used`, freed with a layout of `requested` bytes:
-    /// which neighbours are free and what the merged block spans. Reads headers and one
-    /// footer only.
-    ///
-    /// `requested` may be anything from the size the block was allocated (or last
-    /// resized) for up to its usable size; 0 when the caller does not know it. It only
-    /// makes the plan faster: see the comment on the read of the block after.
+    /// Plans freeing the used block `used`: which neighbours are free and what the
+    /// merged block spans. Reads headers and one footer only.
     ///
     /// # Safety
     ///
     /// `used` is a used block of a live span whose invariants hold (see [`BlockRef`]).
     #[inline]
-    pub unsafe fn plan(used: BlockRef, requested: usize) -> Merge {
+    pub unsafe fn plan(used: BlockRef) -> Merge {
         // SAFETY: the caller's promise; `PREV_USED` clear means a free block with a
         // footer is right before `used`, and the epilogue bounds the walk forward.
         // The merged size is summed from the sizes the tags hold, neighbour by
@@ -817,30 +801,10 @@ impl Merge {
         // free neighbour costs one test per side (6 instructions fewer per free, counted
         // with callgrind on the queue workload).
         unsafe {
-            // The header after the block is at the block's size, which its own header
-            // holds: read one after the other, a block freed long after it was written
-            // pays two cache misses in turn. Most blocks are exactly the size their
-            // request needs, so the word there is read first, both reads are under way
-            // together, and it is taken as the next header when the sizes agree. It is
-            // inside the block or the next header (a block is never smaller than what
-            // it serves needs), but may be payload never written, hence `MaybeUninit`.
-            // Volatile keeps the compiler from deferring it: on the path that uses it,
-            // it knows the sizes equal and would read at `size`, after the header.
-            let likely = likely_block_size(requested);
-            let guess = used
-                .0
-                .byte_add(likely)
-                .cast::<MaybeUninit<usize>>()
-                .read_volatile();
             let word = used.header();
             let mut size = word & !FLAGS;
             let after = BlockRef(used.0.byte_add(size));
-            let after_word = if size == likely {
-                // The guess was read at `after`, the header of the block after.
-                guess.assume_init()
-            } else {
-                after.header()
-            };
+            let after_word = after.header();
             let mut next = None;
             if after_word & USED == 0 {
                 core::hint::cold_path();
@@ -865,8 +829,6 @@ impl Merge {
             }
         }
     }
-
-    // ANCHOR_END: merge_plan
 
     /// Where the freed block ended: the address of the block that was after it.
     #[inline]
@@ -1232,26 +1194,6 @@ mod tests {
     }
 
     #[test]
-    fn the_likely_size_of_a_freed_block_is_its_requests_and_never_past_the_block() {
-        // What a free reads ahead of the header must be the next header for a block of
-        // exactly its request's size, and must stay inside any block freed with a size
-        // up to its usable size, or the read would leave the block.
-        for requested in 1..=16 * GRANULE {
-            let block = block_size(requested).expect("a small size is served");
-            assert_eq!(likely_block_size(requested), block, "{requested} bytes");
-            for larger in (block..=block + 4 * GRANULE).step_by(GRANULE) {
-                let usable = larger - HEADER;
-                assert!(likely_block_size(usable) <= larger, "{usable} in {larger}");
-            }
-        }
-        assert_eq!(
-            likely_block_size(0),
-            MIN_BLOCK,
-            "an unknown size guesses the least"
-        );
-    }
-
-    #[test]
     fn fit_gap_is_zero_or_a_whole_block() {
         let addr = 4096 - HEADER; // payload at 4096
         assert_eq!(fit_gap(addr, 256, 64, 8), Some(0));
@@ -1309,7 +1251,7 @@ mod tests {
                 "the block before the rest is the used one"
             );
 
-            let merge = Merge::plan(cut.used, 1);
+            let merge = Merge::plan(cut.used);
             assert_eq!((merge.prev, merge.next), (None, Some(rest)));
             list.replace(rest, merge.block);
             merge.write_tags();

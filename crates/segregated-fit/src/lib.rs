@@ -416,19 +416,18 @@ impl SegregatedFit {
     ///
     /// # Safety
     ///
-    /// `block` is a used block of this heap, and nobody uses its payload any more;
-    /// `requested` is the size it is freed with, or 0 (see [`Merge::plan`]).
+    /// `block` is a used block of this heap, and nobody uses its payload any more.
     #[inline]
-    unsafe fn coalesce(&mut self, block: BlockRef, requested: usize) {
+    unsafe fn coalesce(&mut self, block: BlockRef) {
         // SAFETY: the caller's promise; with no free neighbour and a used block after
         // it that is not the epilogue, the block is filed alone, links before tags.
         unsafe {
-            let merge = Merge::plan(block, requested);
+            let merge = Merge::plan(block);
             if merge.prev.is_none() && merge.next.is_none() && !merge.before_epilogue() {
                 self.bins.push(block, bin_of(merge.size));
                 merge.write_tags();
             } else {
-                self.merge_and_file(block, requested);
+                self.merge_and_file(block);
             }
         }
     }
@@ -440,13 +439,13 @@ impl SegregatedFit {
     ///
     /// # Safety
     ///
-    /// As for [`coalesce`](Self::coalesce).
+    /// `block` is a used block of this heap, and nobody uses its payload any more.
     #[inline(never)]
-    unsafe fn merge_and_file(&mut self, block: BlockRef, requested: usize) {
+    unsafe fn merge_and_file(&mut self, block: BlockRef) {
         // SAFETY: the caller's promise; the invariants hold, so `Merge::plan` finds the
         // neighbours, and the bins are relinked before the tags are written.
         unsafe {
-            let merge = Merge::plan(block, requested);
+            let merge = Merge::plan(block);
             // The merged block ends the span when it absorbed the top (the one free
             // block that can end it, invariant 6) or when the epilogue follows the
             // freed block: both read off what the plan holds, with no address sums.
@@ -572,7 +571,7 @@ impl SegregatedFit {
 impl FreeLists for SegregatedFit {
     unsafe fn free_tail(&mut self, tail: BlockRef) {
         // SAFETY: the caller's promise: a used block nobody uses, freed like any other.
-        unsafe { self.coalesce(tail, 0) }
+        unsafe { self.coalesce(tail) }
     }
 
     unsafe fn absorb(&mut self, grow: &Grow) {
@@ -647,7 +646,7 @@ unsafe impl RawHeap for SegregatedFit {
         let block = unsafe { BlockRef::from_payload(ptr) };
         self.requested.on_deallocate(layout.size());
         // SAFETY: as above; the caller gives the block up.
-        unsafe { self.coalesce(block, layout.size()) };
+        unsafe { self.coalesce(block) };
     }
     // ANCHOR_END: deallocate
 

@@ -392,14 +392,13 @@ impl<const SL: usize> Tlsf<SL> {
     ///
     /// # Safety
     ///
-    /// `block` is a used block of this heap, and nobody uses its payload any more;
-    /// `requested` is the size it is freed with, or 0 (see [`Merge::plan`]).
+    /// `block` is a used block of this heap, and nobody uses its payload any more.
     #[inline]
-    unsafe fn coalesce(&mut self, block: BlockRef, requested: usize) {
+    unsafe fn coalesce(&mut self, block: BlockRef) {
         // SAFETY: the caller's promise; the invariants hold, so `Merge::plan` finds the
         // neighbours, which leave their lists before the tags are written.
         unsafe {
-            let merge = Merge::plan(block, requested);
+            let merge = Merge::plan(block);
             // A neighbour's size is the distance between addresses the plan holds: no
             // header to read again.
             if let Some(prev) = merge.prev {
@@ -553,7 +552,7 @@ impl<const SL: usize> Tlsf<SL> {
 impl<const SL: usize> FreeLists for Tlsf<SL> {
     unsafe fn free_tail(&mut self, tail: BlockRef) {
         // SAFETY: the caller's promise: a used block nobody uses, freed like any other.
-        unsafe { self.coalesce(tail, 0) }
+        unsafe { self.coalesce(tail) }
     }
 
     unsafe fn absorb(&mut self, grow: &Grow) {
@@ -623,7 +622,7 @@ unsafe impl<const SL: usize> RawHeap for Tlsf<SL> {
         let block = unsafe { BlockRef::from_payload(ptr) };
         self.requested.on_deallocate(layout.size());
         // SAFETY: as above; the caller gives the block up.
-        unsafe { self.coalesce(block, layout.size()) };
+        unsafe { self.coalesce(block) };
     }
     // ANCHOR_END: deallocate
 
